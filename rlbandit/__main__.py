@@ -1,0 +1,3 @@
+from rlbandit.cli import main
+
+main()

@@ -1,0 +1,332 @@
+"""The linear contextual bandit and its named scenarios (DESIGN §1).
+
+A :class:`LinearBandit` holds φ (X, K, d), θ* (d,), log π0 (X, K) and d0 (X,). A batch of
+problems (one per seed) adds leading axes to every array: φ (..., X, K, d), θ* (..., d), …; all
+methods broadcast over them, so a sweep vectorises across seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from rlbandit._checks import as_float_array, check_context_probs, check_eta, check_finite, check_logprobs
+from rlbandit.oracle import (
+    _gibbs_unchecked,
+    _kl_unchecked,
+    _log_partition_unchecked,
+    _per_context_value,
+    _weigh_contexts,
+    expected_reward,
+    normalize_logits,
+)
+from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels
+
+__all__ = ["LinearBandit", "ProblemConfig", "make_problem", "make_problems", "stack_problems", "SCENARIOS"]
+
+#: Slack on ‖φ(x,a)‖ ≤ 1 for floating-point round-off.
+_NORM_SLACK = 1e-9
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, dtype=np.float64, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class LinearBandit:
+    """A KL-regularised linear contextual bandit r*(x,a) = ⟨φ(x,a), θ*⟩.
+
+    Args:
+        features: φ, shape (..., X, K, d), finite, every ‖φ(x,a)‖ ≤ 1.
+        theta: θ*, shape (..., d).
+        ref_logprobs: log π0, shape (..., X, K), rows normalised (−inf = zero mass).
+        context_probs: d0, shape (X,) or (..., X); uniform when None.
+    """
+
+    features: np.ndarray
+    theta: np.ndarray
+    ref_logprobs: np.ndarray
+    context_probs: np.ndarray | None = None
+
+    def __post_init__(self):
+        features = as_float_array(self.features, "features", min_ndim=3)
+        check_finite(features, "features")
+        batch = features.shape[:-3]
+        n_contexts, n_actions, dim = features.shape[-3:]
+        if min(n_contexts, n_actions, dim) < 1:
+            raise ValueError(f"features: every axis of (X, K, d) must be >= 1, got {features.shape}")
+        if (np.linalg.norm(features, axis=-1) > 1.0 + _NORM_SLACK).any():
+            raise ValueError("features: every feature vector must satisfy ‖φ(x,a)‖ <= 1")
+        theta = as_float_array(self.theta, "theta", min_ndim=1)
+        if theta.shape != batch + (dim,):
+            raise ValueError(f"theta: expected shape {batch + (dim,)}, got {theta.shape}")
+        check_finite(theta, "theta")
+        ref = as_float_array(self.ref_logprobs, "ref_logprobs", min_ndim=2)
+        if ref.shape != batch + (n_contexts, n_actions):
+            raise ValueError(f"ref_logprobs: expected shape {batch + (n_contexts, n_actions)}, got {ref.shape}")
+        check_logprobs(ref, "ref_logprobs")
+        probs = check_context_probs(self.context_probs, n_contexts)
+        if probs.shape not in ((n_contexts,), batch + (n_contexts,)):
+            raise ValueError(f"context_probs: expected shape ({n_contexts},) or {batch + (n_contexts,)}, got {probs.shape}")
+        object.__setattr__(self, "features", _readonly(features))
+        object.__setattr__(self, "theta", _readonly(theta))
+        object.__setattr__(self, "ref_logprobs", _readonly(normalize_logits(ref)))
+        object.__setattr__(self, "context_probs", _readonly(probs))
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return self.features.shape[:-3]
+
+    @property
+    def n_contexts(self) -> int:
+        return self.features.shape[-3]
+
+    @property
+    def n_actions(self) -> int:
+        return self.features.shape[-2]
+
+    @property
+    def dim(self) -> int:
+        return self.features.shape[-1]
+
+    def __getitem__(self, index) -> "LinearBandit":
+        """One problem (or a sub-batch) of a batch: ``problems[s]``."""
+        if not self.batch_shape:
+            raise ValueError("index: this problem has no batch axis to index")
+        probs = self.context_probs if self.context_probs.ndim == 1 else self.context_probs[index]
+        return LinearBandit(self.features[index], self.theta[index], self.ref_logprobs[index], probs)
+
+    # -- exact quantities -----------------------------------------------------------------
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """r*(x,a) = ⟨φ(x,a), θ*⟩, shape (..., X, K)."""
+        rewards = np.einsum("...xkd,...d->...xk", self.features, self.theta)
+        rewards.setflags(write=False)
+        return rewards
+
+    def optimal_policy(self, eta) -> np.ndarray:
+        """π* = O(r*, η, π0) as log-probs (..., X, K)."""
+        return _gibbs_unchecked(self.rewards, self.ref_logprobs, check_eta(eta))
+
+    def optimal_value(self, eta) -> np.ndarray:
+        """J*(π*) = Σ_x d0 η log Z(x), shape batch_shape."""
+        return _weigh_contexts(_log_partition_unchecked(self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
+
+    def _policy(self, logprobs, name: str = "logprobs") -> np.ndarray:
+        logprobs = as_float_array(logprobs, name, min_ndim=2)
+        expected = (self.n_contexts, self.n_actions)
+        if logprobs.shape[-2:] != expected:
+            raise ValueError(f"{name}: expected shape (..., {expected[0]}, {expected[1]}), got {logprobs.shape}")
+        check_logprobs(logprobs, name)
+        return logprobs
+
+    def value(self, logprobs, eta) -> np.ndarray:
+        """J*(π) on the true reward, shape broadcast(logprobs.shape[:-2], batch_shape)."""
+        logprobs = self._policy(logprobs)
+        return _weigh_contexts(_per_context_value(logprobs, self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
+
+    def suboptimality(self, logprobs, eta) -> np.ndarray:
+        """SubOpt(π̂) = J*(π*) − J*(π̂) ≥ 0 (the KL-regularised gap on the true reward)."""
+        eta = check_eta(eta)
+        return self.optimal_value(eta) - self.value(logprobs, eta)
+
+    def combined_metric(self, logprobs, eta) -> np.ndarray:
+        """The theory's metric J*(π*) − J*(π̂) + η E_x KL(π*‖π̂)."""
+        eta = check_eta(eta)
+        logprobs = self._policy(logprobs)
+        kl_star = _kl_unchecked(self.optimal_policy(eta), logprobs)
+        return self.suboptimality(logprobs, eta) + eta * _weigh_contexts(kl_star, self.context_probs)
+
+    def gold_reward(self, logprobs) -> np.ndarray:
+        """E_x E_{a∼π} r*(x,a), the gold reward of over-optimisation plots."""
+        logprobs = self._policy(logprobs)
+        return _weigh_contexts(expected_reward(logprobs, self.rewards), self.context_probs)
+
+    def kl_to_ref(self, logprobs) -> np.ndarray:
+        """E_x KL(π(·|x) ‖ π0(·|x))."""
+        logprobs = self._policy(logprobs)
+        return _weigh_contexts(np.maximum(_kl_unchecked(logprobs, self.ref_logprobs), 0.0), self.context_probs)
+
+    def policy_features(self, logprobs) -> np.ndarray:
+        """φ(x, π) = Σ_a π(a|x) φ(x,a), shape (..., X, d)."""
+        p = np.exp(self._policy(logprobs))
+        return np.einsum("...xk,...xkd->...xd", p, self.features)
+
+    # -- data -------------------------------------------------------------------------------
+    def sample_contexts(self, m: int, rng: np.random.Generator) -> np.ndarray:
+        """x_i ~ d0, shape batch_shape + (m,)."""
+        probs = np.broadcast_to(self.context_probs, self.batch_shape + (self.n_contexts,))
+        from rlbandit.preferences import sample_categorical
+
+        return sample_categorical(np.log(probs), m, rng)
+
+    def sample_preferences(self, logprobs1, logprobs2, m: int, rng: np.random.Generator,
+                           *, source: int = 0) -> PreferenceData:
+        """m comparisons x ∼ d0, a¹ ∼ π¹(·|x), a² ∼ π²(·|x), y ∼ Bernoulli(σ(r*(x,a¹) − r*(x,a²))).
+
+        Args:
+            logprobs1, logprobs2: behaviour policies, shape batch_shape + (X, K) (or (X, K),
+                broadcast over the batch).
+            m: comparisons per batch element, ≥ 1.
+            rng: the only source of randomness.
+        """
+        if not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"m: the number of comparisons must be a positive integer, got {m!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        shape = self.batch_shape + (self.n_contexts, self.n_actions)
+        lp1 = np.broadcast_to(self._policy(logprobs1, "logprobs1"), shape)
+        lp2 = np.broadcast_to(self._policy(logprobs2, "logprobs2"), shape)
+        contexts = self.sample_contexts(m, rng)
+        actions1 = sample_actions(lp1, contexts, rng)
+        actions2 = sample_actions(lp2, contexts, rng)
+        r1 = _gather_rewards(self.rewards, contexts, actions1)
+        r2 = _gather_rewards(self.rewards, contexts, actions2)
+        labels = sample_bt_labels(r1 - r2, rng)
+        return PreferenceData(contexts, actions1, actions2, labels,
+                              np.full(contexts.shape, source, dtype=np.int64), ((lp1, lp2),))
+
+    def diffs(self, data: PreferenceData) -> np.ndarray:
+        """z_i = φ(x_i,a¹_i) − φ(x_i,a²_i) for this problem's features, shape (..., n, d)."""
+        return data.diffs(self.features)
+
+
+def _gather_rewards(rewards: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    flat = rewards.reshape((-1,) + rewards.shape[-2:])
+    rows = np.arange(flat.shape[0])[:, None]
+    out = flat[rows, contexts.reshape(flat.shape[0], -1), actions.reshape(flat.shape[0], -1)]
+    return out.reshape(contexts.shape)
+
+
+def stack_problems(problems) -> LinearBandit:
+    """Stack problems of equal (X, K, d) into one batched problem with a leading seed axis."""
+    problems = list(problems)
+    if not problems:
+        raise ValueError("problems: need at least one problem to stack")
+    shapes = {p.features.shape for p in problems}
+    if len(shapes) != 1:
+        raise ValueError(f"problems: all problems must have the same shapes, got {sorted(shapes)}")
+    probs = [np.broadcast_to(p.context_probs, p.batch_shape + (p.n_contexts,)) for p in problems]
+    return LinearBandit(np.stack([p.features for p in problems]), np.stack([p.theta for p in problems]),
+                        np.stack([p.ref_logprobs for p in problems]), np.stack(probs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProblemConfig:
+    """A named scenario and its sizes; ``make_problem`` turns it into a LinearBandit.
+
+    Attributes:
+        scenario: a key of :data:`SCENARIOS`.
+        n_contexts, n_actions, dim: X, K, d.
+        theta_norm: ‖θ*‖ (rewards lie in [−‖θ*‖, ‖θ*‖]).
+        ref_scale: spread of π0's logits (0 = uniform π0).
+        shift: scenario strength (how little mass π0 puts on the best actions under
+            ``coverage_shift``; the gap between good and bad actions under ``few_good``).
+        n_good: number of good actions per context under ``few_good``.
+        seed: seed of the generator that draws the problem.
+    """
+
+    scenario: str = "random"
+    n_contexts: int = 8
+    n_actions: int = 16
+    dim: int = 4
+    theta_norm: float = 2.0
+    ref_scale: float = 1.0
+    shift: float = 3.0
+    n_good: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(SCENARIOS)}")
+        for name in ("n_contexts", "n_actions", "dim"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if not (np.isfinite(self.theta_norm) and self.theta_norm > 0):
+            raise ValueError(f"theta_norm: must be finite and > 0, got {self.theta_norm}")
+        if not (np.isfinite(self.ref_scale) and self.ref_scale >= 0):
+            raise ValueError(f"ref_scale: must be finite and >= 0, got {self.ref_scale}")
+        if not np.isfinite(self.shift):
+            raise ValueError(f"shift: must be finite, got {self.shift}")
+        if not (1 <= self.n_good <= self.n_actions):
+            raise ValueError(f"n_good: must be in [1, n_actions={self.n_actions}], got {self.n_good}")
+
+
+def _unit_ball(rng: np.random.Generator, shape: tuple[int, ...], dim: int) -> np.ndarray:
+    """Random vectors with directions uniform on the sphere and norms uniform in [0.5, 1]."""
+    v = rng.standard_normal(shape + (dim,))
+    v /= np.linalg.norm(v, axis=-1, keepdims=True)
+    return v * rng.uniform(0.5, 1.0, shape + (1,))
+
+
+def _theta(rng: np.random.Generator, config: ProblemConfig) -> np.ndarray:
+    theta = rng.standard_normal(config.dim)
+    return config.theta_norm * theta / np.linalg.norm(theta)
+
+
+def _random(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """Random features in the unit ball, random θ*, π0 = softmax of Gaussian logits."""
+    features = _unit_ball(rng, (config.n_contexts, config.n_actions), config.dim)
+    theta = _theta(rng, config)
+    ref = normalize_logits(config.ref_scale * rng.standard_normal((config.n_contexts, config.n_actions)))
+    return LinearBandit(features, theta, ref)
+
+
+def _coverage_shift(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """π0 anti-correlated with r*: log π0 ∝ −shift·standardised r*, so the best actions are rare
+    under π0 (but never impossible)."""
+    features = _unit_ball(rng, (config.n_contexts, config.n_actions), config.dim)
+    theta = _theta(rng, config)
+    rewards = features @ theta
+    z = (rewards - rewards.mean(axis=-1, keepdims=True)) / (rewards.std(axis=-1, keepdims=True) + 1e-12)
+    noise = config.ref_scale * 0.25 * rng.standard_normal(z.shape)
+    return LinearBandit(features, theta, normalize_logits(-config.shift * z + noise))
+
+
+def _few_good(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """Only ``n_good`` actions per context have a high reward: their features point along θ*,
+    the others point away from it by ``shift``/‖θ*‖ in reward units."""
+    theta = _theta(rng, config)
+    direction = theta / np.linalg.norm(theta)
+    x, k, d = config.n_contexts, config.n_actions, config.dim
+    noise = 0.3 * _unit_ball(rng, (x, k), d)
+    sign = np.full((x, k), -1.0)
+    for row in range(x):
+        sign[row, rng.choice(k, size=config.n_good, replace=False)] = 1.0
+    raw = 0.7 * sign[..., None] * direction + noise
+    features = raw / np.maximum(1.0, np.linalg.norm(raw, axis=-1, keepdims=True))
+    ref = normalize_logits(config.ref_scale * rng.standard_normal((x, k)))
+    return LinearBandit(features, theta, ref)
+
+
+#: Scenario name → builder ``(config, rng) -> LinearBandit``.
+SCENARIOS: dict[str, Callable[[ProblemConfig, np.random.Generator], LinearBandit]] = {
+    "random": _random,
+    "coverage_shift": _coverage_shift,
+    "few_good": _few_good,
+}
+
+
+def make_problem(config: ProblemConfig) -> LinearBandit:
+    """Build the scenario ``config.scenario`` from ``config.seed``; same config → same problem."""
+    if not isinstance(config, ProblemConfig):
+        raise ValueError(f"config: expected a ProblemConfig, got {type(config).__name__}")
+    return SCENARIOS[config.scenario](config, np.random.default_rng(config.seed))
+
+
+def make_problems(config: ProblemConfig, seeds) -> LinearBandit:
+    """One problem per seed (``config`` with ``seed`` replaced), stacked on a leading axis."""
+    from dataclasses import replace
+
+    return stack_problems(make_problem(replace(config, seed=int(seed))) for seed in seeds)

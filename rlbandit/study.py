@@ -1,0 +1,58 @@
+"""The shape of a study: what every module in ``benchmarks/`` declares.
+
+A study module (``benchmarks/NAME.py``) defines ``STUDY = Study(...)``:
+
+- ``configs(smoke)`` → the sweep as a sequence of frozen config dataclasses (plain Python data;
+  ``smoke=True`` gives a sweep small enough for CI). Each config is one run; its fields are joined
+  to the run's rows as columns by the runner, keyed by a run id derived from the config.
+- ``run(config)`` → a tidy ``pandas.DataFrame`` (one row per seed × setting × iteration) of what
+  the run measured. It is pure: all randomness comes from seeds in the config.
+- ``report(frame)`` → :class:`ReportContent`: the headline tables and figures of the report,
+  computed from the concatenated frame of all runs (config columns included). It returns
+  figures and never writes files; only the report writer does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+__all__ = ["Study", "ReportContent", "ReportFigure"]
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure of a report: ``name`` is the PNG's file stem; ``caption`` says in one sentence
+    what it shows."""
+
+    name: str
+    figure: Any  # matplotlib.figure.Figure (kept untyped so matplotlib loads lazily)
+    caption: str
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """What a study's report says, computed from its results frame."""
+
+    summary: str  # markdown: the findings in plain words, with numbers
+    tables: tuple[tuple[str, pd.DataFrame], ...] = ()  # (title, table) — the headline table first
+    figures: tuple[ReportFigure, ...] = ()
+    notes: str = ""  # markdown appended after the figures (caveats, what was left alone)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A benchmark study (see the module docstring)."""
+
+    name: str
+    description: str  # markdown: the question the study answers and what is swept
+    configs: Callable[[bool], Sequence[Any]]
+    run: Callable[[Any], pd.DataFrame]
+    report: Callable[[pd.DataFrame], ReportContent]
+    tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        if not self.name.isidentifier():
+            raise ValueError(f"name: a study name must be a Python identifier, got {self.name!r}")
