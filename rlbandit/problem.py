@@ -330,3 +330,71 @@ def make_problems(config: ProblemConfig, seeds) -> LinearBandit:
     from dataclasses import replace
 
     return stack_problems(make_problem(replace(config, seed=int(seed))) for seed in seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline-coverage scenarios (issue 4: rlbandit.offline and benchmarks/offline.py)
+# ---------------------------------------------------------------------------------------------
+
+def _good_coverage(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """Random features in the unit ball and a nearly uniform π0 (logits 0.2·ref_scale·N(0,1)):
+    π0-vs-π0 comparisons explore every feature direction, so the data covers (π*, π0) well."""
+    features = _unit_ball(rng, (config.n_contexts, config.n_actions), config.dim)
+    theta = _theta(rng, config)
+    ref = normalize_logits(0.2 * config.ref_scale * rng.standard_normal((config.n_contexts, config.n_actions)))
+    return LinearBandit(features, theta, ref)
+
+
+def _partial_coverage(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """Data covers π* but not a few rarely compared *trap* actions along an unexplored direction.
+
+    The last feature coordinate e_t is the unexplored direction. Ordinary actions live in the
+    first d − 1 coordinates (radius ≤ 0.75). max(1, K // 8) trap actions per context have
+    φ = 0.75·u + 0.6·e_t (+ tiny noise), u the unit direction of θ*'s explored part; θ* =
+    ‖θ*‖(u − e_t)/√2, so a trap's true reward ≈ 0.1‖θ*‖ is far below the best ordinary action,
+    yet with θ̂_t ≈ 0 (ridge shrinkage, few comparisons) it looks as good as the best. π0 puts log-mass
+    −``shift`` on traps (rarely compared) and ``ref_scale``·N(0,1)/2 logits on the others.
+    Needs dim ≥ 2.
+    """
+    x, k, d = config.n_contexts, config.n_actions, config.dim
+    if d < 2:
+        raise ValueError(f"dim: the partial_coverage scenario needs dim >= 2, got {d}")
+    n_traps = max(1, k // 8)
+    if n_traps >= k:
+        raise ValueError(f"n_actions: partial_coverage needs at least 2 actions, got {k}")
+    explored = rng.standard_normal(d - 1)
+    u = np.append(explored / np.linalg.norm(explored), 0.0)
+    e_t = np.zeros(d)
+    e_t[-1] = 1.0
+    theta = config.theta_norm * (u - e_t) / np.sqrt(2.0)
+    features = np.zeros((x, k, d))
+    features[..., :-1] = 0.75 * _unit_ball(rng, (x, k), d - 1)
+    logits = 0.5 * config.ref_scale * rng.standard_normal((x, k))
+    for row in range(x):
+        traps = rng.choice(k, size=n_traps, replace=False)
+        jitter = 0.03 * _unit_ball(rng, (n_traps,), d)
+        features[row, traps] = 0.75 * u + 0.6 * e_t + jitter
+        logits[row, traps] = -config.shift
+    features /= np.maximum(1.0, np.linalg.norm(features, axis=-1, keepdims=True))
+    return LinearBandit(features, theta, normalize_logits(logits))
+
+
+def _zhu_example(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
+    """The 4-action example of Zhu, Jordan & Jiao (2023, Thm 3.9) where MLE + greedy fails at every n.
+
+    One context, d = 3 (the config's sizes are ignored): φ(a1) = (1,1,0), φ(a2) = (1,0,0),
+    φ(a3) = 0, φ(a4) = (0,1,0), scaled by 1/√2 so ‖φ‖ ≤ 1, and θ* = √2(−1, 0.1, 0.9), so
+    r* = (−0.9, −1, 0, 0.1): a4 is best. π0 is uniform. Pair it with the data design
+    ``rlbandit.offline.DESIGNS['zhu_rare_pair']`` (a2 vs a1 w.p. 1 − 1/n, a2 vs a3 w.p. 1/n): θ₂ is
+    learned, θ₁ only from O(1) comparisons, so r̂(a1) ≥ r̂(a4) with constant probability.
+    """
+    features = np.array([[[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]) / np.sqrt(2.0)
+    theta = np.sqrt(2.0) * np.array([-1.0, 0.1, 0.9])
+    return LinearBandit(features, theta, np.full((1, 4), -np.log(4.0)))
+
+
+SCENARIOS.update({
+    "good_coverage": _good_coverage,
+    "partial_coverage": _partial_coverage,
+    "zhu_example": _zhu_example,
+})
