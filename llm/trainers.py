@@ -1,0 +1,607 @@
+"""Trainers on causal LMs: SFT, reward models, DPO (every loss of ``rlbandit.losses``), PPO/RLOO,
+best-of-N and rejection-sampling fine-tuning.
+
+Every trainer updates ``policy.model`` in place, takes a frozen config dataclass and an explicit
+seed, shows a progress bar (loss, reward, KL) when ``progress=True``, and returns its history as
+a tidy DataFrame (one row per optimisation step). Before every optimiser step the loss and the
+gradients are checked: a NaN/inf raises :class:`NonFiniteLossError` *before* the weights change,
+so the model still holds the last good weights (and, with ``checkpoint_dir``, the last good
+checkpoint on disk is kept, never overwritten by a diverged one).
+
+Sequence-level conventions (as trl): log π(y|x) is the sum of response-token log-probs, EOS
+included; DPO's β is DESIGN's η.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llm.generation import (Batch, SamplingConfig, encode, generate, make_batch, missing_eos_penalty,
+                            sequence_logprobs)
+
+__all__ = ["NonFiniteLossError", "SFTConfig", "sft", "DPOConfig", "dpo", "DPOData", "prepare_dpo_data", "dpo_loss",
+           "PGConfig", "policy_gradient", "best_of_n", "RSConfig", "rejection_sampling_finetune",
+           "LMRewardModel", "RMConfig", "train_lm_reward_model", "PG_ALGORITHMS", "KL_MODES"]
+
+
+class NonFiniteLossError(ValueError):
+    """A loss or gradient became NaN/inf; training stopped before the weights were updated."""
+
+
+def _check_positive(name, value, *, integer=False, allow_zero=False):
+    bad = value < 0 if allow_zero else value <= 0
+    if (integer and int(value) != value) or not np.isfinite(value) or bad:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name}: must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+class _Guard:
+    """Checks loss and gradients before each optimiser step; keeps the last good checkpoint."""
+
+    def __init__(self, model, checkpoint_dir=None, every: int = 50):
+        self.model = model
+        self.checkpoint_dir = checkpoint_dir
+        self.every = every
+
+    def step(self, loss, optimizer, step: int, max_grad_norm: float, scheduler=None):
+        import torch
+
+        if not torch.isfinite(loss.detach()):
+            self._fail(f"loss is {loss.item()} at step {step}")
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+        if not torch.isfinite(norm):
+            self._fail(f"gradient norm is {norm.item()} at step {step}")
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if self.checkpoint_dir is not None and (step + 1) % self.every == 0:
+            self.model.save_pretrained(self.checkpoint_dir)
+        return float(norm)
+
+    def _fail(self, what: str):
+        for p in self.model.parameters():
+            p.grad = None
+        where = f"; the last good checkpoint is in {self.checkpoint_dir}" if self.checkpoint_dir else ""
+        raise NonFiniteLossError(f"loss: {what}; training stopped before the update, the model keeps its last "
+                                 f"good weights{where}")
+
+
+def _optimizer(model, lr: float, warmup: int, steps: int):
+    import torch
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * (0.1 + 0.9 * max(0.0, 1 - s / max(1, steps))))
+    return opt, sched
+
+
+def _bar(total, desc, progress):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+
+
+def _torch_generator(seed: int, device):
+    import torch
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def _response_ids(tokenizer, responses):
+    """Token ids of each response with EOS appended (so the model learns to stop)."""
+    eos = tokenizer.eos_token_id
+    return [ids + [eos] for ids in encode(tokenizer, responses, name="responses")]
+
+
+def _prompt_ids(tokenizer, prompts):
+    from llm.generation import _prompt_ids as ids
+
+    return ids(tokenizer, prompts)
+
+
+def _check_fits(lm, prompt_ids, response_ids, name="prompts"):
+    longest = max((len(p) + len(r) for p, r in zip(prompt_ids, response_ids)), default=0)
+    if longest > lm.max_length:
+        raise ValueError(f"{name}: a prompt+response has {longest} tokens, longer than the model's context window "
+                         f"of {lm.max_length} tokens")
+
+
+# ----------------------------------------------------------------------------------------------
+# SFT
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Supervised fine-tuning: token-mean NLL of responses given prompts."""
+
+    steps: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 5
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive("steps", self.steps, integer=True, allow_zero=True)
+        _check_positive("batch_size", self.batch_size, integer=True)
+        _check_positive("lr", self.lr)
+        _check_positive("warmup", self.warmup, integer=True, allow_zero=True)
+
+
+def sft(lm, prompts: Sequence[str], responses: Sequence[str], config: SFTConfig, *, progress: bool = True,
+        desc: str = "sft", checkpoint_dir=None) -> list[float]:
+    """Minimise −(1/|y|) Σ_t log π(y_t | x, y_<t) over minibatches of (prompt, response) pairs.
+
+    Returns the loss per step.
+    """
+    if len(prompts) != len(responses) or not len(prompts):
+        raise ValueError(f"responses: need one response per prompt and at least one pair, got {len(prompts)} prompts "
+                         f"and {len(responses)} responses")
+    tok = lm.tokenizer
+    p_ids, r_ids = _prompt_ids(tok, prompts), _response_ids(tok, responses)
+    _check_fits(lm, p_ids, r_ids)
+    rng = np.random.default_rng(config.seed)
+    model = lm.model
+    model.train()
+    opt, sched = _optimizer(model, config.lr, config.warmup, config.steps)
+    guard = _Guard(model, checkpoint_dir)
+    losses = []
+    with _bar(config.steps, desc, progress) as bar:
+        for step in range(config.steps):
+            idx = rng.choice(len(p_ids), size=min(config.batch_size, len(p_ids)), replace=False)
+            batch = make_batch([p_ids[i] for i in idx], [r_ids[i] for i in idx], tok.pad_token_id, lm.device)
+            _, per = sequence_logprobs(model, batch, per_token=True)
+            loss = -per.sum() / batch.response_mask.sum()
+            guard.step(loss, opt, step, config.max_grad_norm, sched)
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.update()
+    model.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# DPO
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Offline DPO with any loss of ``rlbandit.losses.LOSSES``; β is DESIGN's η."""
+
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    steps: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        from rlbandit.losses import LOSSES
+
+        if self.loss_type not in LOSSES:
+            raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
+        _check_positive("beta", self.beta)
+        _check_positive("steps", self.steps, integer=True, allow_zero=True)
+        _check_positive("batch_size", self.batch_size, integer=True)
+        _check_positive("lr", self.lr)
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True, eq=False)
+class DPOData:
+    """Tokenised preference pairs and their reference log-probs (computed once)."""
+
+    prompt_ids: list
+    chosen_ids: list
+    rejected_ids: list
+    ref_chosen: np.ndarray  # log π0(y_w|x), (n,)
+    ref_rejected: np.ndarray
+    weights: np.ndarray  # per-pair weight (soft labels / bootstrap counts), (n,)
+
+    def __len__(self):
+        return len(self.prompt_ids)
+
+
+def _ref_logprobs(ref_lm, prompt_ids, response_ids, batch_size=64) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(prompt_ids), batch_size):
+            batch = make_batch(prompt_ids[s:s + batch_size], response_ids[s:s + batch_size],
+                               ref_lm.tokenizer.pad_token_id, ref_lm.device)
+            out.append(sequence_logprobs(ref_lm.model, batch).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def prepare_dpo_data(ref_lm, prompts, chosen, rejected, weights=None, *, responses_are_ids=False) -> DPOData:
+    """Tokenise (x, y_w, y_l) (EOS appended to responses, as trl) and precompute log π0 once."""
+    if not (len(prompts) == len(chosen) == len(rejected)) or not len(prompts):
+        raise ValueError(f"chosen: prompts, chosen and rejected must be non-empty and of one length, got "
+                         f"{len(prompts)}, {len(chosen)}, {len(rejected)}")
+    tok = ref_lm.tokenizer
+    p_ids = _prompt_ids(tok, prompts)
+    if responses_are_ids:
+        c_ids, r_ids = [list(c) for c in chosen], [list(r) for r in rejected]
+    else:
+        c_ids, r_ids = _response_ids(tok, chosen), _response_ids(tok, rejected)
+    _check_fits(ref_lm, p_ids, c_ids, "chosen")
+    _check_fits(ref_lm, p_ids, r_ids, "rejected")
+    weights = np.ones(len(p_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(p_ids),) or not np.all(np.isfinite(weights)) or (weights < 0).any():
+        raise ValueError(f"weights: expected {len(p_ids)} finite weights >= 0")
+    return DPOData(p_ids, c_ids, r_ids, _ref_logprobs(ref_lm, p_ids, c_ids), _ref_logprobs(ref_lm, p_ids, r_ids),
+                   weights)
+
+
+def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chosen, ref_rejected,
+             config: DPOConfig, weights=None, device=None):
+    """Mean DPO-family loss of one minibatch: chosen and rejected in one forward pass.
+
+    Returns (loss, chosen_logratios, rejected_logratios) (the last two detached, for logging).
+    """
+    import torch
+
+    from rlbandit.losses import preference_loss
+
+    n = len(prompt_ids)
+    batch = make_batch(list(prompt_ids) + list(prompt_ids), list(chosen_ids) + list(rejected_ids), pad_token_id,
+                       device)
+    logps = sequence_logprobs(model, batch)
+    lengths = batch.response_mask.sum(-1).to(logps.dtype)
+    ref_c = torch.as_tensor(ref_chosen, dtype=logps.dtype, device=logps.device)
+    ref_r = torch.as_tensor(ref_rejected, dtype=logps.dtype, device=logps.device)
+    per = preference_loss(logps[:n], logps[n:], ref_c, ref_r, config.beta, config.loss_type, config.label_smoothing,
+                          chosen_lengths=lengths[:n], rejected_lengths=lengths[n:])
+    if weights is None:
+        loss = per.mean()
+    else:
+        w = torch.as_tensor(weights, dtype=per.dtype, device=per.device)
+        loss = (w * per).sum() / w.sum().clamp(min=1e-12)
+    return loss, (logps[:n] - ref_c).detach(), (logps[n:] - ref_r).detach()
+
+
+def dpo(policy, data: DPOData, config: DPOConfig, *, progress: bool = True, desc: str = "dpo",
+        checkpoint_dir=None) -> pd.DataFrame:
+    """Offline DPO on prepared pairs (see :func:`prepare_dpo_data`); updates ``policy`` in place.
+
+    History columns: step, loss, reward_margin (β(ρ_w − ρ_l)), accuracy (share with ρ_w > ρ_l).
+    """
+    if not isinstance(data, DPOData):
+        raise ValueError("data: expected DPOData from prepare_dpo_data(ref, prompts, chosen, rejected)")
+    rng = np.random.default_rng(config.seed)
+    model = policy.model
+    model.train()
+    opt, sched = _optimizer(model, config.lr, config.warmup, config.steps)
+    guard = _Guard(model, checkpoint_dir)
+    rows = []
+    n = len(data)
+    with _bar(config.steps, desc, progress) as bar:
+        for step in range(config.steps):
+            idx = rng.choice(n, size=min(config.batch_size, n), replace=False)
+            loss, rho_w, rho_l = dpo_loss(model, policy.tokenizer.pad_token_id, [data.prompt_ids[i] for i in idx],
+                                          [data.chosen_ids[i] for i in idx], [data.rejected_ids[i] for i in idx],
+                                          data.ref_chosen[idx], data.ref_rejected[idx], config,
+                                          weights=data.weights[idx], device=policy.device)
+            guard.step(loss, opt, step, config.max_grad_norm, sched)
+            margin = float(config.beta * (rho_w - rho_l).mean())
+            rows.append({"step": step, "loss": loss.item(), "reward_margin": margin,
+                         "accuracy": float((rho_w > rho_l).float().mean())})
+            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", margin=f"{margin:.2f}")
+            bar.update()
+    model.eval()
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# PPO / RLOO
+
+
+def _loo_advantages(rewards: np.ndarray, group: int) -> np.ndarray:
+    """Leave-one-out baseline within groups of ``group`` samples of one prompt (RLOO, Ahmadian et al.
+    2024): A_i = R_i − mean_{j≠i} R_j; with group = 1, the batch mean is the baseline."""
+    if group == 1:
+        return rewards - rewards.mean()
+    r = rewards.reshape(-1, group)
+    loo = (r.sum(-1, keepdims=True) - r) / (group - 1)
+    return (r - loo).reshape(-1)
+
+
+#: PG algorithm → (epochs over each rollout, clipped?) — RLOO is one on-policy REINFORCE step.
+PG_ALGORITHMS = {"ppo": "clipped ratio, several epochs per rollout", "rloo": "REINFORCE with leave-one-out baseline"}
+#: where the KL penalty enters: the sequence reward (r − η k1) or the loss (+ η · mean kl_kind).
+KL_MODES = ("reward", "loss")
+
+
+@dataclass(frozen=True)
+class PGConfig:
+    """PPO / RLOO on sequence rewards with a KL penalty toward π0.
+
+    Critic-free PPO: advantages are leave-one-out (RLOO) baselines over ``samples_per_prompt``
+    responses of each prompt; PPO takes ``epochs`` clipped-ratio passes per rollout, RLOO one.
+    ``kl_mode="reward"``: R = r − η Σ_t log(π/π0) (the sequence k1, whose REINFORCE gradient is
+    exactly ∇[E r − η KL]); ``kl_mode="loss"``: R = r and η · mean_t kl_kind(π, π0) per token is
+    added to the loss (GRPO's k3 by default).
+    """
+
+    algorithm: str = "ppo"
+    eta: float = 0.1
+    kl_mode: str = "reward"
+    kl_kind: str = "k3"
+    steps: int = 20  # rollouts
+    prompts_per_step: int = 16
+    samples_per_prompt: int = 4
+    epochs: int = 2
+    minibatches: int = 1
+    clip: float = 0.2
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    missing_eos_penalty: float = 1.0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.algorithm not in PG_ALGORITHMS:
+            raise ValueError(f"algorithm: expected one of {sorted(PG_ALGORITHMS)}, got {self.algorithm!r}")
+        if self.kl_mode not in KL_MODES:
+            raise ValueError(f"kl_mode: expected one of {KL_MODES}, got {self.kl_mode!r}")
+        if self.kl_kind not in ("k1", "k2", "k3"):
+            raise ValueError(f"kl_kind: expected k1, k2 or k3, got {self.kl_kind!r}")
+        _check_positive("eta", self.eta, allow_zero=True)
+        for name in ("steps", "prompts_per_step", "samples_per_prompt", "epochs", "minibatches"):
+            _check_positive(name, getattr(self, name), integer=True)
+        _check_positive("clip", self.clip)
+        _check_positive("lr", self.lr)
+
+
+def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, config: PGConfig, *,
+                    progress: bool = True, desc: str | None = None, checkpoint_dir=None) -> pd.DataFrame:
+    """PPO or RLOO (``config.algorithm``) toward max E[r] − η KL(π ‖ π0); updates ``policy`` in place.
+
+    Args:
+        reward_fn: ``(prompts, responses, samples) -> rewards (n,)``; unfinished responses then lose
+            ``missing_eos_penalty``.
+
+    History columns: step, reward (mean gold of the rollout), kl (mean sequence k1), loss.
+    """
+    import torch
+
+    from rlbandit.losses import kl_estimate
+
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
+    rng = np.random.default_rng(config.seed)
+    gen = _torch_generator(config.seed, policy.device)
+    model = policy.model
+    opt, sched = _optimizer(model, config.lr, 0, config.steps * config.epochs * config.minibatches)
+    guard = _Guard(model, checkpoint_dir)
+    rows = []
+    epochs = config.epochs if config.algorithm == "ppo" else 1
+    k = config.samples_per_prompt
+    step_id = 0
+    with _bar(config.steps, desc or config.algorithm, progress) as bar:
+        for step in range(config.steps):
+            chosen = [prompts[i] for i in rng.integers(len(prompts), size=config.prompts_per_step)]
+            batch_prompts = [p for p in chosen for _ in range(k)]
+            samples = generate(policy, batch_prompts, config.sampling, gen)
+            batch = samples.batch
+            with torch.no_grad():
+                old_logp, old_tok = sequence_logprobs(model, batch, per_token=True)
+                ref_logp, ref_tok = sequence_logprobs(ref.model, batch, per_token=True)
+            gold = np.asarray(reward_fn(batch_prompts, samples.responses, samples), dtype=np.float64)
+            if gold.shape != (len(batch_prompts),) or not np.all(np.isfinite(gold)):
+                raise ValueError(f"reward_fn: must return {len(batch_prompts)} finite rewards, got shape {gold.shape}")
+            shaped = missing_eos_penalty(gold, samples.finished, config.missing_eos_penalty)
+            seq_kl = (old_logp - ref_logp).double().cpu().numpy()
+            if config.kl_mode == "reward":
+                shaped = shaped - config.eta * seq_kl
+            adv = torch.as_tensor(_loo_advantages(shaped, k), dtype=torch.float32, device=policy.device)
+            mask = batch.response_mask.float()
+            model.train()
+            order = np.arange(len(batch))
+            for _ in range(epochs):
+                rng.shuffle(order)
+                for part in np.array_split(order, config.minibatches):
+                    part_t = torch.as_tensor(part, device=policy.device)
+                    sub = Batch(batch.input_ids[part_t], batch.attention_mask[part_t], batch.response_mask[part_t],
+                                batch.prompt_length)
+                    _, tok_logp = sequence_logprobs(model, sub, per_token=True)
+                    m = mask[part_t]
+                    ratio = torch.exp(tok_logp - old_tok[part_t])
+                    a = adv[part_t][:, None]
+                    if config.algorithm == "ppo":
+                        surrogate = torch.minimum(ratio * a, ratio.clamp(1 - config.clip, 1 + config.clip) * a)
+                    else:
+                        surrogate = ratio * a  # = A ∇log π at the rollout's weights (on-policy)
+                    # sequence-level objective: sum over tokens, mean over sequences
+                    loss = -(surrogate * m).sum(-1).mean()
+                    if config.kl_mode == "loss":
+                        per_tok_kl = kl_estimate(tok_logp, ref_tok[part_t], config.kl_kind)
+                        loss = loss + config.eta * ((per_tok_kl * m).sum(-1)).mean()
+                    guard.step(loss, opt, step_id, config.max_grad_norm, sched)
+                    step_id += 1
+            model.eval()
+            rows.append({"step": step, "reward": float(gold.mean()), "kl": float(seq_kl.mean()),
+                         "loss": loss.item(), "finished": float(samples.finished.mean())})
+            bar.set_postfix(reward=f"{rows[-1]['reward']:.3f}", kl=f"{rows[-1]['kl']:.3f}")
+            bar.update()
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Best-of-N and rejection sampling
+
+
+def best_of_n(policy, prompts: Sequence[str], n: int, reward_fn: Callable, sampling: SamplingConfig, generator,
+              *, missing_eos_penalty_value: float = 1.0):
+    """For each prompt draw ``n`` responses and keep the one of highest reward (ties: the first).
+
+    Returns (responses, rewards (m,), all_rewards (m, n)). Its KL to the sampler is at most
+    log n − (n − 1)/n (Beirami et al. 2024), the bound the study prints beside the estimate.
+    """
+    _check_positive("n", n, integer=True)
+    prompts = list(prompts)
+    flat = [p for p in prompts for _ in range(n)]
+    samples = generate(policy, flat, sampling, generator)
+    rewards = np.asarray(reward_fn(flat, samples.responses, samples), dtype=np.float64)
+    rewards = missing_eos_penalty(rewards, samples.finished, missing_eos_penalty_value).reshape(len(prompts), n)
+    best = rewards.argmax(-1)
+    picked = [samples.responses[i * n + b] for i, b in enumerate(best)]
+    return picked, rewards[np.arange(len(prompts)), best], rewards
+
+
+@dataclass(frozen=True)
+class RSConfig:
+    """Rejection-sampling fine-tuning (RAFT / ReST-style): best-of-n samples → SFT, ``rounds`` times."""
+
+    rounds: int = 2
+    n: int = 4
+    prompts_per_round: int = 32
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(steps=20, lr=5e-4))
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("rounds", "n", "prompts_per_round"):
+            _check_positive(name, getattr(self, name), integer=True)
+
+
+def rejection_sampling_finetune(policy, prompts: Sequence[str], reward_fn: Callable, config: RSConfig, *,
+                                progress: bool = True) -> pd.DataFrame:
+    """Each round: best-of-n responses of the current policy on fresh prompts, then SFT on them."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(config.seed)
+    gen = _torch_generator(config.seed, policy.device)
+    rows = []
+    for r in range(config.rounds):
+        batch_prompts = [prompts[i] for i in rng.integers(len(prompts), size=config.prompts_per_round)]
+        picked, best, all_r = best_of_n(policy, batch_prompts, config.n, reward_fn, config.sampling, gen)
+        keep = [i for i, text in enumerate(picked) if text.strip()]
+        if not keep:
+            raise ValueError("reward_fn: every selected response is empty; nothing to fine-tune on")
+        losses = sft(policy, [batch_prompts[i] for i in keep], [picked[i] for i in keep],
+                     replace(config.sft, seed=config.seed + r), progress=progress, desc=f"rs round {r}")
+        rows.append({"round": r, "best_reward": float(best.mean()), "sample_reward": float(all_r.mean()),
+                     "sft_loss": losses[-1] if losses else float("nan")})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reward model with a head on the LM
+
+
+class LMRewardModel:
+    """r_ψ(x, y) = wᵀ h_last(x, y) + b: a scalar head on the LM's last hidden state at the last token.
+
+    Owns a deep copy of the LM (so training it leaves the policy alone).
+    """
+
+    def __init__(self, lm, seed: int = 0):
+        import torch
+
+        self.lm = lm.copy()
+        hidden = self.lm.model.config.hidden_size
+        gen = torch.Generator().manual_seed(seed)
+        self.head = torch.nn.Linear(hidden, 1).to(self.lm.device)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.randn(1, hidden, generator=gen) / math.sqrt(hidden))
+            self.head.bias.zero_()
+
+    def parameters(self):
+        return list(self.lm.model.parameters()) + list(self.head.parameters())
+
+    def scores(self, batch: Batch):
+        """r_ψ for each row of a prompt+response batch, shape (B,)."""
+        import torch
+
+        out = self.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                            position_ids=(batch.attention_mask.cumsum(-1) - 1).clamp(min=0),
+                            output_hidden_states=True, use_cache=False)
+        hidden = out.hidden_states[-1]
+        last = batch.prompt_length + batch.response_mask.sum(-1) - 1
+        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return self.head(picked.float()).squeeze(-1)
+
+    def __call__(self, prompts, responses, samples=None) -> np.ndarray:
+        import torch
+
+        tok = self.lm.tokenizer
+        batch = make_batch(_prompt_ids(tok, prompts), _response_ids(tok, responses), tok.pad_token_id, self.lm.device)
+        with torch.no_grad():
+            return self.scores(batch).double().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class RMConfig:
+    steps: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive("steps", self.steps, integer=True, allow_zero=True)
+        _check_positive("batch_size", self.batch_size, integer=True)
+        _check_positive("lr", self.lr)
+
+
+def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, progress: bool = True):
+    """Bradley–Terry reward model with a head on the LM: minimise −log σ(r_ψ(x,y_w) − r_ψ(x,y_l)).
+
+    Returns (LMRewardModel, history DataFrame with step, loss, accuracy).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if not (len(prompts) == len(chosen) == len(rejected)) or not len(prompts):
+        raise ValueError("chosen: prompts, chosen and rejected must be non-empty and of one length")
+    rm = LMRewardModel(lm, seed=config.seed)
+    tok = lm.tokenizer
+    p_ids, c_ids, r_ids = _prompt_ids(tok, prompts), _response_ids(tok, chosen), _response_ids(tok, rejected)
+    _check_fits(lm, p_ids, c_ids, "chosen")
+    _check_fits(lm, p_ids, r_ids, "rejected")
+    rng = np.random.default_rng(config.seed)
+    opt = torch.optim.AdamW(rm.parameters(), lr=config.lr)
+    rm.lm.model.train()
+
+    class _Both(torch.nn.Module):  # the guard clips/inspects all trainable parameters
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = rm.lm.model, rm.head
+
+        def save_pretrained(self, path):
+            self.body.save_pretrained(path)
+
+    guard = _Guard(_Both())
+    rows = []
+    n = len(p_ids)
+    with _bar(config.steps, "reward model", progress) as bar:
+        for step in range(config.steps):
+            idx = rng.choice(n, size=min(config.batch_size, n), replace=False)
+            batch = make_batch([p_ids[i] for i in idx] * 2, [c_ids[i] for i in idx] + [r_ids[i] for i in idx],
+                               tok.pad_token_id, lm.device)
+            s = rm.scores(batch)
+            margin = s[:len(idx)] - s[len(idx):]
+            loss = -F.logsigmoid(margin).mean()
+            guard.step(loss, opt, step, config.max_grad_norm)
+            rows.append({"step": step, "loss": loss.item(), "accuracy": float((margin > 0).float().mean())})
+            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}")
+            bar.update()
+    rm.lm.model.eval()
+    return rm, pd.DataFrame(rows)
