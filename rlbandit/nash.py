@@ -483,14 +483,19 @@ class OnlineNashConfig:
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
     """Exact metrics of a policy under the true P (each of shape batch_shape)."""
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
+    kl_ref = _weigh(np.maximum(_kl_unchecked(logprobs, ref), 0.0), probs)
+    kl_bt = _weigh(np.maximum(_kl_unchecked(bt, ref), 0.0), probs)
+    win_bt = _win_rate(logprobs, bt, pref, probs)
     return {
         "exploitability": _weigh(_exploitability_per_context(logprobs, pref, ref, eta), probs),
         "win_rate_vs_ref": _win_rate(logprobs, ref, pref, probs),
-        "win_rate_vs_bt": _win_rate(logprobs, bt, pref, probs),
+        "win_rate_vs_bt": win_bt,
+        # the game's payoff f(π, π_BT) = P(π ≻ π_BT) − η KL(π‖π0) + η KL(π_BT‖π0); ≥ ½ for π = π_η
+        "payoff_vs_bt": win_bt - eta * kl_ref + eta * kl_bt,
         "win_rate_vs_nash": _win_rate(logprobs, nash, pref, probs),
         "win_rate_vs_best_response": _win_rate(logprobs, _min_response(logprobs, pref, ref, eta), pref, probs),
         "worst_case_win_rate": _weigh(np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1), probs),
-        "kl_to_ref": _weigh(np.maximum(_kl_unchecked(logprobs, ref), 0.0), probs),
+        "kl_to_ref": kl_ref,
         "kl_nash_to_policy": _weigh(np.maximum(_kl_unchecked(nash, logprobs), 0.0), probs),
     }
 
@@ -505,7 +510,7 @@ def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, pro
 
     Returns:
         one row per seed × iteration: seed, iteration, n_comparisons, exploitability,
-        win_rate_vs_ref, win_rate_vs_bt, win_rate_vs_nash, win_rate_vs_best_response,
+        win_rate_vs_ref, win_rate_vs_bt, payoff_vs_bt, win_rate_vs_nash, win_rate_vs_best_response,
         worst_case_win_rate, kl_to_ref, kl_nash_to_policy, bt_exploitability, enhancer_kl_to_main.
     """
     if not isinstance(problem, PreferenceProblem):
