@@ -1,0 +1,481 @@
+"""Policy-gradient approximations of the Gibbs oracle on the KL-regularised bandit (DESIGN §5).
+
+Objective J(π) = E_x[ E_{a∼π} r(x,a) − η KL(π(·|x) ‖ π0(·|x)) ], maximised over a torch policy
+(:mod:`rlbandit.policies`, batched over seeds). One step collects a batch with the current policy
+π_old and takes one (REINFORCE, RLOO) or ``epochs × minibatches`` (PPO, GRPO) gradient steps on
+
+    loss = −Σ_i w_i · surrogate_i  +  [KL in loss]  η Σ_i w_i · k(log π(a_i|x_i), log π0(a_i|x_i))
+    surrogate_i = A_i log π(a_i|x_i)                                   (unclipped)
+                = min(ρ_i A_i, clip(ρ_i, 1 − ε, 1 + ε) A_i),  ρ_i = π/π_old   (clipped)
+    R_i = r(x_i,a_i) − [KL in reward] η · k(log π_old(a_i|x_i), log π0(a_i|x_i))
+
+with A_i = R_i − baseline (:data:`ADVANTAGES`). Two modes share this code:
+
+- ``sampled``: x ∼ d0 (``batch_contexts`` prompts), ``group_size`` actions a ∼ π_old per prompt,
+  w_i = 1/(B·G);
+- ``exact``: every (x, a) with w = d0(x) π_old(a|x) and exact group moments — the expectation of the
+  sampled update, so the iteration is deterministic and its fixed point is the method's own.
+
+Exact fixed points of the KL options (with exact gradients; documented in :func:`fixed_point` and
+tested; Schulman 2020's estimators, see :mod:`rlbandit.losses`):
+
+- k1 in the reward (the classic r − η log π/π0; PPO-RLHF, Ziegler et al. 2019): the expected update
+  is ∇J exactly, so the fixed point is the Gibbs policy O(r, η, π0);
+- k2 in the loss: ∇ E_{sg π}[½ (log π/π0)²] = ∇ KL(π‖π0), so again ∇J and the Gibbs policy;
+- k3 in the loss (GRPO's default): ∇ E_{sg π}[π0/π − 1 − log π0/π] = ∇ KL(π0‖π) (the *forward* KL),
+  so it maximises E_π r − η KL(π0‖π): π(a) = η π0(a)/(λ − r(a)) with λ > max r solving Σ π = 1;
+- k1 in the loss: E_{sg π}[∇ log π] = 0 — no regularisation at all (π → argmax r);
+- k2 / k3 in the reward: biased regularisers with no closed-form fixed point here (k3 in the reward
+  is clamped to ±10 as in verl, since π0/π overflows where π ≪ π0).
+
+Group-normalised advantages (GRPO, Shao et al. 2024) divide by the per-prompt std σ_x of the reward;
+with the KL in the loss this rescales the reward per prompt, and the fixed point is the Gibbs policy
+at the effective temperature η·σ_x(π) (:func:`grpo_fixed_point`); ``dr_grpo`` (Liu et al. 2025,
+"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point.
+
+The adaptive KL controller (Ziegler et al. 2019, §2.2; trl's ``AdaptiveKLController``) updates η
+after each batch: η ← η (1 + clip(KL/target − 1, −0.2, 0.2) / horizon).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rlbandit._checks import check_eta
+from rlbandit.losses import KL_ESTIMATORS, kl_estimate
+from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, expected_reward
+from rlbandit.policies import POLICIES, as_tensor, make_policy
+
+__all__ = ["PGConfig", "PGAlgorithm", "ALGORITHMS", "ADVANTAGES", "PGResult", "train_policy_gradient",
+           "fixed_point", "forward_kl_policy", "grpo_fixed_point", "FIXED_POINTS"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact fixed points
+
+
+def forward_kl_policy(rewards, ref_logprobs, eta) -> np.ndarray:
+    """argmax_π E_π r − η KL(π0 ‖ π) per row (the fixed point of "k3 in the loss"), as log-probs.
+
+    Stationarity gives π(a) = η π0(a) / (λ − r(a)) with λ ∈ (max_{π0>0} r, max r + η] the root of
+    Σ_a η π0(a)/(λ − r(a)) = 1 (monotone decreasing in λ; found by bisection to machine precision).
+    Shapes as :func:`rlbandit.oracle.gibbs`.
+    """
+    eta = check_eta(eta)
+    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
+    support = np.isfinite(ref_logprobs)
+    p0 = np.exp(ref_logprobs)
+    top = np.where(support, rewards, -np.inf).max(-1, keepdims=True)
+    lo, hi = top.copy(), top + eta
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = np.where(support, eta * p0 / (mid - rewards), 0.0).sum(-1, keepdims=True)
+        big = total > 1.0
+        lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
+    with np.errstate(divide="ignore"):
+        logp = np.where(support, np.log(eta) + ref_logprobs - np.log(hi - rewards), -np.inf)
+    from scipy.special import logsumexp
+
+    return logp - logsumexp(logp, axis=-1, keepdims=True)
+
+
+def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 500) -> np.ndarray:
+    """Fixed point of std-normalised group advantages with an exact KL gradient in the loss:
+    π = O(r, η σ_π(x), π0) with σ_π(x) the std of r(x, ·) under π (solved by damped iteration on σ).
+    """
+    eta = check_eta(eta)
+    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
+    sigma = np.ones(rewards.shape[:-1] + (1,))
+    for _ in range(iterations):
+        logp = _gibbs_unchecked(rewards / sigma, ref_logprobs, eta)
+        p = np.exp(logp)
+        mean = (p * rewards).sum(-1, keepdims=True)
+        std = np.sqrt(np.maximum((p * (rewards - mean) ** 2).sum(-1, keepdims=True), 1e-300))
+        sigma = 0.5 * sigma + 0.5 * std
+    return _gibbs_unchecked(rewards / sigma, ref_logprobs, eta)
+
+
+def _greedy(rewards, ref_logprobs, eta):
+    top = np.where(np.isfinite(ref_logprobs), rewards, -np.inf).max(-1, keepdims=True)
+    logp = np.where(np.isfinite(ref_logprobs) & (rewards >= top), ref_logprobs, -np.inf)
+    from scipy.special import logsumexp
+
+    return logp - logsumexp(logp, axis=-1, keepdims=True)
+
+
+#: (kl_estimator, kl_placement) → exact fixed point (rewards, ref_logprobs, eta) → log-probs.
+FIXED_POINTS: dict[tuple[str, str], Callable] = {
+    ("k1", "reward"): lambda r, ref, eta: _gibbs_unchecked(r, ref, check_eta(eta)),
+    ("k2", "loss"): lambda r, ref, eta: _gibbs_unchecked(r, ref, check_eta(eta)),
+    ("k3", "loss"): forward_kl_policy,
+    ("k1", "loss"): _greedy,
+}
+
+
+def fixed_point(rewards, ref_logprobs, eta, kl_estimator: str = "k1", kl_placement: str = "reward") -> np.ndarray:
+    """The exact fixed point of exact-gradient policy gradient (tabular class) for a KL option:
+    Gibbs for k1-in-reward and k2-in-loss; the forward-KL policy for k3-in-loss; the greedy
+    (argmax, unregularised) limit for k1-in-loss. Other combinations have no closed form here."""
+    key = (kl_estimator, kl_placement)
+    if key not in FIXED_POINTS:
+        raise ValueError(f"kl_estimator, kl_placement: no closed-form fixed point for {key}; known: {sorted(FIXED_POINTS)}")
+    return FIXED_POINTS[key](np.asarray(rewards, float), np.asarray(ref_logprobs, float), eta)
+
+
+# ----------------------------------------------------------------------------------------------
+# Advantages
+
+
+@dataclass
+class _Batch:
+    """One collected batch, shapes (S, B, G): B prompts × G actions per prompt (exact: B = X, G = K)."""
+
+    contexts: torch.Tensor  # (S, B) long
+    actions: torch.Tensor  # (S, B, G) long
+    weights: torch.Tensor  # (S, B, G): sample weights (sum 1 per seed)
+    group_weights: torch.Tensor  # (S, B, G): within-group weights (sum 1 per prompt)
+    rewards: torch.Tensor  # (S, B, G) task reward r(x, a)
+    old_logprobs: torch.Tensor  # (S, B, G)
+    ref_logprobs: torch.Tensor  # (S, B, G)
+    exact: bool
+
+
+def _group_mean(values, batch: _Batch):
+    return (values * batch.group_weights).sum(-1, keepdim=True)
+
+
+def _adv_batch_mean(returns, batch: _Batch, values=None, eps=1e-8):
+    """REINFORCE with the batch-mean baseline: A = R − Σ_i w_i R_i (exact: the d0·π mean)."""
+    return returns - (returns * batch.weights).sum((-2, -1), keepdim=True) / batch.weights.sum((-2, -1), keepdim=True)
+
+
+def _adv_loo(returns, batch: _Batch, values=None, eps=1e-8):
+    """RLOO (Kool et al. 2019; Ahmadian et al. 2024): A_i = R_i − mean_{j≠i} R_j within the prompt's
+    group (exact mode: the exact per-prompt mean, the leave-one-out estimator's expectation)."""
+    if batch.exact:
+        return returns - _group_mean(returns, batch)
+    g = returns.shape[-1]
+    return returns - (returns.sum(-1, keepdim=True) - returns) / (g - 1)
+
+
+def _adv_group(returns, batch: _Batch, values=None, eps=1e-8):
+    """GRPO (Shao et al. 2024, Eq. 3 outcome supervision): A = (R − mean_group) / (std_group + ε)."""
+    mean = _group_mean(returns, batch)
+    if batch.exact:
+        std = torch.sqrt((batch.group_weights * (returns - mean) ** 2).sum(-1, keepdim=True))
+    else:
+        std = returns.std(-1, keepdim=True, unbiased=True)
+    return (returns - mean) / (std + eps)
+
+
+def _adv_group_mean(returns, batch: _Batch, values=None, eps=1e-8):
+    """Dr. GRPO (Liu et al. 2025): A = R − mean_group (no std division)."""
+    return returns - _group_mean(returns, batch)
+
+
+def _adv_value(returns, batch: _Batch, values=None, eps=1e-8):
+    """Learned value baseline (the critic of PPO): A = R − V(x), V a per-context table fitted by MSE."""
+    return returns - values[..., None]
+
+
+#: advantage name → (returns (S,B,G), batch, values (S,B) or None, eps) → advantages (S,B,G).
+ADVANTAGES: dict[str, Callable] = {
+    "batch_mean": _adv_batch_mean,
+    "loo": _adv_loo,
+    "group": _adv_group,
+    "group_mean": _adv_group_mean,
+    "value": _adv_value,
+}
+
+
+@dataclass(frozen=True)
+class PGAlgorithm:
+    """A policy-gradient method: its advantage estimator and whether it takes clipped-ratio steps
+    (``epochs × minibatches`` per batch) or a single vanilla step."""
+
+    advantage: str
+    clipped: bool
+    reference: str = ""
+
+
+#: algorithm name → spec.
+ALGORITHMS: dict[str, PGAlgorithm] = {
+    "reinforce": PGAlgorithm("batch_mean", False, "Williams 1992, with a batch-mean baseline"),
+    "rloo": PGAlgorithm("loo", False, "Ahmadian et al. 2024, 'Back to basics' (REINFORCE leave-one-out)"),
+    "ppo": PGAlgorithm("value", True, "Schulman et al. 2017; Ziegler et al. 2019 (KL in reward, value baseline)"),
+    "grpo": PGAlgorithm("group", True, "Shao et al. 2024, DeepSeekMath (group-normalised, clipped)"),
+    "dr_grpo": PGAlgorithm("group_mean", True, "Liu et al. 2025, Dr. GRPO (group mean, no std)"),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Config and result
+
+
+@dataclass(frozen=True)
+class PGConfig:
+    """Policy-gradient run.
+
+    Attributes:
+        algorithm: a key of :data:`ALGORITHMS`.
+        policy: a key of :data:`rlbandit.policies.POLICIES` (``tabular`` / ``log_linear``).
+        eta: η > 0 (the initial η when ``target_kl`` is set).
+        steps: batches collected (iterations).
+        mode: ``"sampled"`` or ``"exact"`` (module docstring).
+        batch_contexts: prompts per batch (sampled mode).
+        group_size: actions per prompt (sampled; ≥ 2 for loo/group advantages).
+        lr: learning rate; lr_t = lr / (1 + lr_decay · t).
+        lr_decay: ≥ 0.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        kl_estimator: ``"k1"``, ``"k2"`` or ``"k3"``.
+        kl_placement: ``"reward"`` (R = r − η k) or ``"loss"`` (+ η k in the loss).
+        epochs, minibatches: passes and minibatches per batch for clipped algorithms.
+        clip: ε of the clipped ratio.
+        advantage: override of the algorithm's advantage estimator (a key of :data:`ADVANTAGES`).
+        value_lr: learning rate of the tabular critic (``value`` advantage).
+        target_kl: KL target of the adaptive controller (None = fixed η).
+        kl_horizon: controller horizon (in steps).
+        advantage_eps: ε added to the group std.
+        log_every: record metrics every this many steps (and at the end).
+        seed: seed of the torch generator (sampling).
+    """
+
+    algorithm: str = "reinforce"
+    policy: str = "tabular"
+    eta: float = 1.0
+    steps: int = 200
+    mode: str = "sampled"
+    batch_contexts: int = 32
+    group_size: int = 4
+    lr: float = 0.1
+    lr_decay: float = 0.0
+    optimizer: str = "adam"
+    kl_estimator: str = "k1"
+    kl_placement: str = "reward"
+    epochs: int = 4
+    minibatches: int = 2
+    clip: float = 0.2
+    advantage: str | None = None
+    value_lr: float = 0.5
+    target_kl: float | None = None
+    kl_horizon: float = 20.0
+    advantage_eps: float = 1e-6
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm: unknown {self.algorithm!r}; expected one of {sorted(ALGORITHMS)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy: unknown {self.policy!r}; expected one of {sorted(POLICIES)}")
+        check_eta(self.eta)
+        for name in ("steps", "batch_contexts", "group_size", "epochs", "minibatches", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if self.mode not in ("sampled", "exact"):
+            raise ValueError(f"mode: expected 'sampled' or 'exact', got {self.mode!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr: must be finite and > 0, got {self.lr}")
+        if not self.lr_decay >= 0:
+            raise ValueError(f"lr_decay: must be >= 0, got {self.lr_decay}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator: unknown {self.kl_estimator!r}; expected one of {sorted(KL_ESTIMATORS)}")
+        if self.kl_placement not in ("reward", "loss"):
+            raise ValueError(f"kl_placement: expected 'reward' or 'loss', got {self.kl_placement!r}")
+        if not 0 < self.clip < 1:
+            raise ValueError(f"clip: must lie in (0, 1), got {self.clip}")
+        if self.advantage is not None and self.advantage not in ADVANTAGES:
+            raise ValueError(f"advantage: unknown {self.advantage!r}; expected one of {sorted(ADVANTAGES)}")
+        if self.mode == "sampled" and self.advantage_name in ("loo", "group") and self.group_size < 2:
+            raise ValueError(f"group_size: the {self.advantage_name!r} advantage needs group_size >= 2")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl: must be > 0 or None, got {self.target_kl}")
+        if not self.kl_horizon > 0:
+            raise ValueError(f"kl_horizon: must be > 0, got {self.kl_horizon}")
+        if not self.value_lr > 0:
+            raise ValueError(f"value_lr: must be > 0, got {self.value_lr}")
+
+    @property
+    def advantage_name(self) -> str:
+        return self.advantage if self.advantage is not None else ALGORITHMS[self.algorithm].advantage
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.batch_contexts * self.group_size
+
+
+@dataclass(frozen=True)
+class PGResult:
+    """``logprobs``: the final policy (batch_shape + (X, K)); ``history``: tidy frame, one row per
+    seed × logged step (step, samples, eta, kl_to_target, kl_target_to_policy, subopt, kl_to_ref,
+    gold_reward, train_reward); ``eta``: the final η per seed."""
+
+    logprobs: np.ndarray
+    history: pd.DataFrame
+    eta: np.ndarray = field(default=None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def _collect(policy_lp: torch.Tensor, rewards: torch.Tensor, ref: torch.Tensor, context_probs: torch.Tensor,
+             config: PGConfig, gen: torch.Generator) -> _Batch:
+    s, x, k = policy_lp.shape
+    if config.mode == "exact":
+        contexts = torch.arange(x).expand(s, x)
+        actions = torch.arange(k).expand(s, x, k)
+        probs = policy_lp.exp()
+        group_w = probs
+        weights = context_probs[..., None] * probs
+        exact = True
+    else:
+        b, g = config.batch_contexts, config.group_size
+        contexts = torch.multinomial(context_probs.expand(s, x), b, replacement=True, generator=gen)
+        rows = torch.gather(policy_lp.exp(), 1, contexts[..., None].expand(s, b, k))
+        actions = torch.multinomial(rows.reshape(s * b, k), g, replacement=True, generator=gen).reshape(s, b, g)
+        weights = torch.full((s, b, g), 1.0 / (b * g), dtype=torch.float64)
+        group_w = torch.full((s, b, g), 1.0 / g, dtype=torch.float64)
+        exact = False
+    gather = lambda table: table[torch.arange(s)[:, None, None], contexts[..., None], actions]  # noqa: E731
+    return _Batch(contexts, actions, weights, group_w, gather(rewards), gather(policy_lp), gather(ref), exact)
+
+
+def _metrics(problem, logprobs: np.ndarray, train_rewards: np.ndarray, eta_cfg: float) -> dict[str, np.ndarray]:
+    target = _gibbs_unchecked(train_rewards, problem.ref_logprobs, eta_cfg)
+    d0 = problem.context_probs
+    return {
+        "kl_to_target": _weigh_contexts(np.maximum(_kl_unchecked(logprobs, target), 0.0), d0),
+        "kl_target_to_policy": _weigh_contexts(np.maximum(_kl_unchecked(target, logprobs), 0.0), d0),
+        "subopt": problem.suboptimality(logprobs, eta_cfg),
+        "kl_to_ref": problem.kl_to_ref(logprobs),
+        "gold_reward": problem.gold_reward(logprobs),
+        "train_reward": _weigh_contexts(expected_reward(logprobs, train_rewards), d0),
+    }
+
+
+def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: bool = False) -> PGResult:
+    """Run the policy-gradient method ``config`` on ``problem`` and return the final policy.
+
+    Args:
+        problem: a LinearBandit, batched over seeds (leading axis) or not.
+        config: :class:`PGConfig`.
+        rewards: the training reward table r (batch_shape + (X, K)), e.g. a learned proxy r̂; the
+            true r* when None. Metrics: ``kl_to_target`` = E_x KL(π ‖ O(r, η, π0)) against the Gibbs
+            policy of the *training* reward; ``subopt``/``gold_reward`` on the true reward.
+        progress: show a tqdm bar.
+    """
+    if not isinstance(config, PGConfig):
+        raise ValueError(f"config: expected a PGConfig, got {type(config).__name__}")
+    from rlbandit.problem import stack_problems
+
+    batched = bool(problem.batch_shape)
+    prob = problem if batched else stack_problems([problem])
+    if len(prob.batch_shape) != 1:
+        raise ValueError(f"problem: expected at most one batch (seed) axis, got batch shape {prob.batch_shape}")
+    s, x, k = prob.ref_logprobs.shape
+    train_np = prob.rewards if rewards is None else np.broadcast_to(np.asarray(rewards, dtype=np.float64), (s, x, k))
+    if not np.isfinite(train_np).all():
+        raise ValueError("rewards: must be finite")
+    algo = ALGORITHMS[config.algorithm]
+    advantage = ADVANTAGES[config.advantage_name]
+    kl_fn = KL_ESTIMATORS[config.kl_estimator]
+
+    gen = torch.Generator().manual_seed(int(config.seed))
+    policy = make_policy(config.policy, prob, config.eta)
+    train_r = as_tensor(train_np)
+    ref = as_tensor(prob.ref_logprobs)
+    d0 = as_tensor(np.broadcast_to(prob.context_probs, (s, x)))
+    values = torch.zeros(s, x, dtype=torch.float64)  # the tabular critic
+    eta = torch.full((s,), float(config.eta), dtype=torch.float64)
+    opt_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    opt = opt_cls(policy.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + config.lr_decay * t))
+    rows: list[dict] = []
+
+    def log(step: int):
+        lp = policy.logprobs().detach().numpy()
+        metrics = _metrics(prob, lp, train_np, config.eta)
+        samples = step * config.samples_per_step if config.mode == "sampled" else np.nan
+        for seed in range(s):
+            row = {"step": step, "seed": seed, "samples": samples, "eta": float(eta[seed])}
+            row.update({name: float(v[seed]) for name, v in metrics.items()})
+            rows.append(row)
+
+    log(0)
+    iterator = range(1, config.steps + 1)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc=f"{config.algorithm}/{config.mode}")
+    eta_b = lambda: eta[:, None, None]  # noqa: E731
+    for step in iterator:
+        with torch.no_grad():
+            lp_old = policy.logprobs()
+            batch = _collect(lp_old, train_r, ref, d0, config, gen)
+            returns = batch.rewards.clone()
+            if config.kl_placement == "reward":
+                penalty = kl_fn(batch.ref_logprobs - batch.old_logprobs)
+                if config.kl_estimator == "k3":
+                    # π0/π overflows where π ≪ π0; clamp as verl's low_var_kl does (±10)
+                    penalty = penalty.clamp(-10.0, 10.0)
+                returns = returns - eta_b() * penalty
+            ctx_values = torch.gather(values, 1, batch.contexts)
+            adv = advantage(returns, batch, ctx_values, config.advantage_eps)
+        n_mb = config.minibatches if algo.clipped else 1
+        epochs = config.epochs if algo.clipped else 1
+        b = batch.contexts.shape[1]
+        for _ in range(epochs):
+            perm = torch.randperm(b, generator=gen) if n_mb > 1 else torch.arange(b)
+            for chunk in torch.tensor_split(perm, n_mb):
+                if chunk.numel() == 0:
+                    continue
+                opt.zero_grad()
+                lp_all = policy.logprobs()
+                s_idx = torch.arange(s)[:, None, None]
+                lp = lp_all[s_idx, batch.contexts[:, chunk, None], batch.actions[:, chunk]]
+                w = batch.weights[:, chunk] * n_mb
+                a = adv[:, chunk]
+                if algo.clipped:
+                    ratio = torch.exp(lp - batch.old_logprobs[:, chunk])
+                    surrogate = torch.minimum(ratio * a, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * a)
+                else:
+                    surrogate = a * lp
+                loss = -(w * surrogate).sum()
+                if config.kl_placement == "loss":
+                    loss = loss + (eta_b() * w * kl_estimate(lp, batch.ref_logprobs[:, chunk], config.kl_estimator)).sum()
+                loss.backward()
+                opt.step()
+                if config.advantage_name == "value":
+                    # critic: one exact least-squares step of V(x) toward the batch's mean return per context
+                    with torch.no_grad():
+                        wr = (batch.weights[:, chunk] * returns[:, chunk]).sum(-1)
+                        wsum = batch.weights[:, chunk].sum(-1)
+                        num = torch.zeros(s, x, dtype=torch.float64).scatter_add_(1, batch.contexts[:, chunk], wr)
+                        den = torch.zeros(s, x, dtype=torch.float64).scatter_add_(1, batch.contexts[:, chunk], wsum)
+                        seen = den > 0
+                        target = torch.where(seen, num / den.clamp(min=1e-300), values)
+                        values.add_(config.value_lr * (target - values))
+        sched.step()
+        if config.target_kl is not None:
+            with torch.no_grad():
+                lp_now = policy.logprobs()
+                p = lp_now.exp()
+                kl_now = (d0 * torch.where(p > 0, p * (lp_now - ref), torch.zeros_like(p)).sum(-1)).sum(-1)
+                error = torch.clamp(kl_now / config.target_kl - 1.0, -0.2, 0.2)
+                eta.mul_(1.0 + error / config.kl_horizon)
+        if step % config.log_every == 0 or step == config.steps:
+            log(step)
+
+    final = policy.logprobs().detach().numpy()
+    history = pd.DataFrame(rows)
+    return PGResult(final if batched else final[0], history, eta.numpy() if batched else eta.numpy()[0])
