@@ -1,0 +1,290 @@
+"""Direct alignment on the bandit: offline DPO (and every loss of :data:`rlbandit.losses.LOSSES`),
+online / iterative DPO with pairs from the current policy, and XPO's exploration term (DESIGN §5).
+
+Offline DPO on comparisons D = {(x_i, a¹_i, a²_i, y_i)} minimises
+
+    L(π) = (1/n) [ Σ_i ℓ(β log π/π0 (chosen_i) − β log π/π0 (rejected_i)) + (reg/2) ‖θ_π‖² ]
+
+over a policy class, where chosen = a¹ when y = 1 and θ_π is the implicit-reward parameter: w for
+the log-linear class π_w ∝ π0 exp(φw/β), and β·u for the tabular class π_u ∝ π0 exp(u). With the
+sigmoid loss, β log π_w/π0 (a¹) − β log π_w/π0 (a²) = ⟨φ(x,a¹) − φ(x,a²), w⟩ (log Z cancels), so
+the DPO objective *is* the Bradley–Terry negative log-likelihood with ridge reg: the DPO minimiser
+is w = θ̂_MLE and π_DPO = O(φθ̂, β, π0) exactly (Rafailov et al. 2023, Thm 1; tested against
+:func:`rlbandit.reward.fit_bt`). The tabular class is the same statement with one-hot features.
+
+Online DPO (Guo et al. 2024, "Direct language model alignment from online AI feedback"; Xiong et
+al. 2024 iterative DPO): each round draws m prompts, a¹, a² ∼ π_t, labels them by BT on the true
+reward, adds them to D and refits (warm-started). XPO (Xie et al. 2024, arXiv:2405.21046, Alg. 1)
+draws a² ∼ π0 instead and adds the optimism term α Σ_s log π(a²_s|x_s) to the loss, which pushes
+mass away from what π0 already covers (trl's ``XPOTrainer``: ``alpha * log π(y_ref)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rlbandit._checks import check_eta
+from rlbandit.losses import LOSSES, preference_loss
+from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts
+from rlbandit.policies import LogLinearPolicy, TabularPolicy
+from rlbandit.preferences import PreferenceData
+
+__all__ = ["DPOConfig", "OnlineDPOConfig", "DPOResult", "train_dpo", "online_dpo", "dpo_objective", "SAMPLERS"]
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Offline DPO fit.
+
+    Attributes:
+        policy: ``"log_linear"`` or ``"tabular"``.
+        beta: β > 0 (the KL coefficient η the fitted policy targets).
+        loss_type: a key of :data:`rlbandit.losses.LOSSES` (``aot*`` sort over the whole dataset).
+        label_smoothing: ε of the loss (cDPO / robust / exo_pair).
+        reg: ridge on the implicit-reward parameter (the λ of the BT MLE it reproduces), ≥ 0.
+        optimizer: ``"lbfgs"`` (full batch, strong Wolfe; exact minimiser of convex objectives) or
+            ``"adam"`` (``steps`` full-batch steps at ``lr``; used to watch divergent objectives).
+        steps: L-BFGS iterations or Adam steps.
+        lr: Adam learning rate (L-BFGS uses 1 with line search).
+    """
+
+    policy: str = "log_linear"
+    beta: float = 1.0
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    reg: float = 1e-2
+    optimizer: str = "lbfgs"
+    steps: int = 200
+    lr: float = 0.05
+
+    def __post_init__(self):
+        if self.policy not in ("log_linear", "tabular"):
+            raise ValueError(f"policy: expected 'log_linear' or 'tabular', got {self.policy!r}")
+        check_eta(self.beta)
+        if self.loss_type not in LOSSES:
+            raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
+        if not self.reg >= 0:
+            raise ValueError(f"reg: must be >= 0, got {self.reg}")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ValueError(f"optimizer: expected 'lbfgs' or 'adam', got {self.optimizer!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps: must be a positive integer, got {self.steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+
+def _make(problem, config: DPOConfig, init=None):
+    if config.policy == "log_linear":
+        return LogLinearPolicy(problem.features, problem.ref_logprobs, config.beta, init=init)
+    return TabularPolicy(problem.ref_logprobs, init=init)
+
+
+def _theta(policy, config: DPOConfig) -> torch.Tensor:
+    return policy.w if isinstance(policy, LogLinearPolicy) else config.beta * policy.logits
+
+
+def _pair_logps(lp: torch.Tensor, data: PreferenceData):
+    """log π at (chosen, rejected) for every comparison; lp (S, X, K), data arrays (S, n)."""
+    s = lp.shape[0]
+    rows = torch.arange(s)[:, None]
+    ctx = torch.as_tensor(np.array(data.contexts))
+    a1 = torch.as_tensor(np.array(data.actions1))
+    a2 = torch.as_tensor(np.array(data.actions2))
+    y = torch.as_tensor(np.array(data.labels)).bool()
+    chosen = torch.where(y, a1, a2)
+    rejected = torch.where(y, a2, a1)
+    return lp[rows, ctx, chosen], lp[rows, ctx, rejected]
+
+
+def dpo_objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, config: DPOConfig,
+                  explore=None, alpha: float = 0.0) -> torch.Tensor:
+    """The DPO objective (module docstring) summed over seeds; ``explore`` = (contexts, actions)
+    (S, n') of XPO's reference samples, whose α·Σ log π is added (also divided by n)."""
+    lp = policy.logprobs()
+    pc, pr = _pair_logps(lp, data)
+    rc, rr = _pair_logps(ref_logprobs, data)
+    losses = preference_loss(pc, pr, rc, rr, config.beta, config.loss_type, config.label_smoothing)
+    n = max(data.n, 1)
+    theta = _theta(policy, config)
+    total = losses.sum() + 0.5 * config.reg * (theta ** 2).sum()
+    if explore is not None and alpha > 0:
+        ctx, act = explore
+        rows = torch.arange(lp.shape[0])[:, None]
+        total = total + alpha * lp[rows, torch.as_tensor(np.array(ctx)), torch.as_tensor(np.array(act))].sum()
+    return total / n
+
+
+def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, explore=None, alpha: float = 0.0):
+    """Fit a policy by DPO on ``data`` (batched like ``problem``: data arrays (S, n) for S seeds).
+
+    Args:
+        problem: a LinearBandit (its φ, π0); batched over seeds or not.
+        data: comparisons; ``data.batch_shape`` must equal ``problem.batch_shape``.
+        config: :class:`DPOConfig`.
+        init: warm start — w (S, d) for log-linear, u (S, X, K) for tabular.
+        explore, alpha: XPO's reference samples and coefficient (see :func:`dpo_objective`).
+
+    Returns:
+        the fitted torch policy (``.logprobs()``, ``.w`` or ``.logits``).
+    """
+    from rlbandit.problem import stack_problems
+
+    if not isinstance(config, DPOConfig):
+        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
+    if not isinstance(data, PreferenceData):
+        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    batched = bool(problem.batch_shape)
+    if data.batch_shape != problem.batch_shape:
+        raise ValueError(f"data: batch shape {data.batch_shape} differs from the problem's {problem.batch_shape}")
+    prob = problem if batched else stack_problems([problem])
+    if not batched:
+        data = PreferenceData(*(np.asarray(a)[None] for a in (data.contexts, data.actions1, data.actions2,
+                                                               data.labels, data.source)))
+        if explore is not None:
+            explore = tuple(np.asarray(e)[None] for e in explore)
+    policy = _make(prob, config, init)
+    ref = torch.as_tensor(np.array(prob.ref_logprobs))
+    if config.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(policy.parameters(), lr=1.0, max_iter=config.steps, max_eval=2 * config.steps,
+                                tolerance_grad=1e-12, tolerance_change=1e-15, history_size=20,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = dpo_objective(policy, ref, data, config, explore, alpha)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    else:
+        opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
+        for _ in range(config.steps):
+            opt.zero_grad()
+            dpo_objective(policy, ref, data, config, explore, alpha).backward()
+            opt.step()
+    policy.batched = batched
+    return policy
+
+
+def policy_logprobs(policy) -> np.ndarray:
+    """The fitted policy's log-probs as numpy (unbatched when the problem was)."""
+    lp = policy.logprobs().detach().numpy()
+    return lp if getattr(policy, "batched", True) else lp[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Online / iterative DPO and XPO
+
+
+def _sample_on_policy(problem, lp, m, rng, iteration):
+    return problem.sample_preferences(lp, lp, m, rng, source=iteration), None
+
+
+def _sample_reference(problem, lp, m, rng, iteration):
+    data = problem.sample_preferences(lp, problem.ref_logprobs, m, rng, source=iteration)
+    return data, (np.asarray(data.contexts), np.asarray(data.actions2))
+
+
+#: pair sampler name → (problem, log π_t, m, rng, iteration) → (new data, XPO reference samples or None).
+SAMPLERS = {"on_policy": _sample_on_policy, "reference": _sample_reference}
+
+
+@dataclass(frozen=True)
+class OnlineDPOConfig:
+    """Online / iterative DPO and XPO.
+
+    Attributes:
+        dpo: the per-round fit (:class:`DPOConfig`).
+        iterations: rounds T.
+        pairs_per_iteration: m comparisons per round.
+        sampler: ``"on_policy"`` (a¹, a² ∼ π_t: online DPO) or ``"reference"`` (a¹ ∼ π_t, a² ∼ π0,
+            XPO's sampling).
+        xpo_alpha: α of XPO's exploration term (0 = plain online DPO on those pairs).
+        offline_pairs: comparisons from π0 × π0 before the first round (0 = none).
+        seed: seed of the numpy generator.
+    """
+
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    iterations: int = 10
+    pairs_per_iteration: int = 32
+    sampler: str = "on_policy"
+    xpo_alpha: float = 0.0
+    offline_pairs: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.dpo, DPOConfig):
+            raise ValueError(f"dpo: expected a DPOConfig, got {type(self.dpo).__name__}")
+        for name in ("iterations", "pairs_per_iteration"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler: unknown {self.sampler!r}; expected one of {sorted(SAMPLERS)}")
+        if not self.xpo_alpha >= 0:
+            raise ValueError(f"xpo_alpha: must be >= 0, got {self.xpo_alpha}")
+        if self.xpo_alpha > 0 and self.sampler != "reference":
+            raise ValueError("xpo_alpha: XPO's term needs sampler='reference' (a² ∼ π0)")
+        if not isinstance(self.offline_pairs, int) or self.offline_pairs < 0:
+            raise ValueError(f"offline_pairs: must be a non-negative integer, got {self.offline_pairs!r}")
+
+
+@dataclass(frozen=True)
+class DPOResult:
+    """``logprobs``: final policy; ``history``: one row per seed × round (iteration, comparisons,
+    kl_to_target = E_x KL(π_t ‖ O(r*, β, π0)), subopt, kl_to_ref, gold_reward)."""
+
+    logprobs: np.ndarray
+    history: pd.DataFrame
+
+
+def _record(rows, problem, lp, beta, iteration, comparisons):
+    target = problem.optimal_policy(beta)
+    kl_t = _weigh_contexts(np.maximum(_kl_unchecked(lp, target), 0.0), problem.context_probs)
+    subopt = problem.suboptimality(lp, beta)
+    kl_ref = problem.kl_to_ref(lp)
+    gold = problem.gold_reward(lp)
+    for seed in range(lp.shape[0]):
+        rows.append({"iteration": iteration, "seed": seed, "comparisons": comparisons,
+                     "kl_to_target": float(kl_t[seed]), "subopt": float(subopt[seed]),
+                     "kl_to_ref": float(kl_ref[seed]), "gold_reward": float(gold[seed])})
+
+
+def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> DPOResult:
+    """Iterative DPO / XPO on ``problem`` (batched over seeds): labels from BT on the true reward."""
+    from rlbandit.problem import stack_problems
+
+    if not isinstance(config, OnlineDPOConfig):
+        raise ValueError(f"config: expected an OnlineDPOConfig, got {type(config).__name__}")
+    batched = bool(problem.batch_shape)
+    prob = problem if batched else stack_problems([problem])
+    rng = np.random.default_rng(config.seed)
+    data = PreferenceData.empty(prob.batch_shape)
+    if config.offline_pairs:
+        data = prob.sample_preferences(prob.ref_logprobs, prob.ref_logprobs, config.offline_pairs, rng, source=0)
+    explore_ctx, explore_act = [], []
+    lp = np.array(prob.ref_logprobs)
+    init = None
+    rows: list[dict] = []
+    _record(rows, prob, lp, config.dpo.beta, 0, data.n)
+    iterator = range(1, config.iterations + 1)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="online-dpo")
+    for t in iterator:
+        new, explore = SAMPLERS[config.sampler](prob, lp, config.pairs_per_iteration, rng, t)
+        data = new if data.n == 0 else data.concat(new)
+        if explore is not None:
+            explore_ctx.append(explore[0])
+            explore_act.append(explore[1])
+        xpo = (np.concatenate(explore_ctx, -1), np.concatenate(explore_act, -1)) if config.xpo_alpha > 0 else None
+        policy = train_dpo(prob, data, config.dpo, init=init, explore=xpo, alpha=config.xpo_alpha)
+        init = (policy.w if config.dpo.policy == "log_linear" else policy.logits).detach().numpy()
+        lp = policy.logprobs().detach().numpy()
+        _record(rows, prob, lp, config.dpo.beta, t, data.n)
+    return DPOResult(lp if batched else lp[0], pd.DataFrame(rows))
