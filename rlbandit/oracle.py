@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit._checks import (
+    NORMALISATION_TOL,
     as_float_array,
     check_broadcast,
     check_context_probs,
@@ -45,15 +46,93 @@ def normalize_logits(logits: np.ndarray) -> np.ndarray:
     return logits - logsumexp(logits, axis=-1, keepdims=True)
 
 
-def _gibbs_unchecked(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
-    # One exp pass over (..., K); everything else is cheap arithmetic done in place.
-    z = np.multiply(rewards, 1.0 / eta)
-    z += ref_logprobs
-    peak = z.max(axis=-1, keepdims=True)
-    z -= peak
-    mass = np.exp(z).sum(axis=-1, keepdims=True)
-    z -= np.log(mass)
+#: Rows per block of the Gibbs kernel are chosen so one block of float64 holds about this many
+#: entries (512 KiB): every pass over a block then runs in L2 cache, and memory is read once.
+_BLOCK_ENTRIES = 1 << 16
+#: Smallest partition sum the fast path accepts; below it (or on overflow) the row is recomputed
+#: by the exact shifted path, so no entry with non-negligible mass is ever a denormal.
+_TINY_MASS = 1e-280
+#: Largest r/η the fast path exponentiates (exp(700) ≈ 1e304 < float64 max).
+_MAX_EXPONENT = 700.0
+
+
+def _gibbs_exact_rows(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
+    """log O(r, η, π0) for rows (N, K), exact at every η: shift r by its max over π0's support
+    (so ties at the top stay exact and (r − m)/η never overflows), then by the peak of the logits."""
+    support = np.isfinite(ref_logprobs)
+    top = np.where(support, rewards, -np.inf).max(axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.where(support, (rewards - top) / eta, 0.0) + ref_logprobs
+    z -= z.max(axis=-1, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
     return z
+
+
+def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, check: bool) -> np.ndarray:
+    """The Gibbs kernel on C-contiguous (N, K) float64 rows, block by block (see _BLOCK_ENTRIES).
+
+    Fast path per block: z = r/η + log π0, e = exp(z), log O = z − log Σe — one exp pass. Rows
+    whose Σe overflows or is below _TINY_MASS (extreme η, or all of π0's mass on low rewards) are
+    recomputed by :func:`_gibbs_exact_rows`. Where the fast path is kept, |z| ≲ 700 on the entries
+    that carry mass, so the log-probabilities are within ~1e-13 of the shifted computation.
+
+    With ``check`` the inputs are validated inside the same blocks (finite rewards; log π0 ≤ 0,
+    no NaN, rows normalised within NORMALISATION_TOL by a float32 exp), raising ValueError.
+    """
+    n_rows, k = rewards.shape
+    out = np.empty((n_rows, k))
+    step = max(1, _BLOCK_ENTRIES // max(k, 1))
+    scratch = np.empty((min(step, n_rows), k))
+    scratch32 = np.empty((min(step, n_rows), k), dtype=np.float32) if check else None
+    inv = 1.0 / eta
+    for start in range(0, n_rows, step):
+        r = rewards[start:start + step]
+        ref = ref_logprobs[start:start + step]
+        z = out[start:start + step]
+        e = scratch[: r.shape[0]]
+        if check:
+            _check_block(r, ref, scratch32[: r.shape[0]], start)
+        if r.max() * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
+            z[...] = _gibbs_exact_rows(r, ref, eta)
+            continue
+        np.multiply(r, inv, out=z)
+        z += ref
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.exp(z, out=e)
+            mass = e.sum(axis=-1)
+        ok = (mass >= _TINY_MASS) & (mass < np.inf)
+        if ok.all():
+            z -= np.log(mass)[:, None]
+        else:
+            z[ok] -= np.log(mass[ok])[:, None]
+            z[~ok] = _gibbs_exact_rows(r[~ok], ref[~ok], eta)
+    return out
+
+
+def _check_block(rewards: np.ndarray, ref_logprobs: np.ndarray, scratch32: np.ndarray, start: int) -> None:
+    """Validation of one block for :func:`_gibbs_blocks`, in three cheap reductions and one float32 exp."""
+    if not np.isfinite(rewards.min()) or not np.isfinite(rewards.max()):
+        check_finite(rewards, "rewards")
+    if not ref_logprobs.max() <= 0.0:  # also False on NaN
+        check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)
+    np.exp(ref_logprobs, out=scratch32, dtype=np.float32, casting="same_kind")
+    mass = scratch32.sum(axis=-1)
+    bad = ~(np.abs(mass - 1.0) <= NORMALISATION_TOL)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"ref_logprobs: rows must be normalised log-probabilities; row {start + row} (flattened over the "
+            f"leading axes) has total probability {float(mass[row]):.8g}"
+        )
+
+
+def _gibbs_unchecked(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: bool = False) -> np.ndarray:
+    """log O(r, η, π0) for broadcastable (..., K) arrays; validation only with ``check``."""
+    shape = np.broadcast_shapes(np.shape(rewards), np.shape(ref_logprobs))
+    k = shape[-1]
+    rows = np.ascontiguousarray(np.broadcast_to(rewards, shape), dtype=np.float64).reshape(-1, k)
+    refs = np.ascontiguousarray(np.broadcast_to(ref_logprobs, shape), dtype=np.float64).reshape(-1, k)
+    return _gibbs_blocks(rows, refs, eta, check).reshape(shape)
 
 
 def gibbs(rewards, ref_logprobs, eta) -> np.ndarray:
@@ -62,26 +141,48 @@ def gibbs(rewards, ref_logprobs, eta) -> np.ndarray:
     Args:
         rewards: r(x, a), shape (..., K), finite.
         ref_logprobs: log π0(a|x), broadcastable to ``rewards``; rows normalised, −inf = no mass.
-        eta: KL coefficient η > 0.
+        eta: KL coefficient η > 0 (any finite positive float: 1e-300 and 1e300 included).
 
     Returns:
         log O(r, η, π0), shape of ``rewards`` broadcast with ``ref_logprobs``; rows normalised
-        in log space (logsumexp), −inf exactly where π0 has no mass.
+        in log space, −inf exactly where π0 has no mass. As η → 0 the mass goes to the maximisers
+        of r over π0's support (weighted by π0); as η → ∞ the result tends to log π0.
     """
     rewards = as_float_array(rewards, "rewards", min_ndim=1)
     ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
     eta = check_eta(eta)
-    check_finite(rewards, "rewards")
-    check_logprobs(ref_logprobs, "ref_logprobs")
     check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    return _gibbs_unchecked(rewards, ref_logprobs, eta)
+    if ref_logprobs.shape[-1] == 0 or rewards.shape[-1] == 0:
+        raise ValueError(f"ref_logprobs: expected shape (..., K) with K >= 1, got {ref_logprobs.shape}")
+    if rewards.shape != ref_logprobs.shape:
+        # Broadcasting repeats rows; validate the originals once instead of every copy.
+        check_finite(rewards, "rewards")
+        check_logprobs(ref_logprobs, "ref_logprobs")
+        return _gibbs_unchecked(rewards, ref_logprobs, eta)
+    return _gibbs_unchecked(rewards, ref_logprobs, eta, check=True)
+
+
+def _renormalise(logprobs: np.ndarray) -> np.ndarray:
+    """Remove the (validated, ≤ NORMALISATION_TOL) normalisation error of log-probability rows."""
+    return logprobs - logsumexp(logprobs, axis=-1, keepdims=True)
 
 
 def _kl_unchecked(logp: np.ndarray, logq: np.ndarray) -> np.ndarray:
-    p = np.exp(logp)
-    with np.errstate(invalid="ignore"):
-        # 0·log(0/q) = 0 even where q = 0; p > 0 with q = 0 gives +inf.
-        terms = np.where(p > 0.0, p * (logp - logq), 0.0)
+    """Σ_a q(a) h(p(a)/q(a)) with h(t) = t log t − t + 1 ≥ 0, per row.
+
+    For normalised rows this is KL(p‖q); written termwise non-negative, it is ≥ 0 by construction,
+    exactly 0 only when the rows are equal, and accurate to relative precision for nearby rows
+    (p·(δ + expm1(−δ)) with δ = log p − log q). Terms: p = 0 → q; q = 0 < p → +inf.
+    """
+    logp, logq = np.broadcast_arrays(np.asarray(logp, dtype=np.float64), np.asarray(logq, dtype=np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.exp(logp)
+        q = np.exp(logq)
+        delta = logp - logq
+        near = np.abs(delta) <= 1.0
+        close = p * (delta + np.expm1(-np.where(near, delta, 0.0)))
+        far = p * delta + (q - p)
+        terms = np.where(p > 0.0, np.where(near, close, far), q)
     return terms.sum(axis=-1)
 
 
@@ -92,14 +193,16 @@ def kl(logp, logq) -> np.ndarray:
         logp, logq: log-probabilities, broadcastable shapes (..., K), rows normalised.
 
     Returns:
-        shape (...,): ≥ 0; +inf where p has mass outside the support of q; 0·log 0 = 0.
+        shape (...,): ≥ 0 (by construction, see :func:`_kl_unchecked`), 0 only for equal rows;
+        +inf where p has mass outside the support of q; 0·log 0 = 0. Rows are renormalised first
+        (they may be off by the validation tolerance), so the result is the KL of distributions.
     """
     logp = as_float_array(logp, "logp", min_ndim=1)
     logq = as_float_array(logq, "logq", min_ndim=1)
     check_logprobs(logp, "logp")
     check_logprobs(logq, "logq")
     check_broadcast(logp.shape, logq.shape, "logp", "logq")
-    return np.maximum(_kl_unchecked(logp, logq), 0.0)
+    return _kl_unchecked(_renormalise(logp), _renormalise(logq))
 
 
 def expected_reward(logprobs, rewards) -> np.ndarray:
@@ -109,35 +212,56 @@ def expected_reward(logprobs, rewards) -> np.ndarray:
 
 
 def _log_partition_unchecked(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
-    """η log Z(x) = η log Σ_a π0(a|x) exp(r(x,a)/η), accurate for tiny and huge η."""
+    """η log Z(x) = η log Σ_a π0(a|x) exp(r(x,a)/η), accurate for tiny and huge η.
+
+    Two exact rewritings, chosen per row:
+
+    - huge η (every |r − c|/η < 1/2 with c = E_π0 r): c + η log1p(E_π0 expm1((r − c)/η)), which
+      keeps the O(Var_π0(r)/η) correction to full relative precision (a plain logsumexp would
+      lose it to rounding once multiplied by η);
+    - otherwise: m + η logsumexp(log π0 + (r − m)/η) with m = max of r over π0's support, so
+      every exponent is ≤ 0 (no overflow at η = 1e-300) and the maximiser contributes exactly.
+    """
     rewards, ref_logprobs = np.broadcast_arrays(rewards, ref_logprobs)
     support = np.isfinite(ref_logprobs)
-    # Shift by the π0-mean reward c: η log E_π0 exp((r − c)/η) + c.  When every |r − c|/η is
-    # small, log1p(E expm1(·)) keeps full precision (huge η); otherwise logsumexp does.
+    on_support = np.where(support, rewards, 0.0)
     p0 = np.exp(ref_logprobs)
-    c = np.einsum("...k,...k->...", p0, np.where(support, rewards, 0.0))
-    scaled = np.where(support, (rewards - c[..., None]) / eta, 0.0)
-    small = np.abs(scaled).max(axis=-1) < 0.5
-    with np.errstate(over="ignore"):
-        series = eta * np.log1p(np.einsum("...k,...k->...", p0, np.expm1(np.where(small[..., None], scaled, 0.0))))
-    big = eta * logsumexp(ref_logprobs + np.where(support, scaled, 0.0), axis=-1)
-    return c + np.where(small, series, big)
+    c = np.einsum("...k,...k->...", p0, on_support) / p0.sum(axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.where(support, (rewards - c[..., None]) / eta, 0.0)
+        small = np.abs(scaled).max(axis=-1) < 0.5
+        series = c + eta * np.log1p(np.einsum("...k,...k->...", p0, np.expm1(np.where(small[..., None], scaled, 0.0))))
+        top = np.where(support, rewards, -np.inf).max(axis=-1)
+        shifted = np.where(support, (rewards - top[..., None]) / eta, 0.0)
+        big = top + eta * logsumexp(ref_logprobs + shifted, axis=-1)
+    return np.where(small, series, big)
 
 
 def log_partition(rewards, ref_logprobs, eta) -> np.ndarray:
-    """η log Z(x) per context (shape (...,)), the optimal per-context value (Gibbs fact 1)."""
+    """η log Z(x) per context (shape (...,)), the optimal per-context value (Gibbs fact 1).
+
+    Args:
+        rewards: r, shape (..., K), finite.
+        ref_logprobs: log π0, broadcastable to ``rewards``, rows normalised (−inf = no mass).
+        eta: η > 0.
+
+    Returns:
+        η log Σ_a π0(a|x) exp(r(x,a)/η), shape (...,) of the broadcast leading axes. It tends to
+        E_π0 r as η → ∞ and to max_{a ∈ supp π0} r as η → 0.
+    """
     rewards = as_float_array(rewards, "rewards", min_ndim=1)
     ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
     eta = check_eta(eta)
     check_finite(rewards, "rewards")
     check_logprobs(ref_logprobs, "ref_logprobs")
     check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    return _log_partition_unchecked(rewards, ref_logprobs, eta)
+    return _log_partition_unchecked(rewards, _renormalise(ref_logprobs), eta)
 
 
 def _per_context_value(logprobs, rewards, ref_logprobs, eta) -> np.ndarray:
+    """E_π r − η KL(π‖π0) per context (unchecked); −inf where π leaves π0's support."""
     gain = expected_reward(logprobs, np.where(np.isfinite(logprobs), rewards, 0.0))
-    return gain - eta * np.maximum(_kl_unchecked(logprobs, ref_logprobs), 0.0)
+    return gain - eta * _kl_unchecked(logprobs, ref_logprobs)
 
 
 def _weigh_contexts(per_context: np.ndarray, context_probs) -> np.ndarray:
@@ -172,7 +296,8 @@ def value(logprobs, rewards, ref_logprobs, eta, context_probs=None) -> np.ndarra
     check_logprobs(ref_logprobs, "ref_logprobs")
     shape = check_broadcast(logprobs.shape, rewards.shape, "logprobs", "rewards")
     check_broadcast(shape, ref_logprobs.shape, "logprobs", "ref_logprobs")
-    return _weigh_contexts(_per_context_value(logprobs, rewards, ref_logprobs, eta), context_probs)
+    per_context = _per_context_value(_renormalise(logprobs), rewards, _renormalise(ref_logprobs), eta)
+    return _weigh_contexts(per_context, context_probs)
 
 
 def optimal_value(rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
@@ -183,4 +308,4 @@ def optimal_value(rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
     check_finite(rewards, "rewards")
     check_logprobs(ref_logprobs, "ref_logprobs")
     check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    return _weigh_contexts(_log_partition_unchecked(rewards, ref_logprobs, eta), context_probs)
+    return _weigh_contexts(_log_partition_unchecked(rewards, _renormalise(ref_logprobs), eta), context_probs)

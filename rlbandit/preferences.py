@@ -16,10 +16,35 @@ from scipy.special import expit
 __all__ = ["PreferenceData", "sample_categorical", "sample_actions", "sample_bt_labels"]
 
 
+def _check_logprobs_rows(logprobs, name: str) -> np.ndarray:
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    if logprobs.ndim < 1 or logprobs.shape[-1] == 0:
+        raise ValueError(f"{name}: expected shape (..., K) with K >= 1, got {logprobs.shape}")
+    if np.isnan(logprobs).any() or (logprobs == np.inf).any():
+        raise ValueError(f"{name}: contains NaN or +inf")
+    if logprobs.size and not np.isfinite(logprobs).any(axis=-1).all():
+        raise ValueError(f"{name}: a row has no mass (every entry is -inf)")
+    return logprobs
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+
+
 def _cdf(logprobs: np.ndarray) -> np.ndarray:
-    cdf = np.cumsum(np.exp(np.asarray(logprobs, dtype=np.float64)), axis=-1)
+    """Normalised cumulative sums of exp(logprobs) (any normalisation of the rows is removed)."""
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    cdf = np.cumsum(np.exp(logprobs - logprobs.max(axis=-1, keepdims=True)), axis=-1)
     cdf /= cdf[..., -1:]
     return cdf
+
+
+def _last_positive(cdf: np.ndarray) -> np.ndarray:
+    """Index of the last action with positive mass in each row of ``cdf`` (R, K)."""
+    k = cdf.shape[-1]
+    grows = np.diff(cdf, axis=-1, prepend=0.0) > 0.0
+    return k - 1 - np.argmax(grows[:, ::-1], axis=-1)
 
 
 def _inverse_cdf(cdf: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -27,16 +52,25 @@ def _inverse_cdf(cdf: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray
 
     Offsetting row r by 2r makes all rows one sorted array, so every query is one searchsorted:
     no loop over samples and no (N, K) gather. Zero-mass actions repeat the previous cdf value
-    and are never returned.
+    (exactly, also after the offset) and are never returned; a query that rounding pushes past
+    its row's end is clamped to the row's last action with positive mass. The offset quantises
+    probabilities to ulp(2R) (≈ 4e-12 for R = 10⁴ rows), far below any sampling error.
     """
     n_rows, k = cdf.shape
     keys = (cdf + 2.0 * np.arange(n_rows)[:, None]).ravel()
     pos = np.searchsorted(keys, u + 2.0 * rows, side="right")
-    return np.minimum(pos - rows * k, k - 1)
+    return np.minimum(pos - rows * k, _last_positive(cdf)[rows])
 
 
 def sample_categorical(logprobs: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``size`` indices per row of ``logprobs`` (..., K) → (..., size); −inf is never drawn."""
+    """Draw ``size`` indices per row of ``logprobs`` (..., K) → (..., size); −inf is never drawn.
+
+    Rows need not be normalised (they are, implicitly); each needs at least one finite entry.
+    """
+    logprobs = _check_logprobs_rows(logprobs, "logprobs")
+    if not isinstance(size, (int, np.integer)) or size < 0:
+        raise ValueError(f"size: expected an integer >= 0, got {size!r}")
+    _check_rng(rng)
     cdf = _cdf(logprobs)
     flat = cdf.reshape(-1, cdf.shape[-1])
     rows = np.repeat(np.arange(flat.shape[0]), size)
@@ -53,12 +87,19 @@ def sample_actions(logprobs: np.ndarray, contexts: np.ndarray, rng: np.random.Ge
     Returns:
         actions, shape (..., n).
     """
-    cdf = _cdf(logprobs)
-    n_contexts, k = cdf.shape[-2:]
-    batch = cdf.shape[:-2]
+    logprobs = _check_logprobs_rows(logprobs, "logprobs")
+    if logprobs.ndim < 2:
+        raise ValueError(f"logprobs: expected shape (..., X, K), got {logprobs.shape}")
+    _check_rng(rng)
+    n_contexts, k = logprobs.shape[-2:]
+    batch = logprobs.shape[:-2]
     contexts = np.asarray(contexts)
-    if contexts.shape[:-1] != batch:
+    if contexts.ndim < 1 or contexts.shape[:-1] != batch:
         raise ValueError(f"contexts: batch axes {contexts.shape[:-1]} differ from the policy's {batch}")
+    if contexts.size and (not np.issubdtype(contexts.dtype, np.integer) or contexts.min() < 0
+                          or contexts.max() >= n_contexts):
+        raise ValueError(f"contexts: expected integer indices in [0, {n_contexts})")
+    cdf = _cdf(logprobs)
     offsets = (np.arange(int(np.prod(batch, dtype=int))) * n_contexts).reshape(batch + (1,))
     rows = (contexts + offsets).ravel()
     draws = _inverse_cdf(cdf.reshape(-1, k), rows, rng.random(rows.shape[0]))
@@ -67,6 +108,10 @@ def sample_actions(logprobs: np.ndarray, contexts: np.ndarray, rng: np.random.Ge
 
 def sample_bt_labels(reward_diff: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """y ~ Bernoulli(σ(r(x,a¹) − r(x,a²))), int8 of the shape of ``reward_diff``."""
+    reward_diff = np.asarray(reward_diff, dtype=np.float64)
+    if np.isnan(reward_diff).any():
+        raise ValueError("reward_diff: contains NaN")
+    _check_rng(rng)
     return (rng.random(np.shape(reward_diff)) < expit(reward_diff)).astype(np.int8)
 
 
@@ -162,6 +207,13 @@ class PreferenceData:
 def _gather(features: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """features[..., contexts, actions, :] with matching leading batch axes → (..., n, d)."""
     batch = contexts.shape[:-1]
+    if features.ndim < 3:
+        raise ValueError(f"features: expected shape (..., X, K, d), got {features.shape}")
+    n_contexts, n_actions = features.shape[-3:-1]
+    if contexts.size and contexts.max() >= n_contexts:
+        raise ValueError(f"features: the data has context index {int(contexts.max())} but only X = {n_contexts} contexts")
+    if actions.size and actions.max() >= n_actions:
+        raise ValueError(f"features: the data has action index {int(actions.max())} but only K = {n_actions} actions")
     if features.ndim == 3:
         return features[contexts, actions]
     if features.shape[:-3] != batch:

@@ -13,17 +13,25 @@ from typing import Callable
 
 import numpy as np
 
-from rlbandit._checks import as_float_array, check_context_probs, check_eta, check_finite, check_logprobs
+from rlbandit._checks import (
+    as_float_array,
+    check_broadcast,
+    check_context_probs,
+    check_eta,
+    check_finite,
+    check_logprobs,
+)
 from rlbandit.oracle import (
     _gibbs_unchecked,
     _kl_unchecked,
     _log_partition_unchecked,
     _per_context_value,
+    _renormalise,
     _weigh_contexts,
     expected_reward,
     normalize_logits,
 )
-from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels
+from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels, sample_categorical
 
 __all__ = ["LinearBandit", "ProblemConfig", "make_problem", "make_problems", "stack_problems", "SCENARIOS"]
 
@@ -60,8 +68,11 @@ class LinearBandit:
         n_contexts, n_actions, dim = features.shape[-3:]
         if min(n_contexts, n_actions, dim) < 1:
             raise ValueError(f"features: every axis of (X, K, d) must be >= 1, got {features.shape}")
-        if (np.linalg.norm(features, axis=-1) > 1.0 + _NORM_SLACK).any():
-            raise ValueError("features: every feature vector must satisfy ‖φ(x,a)‖ <= 1")
+        norms = np.linalg.norm(features, axis=-1)
+        if (norms > 1.0 + _NORM_SLACK).any():
+            index = tuple(int(i) for i in np.argwhere(norms > 1.0 + _NORM_SLACK)[0])
+            raise ValueError(f"features: every feature vector must satisfy ‖φ(x,a)‖ <= 1; "
+                             f"‖φ‖ = {float(norms[index]):.6g} at index {index}")
         theta = as_float_array(self.theta, "theta", min_ndim=1)
         if theta.shape != batch + (dim,):
             raise ValueError(f"theta: expected shape {batch + (dim,)}, got {theta.shape}")
@@ -123,8 +134,10 @@ class LinearBandit:
         expected = (self.n_contexts, self.n_actions)
         if logprobs.shape[-2:] != expected:
             raise ValueError(f"{name}: expected shape (..., {expected[0]}, {expected[1]}), got {logprobs.shape}")
+        check_broadcast(logprobs.shape[:-2], self.batch_shape, f"{name} (leading axes)", "the problem's batch")
         check_logprobs(logprobs, name)
-        return logprobs
+        # Remove the (≤ tolerance) normalisation error so values and KLs are those of distributions.
+        return _renormalise(logprobs)
 
     def value(self, logprobs, eta) -> np.ndarray:
         """J*(π) on the true reward, shape broadcast(logprobs.shape[:-2], batch_shape)."""
@@ -162,9 +175,8 @@ class LinearBandit:
     def sample_contexts(self, m: int, rng: np.random.Generator) -> np.ndarray:
         """x_i ~ d0, shape batch_shape + (m,)."""
         probs = np.broadcast_to(self.context_probs, self.batch_shape + (self.n_contexts,))
-        from rlbandit.preferences import sample_categorical
-
-        return sample_categorical(np.log(probs), m, rng)
+        with np.errstate(divide="ignore"):
+            return sample_categorical(np.log(probs), m, rng)
 
     def sample_preferences(self, logprobs1, logprobs2, m: int, rng: np.random.Generator,
                            *, source: int = 0) -> PreferenceData:
@@ -181,8 +193,11 @@ class LinearBandit:
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         shape = self.batch_shape + (self.n_contexts, self.n_actions)
-        lp1 = np.broadcast_to(self._policy(logprobs1, "logprobs1"), shape)
-        lp2 = np.broadcast_to(self._policy(logprobs2, "logprobs2"), shape)
+        lp1, lp2 = self._policy(logprobs1, "logprobs1"), self._policy(logprobs2, "logprobs2")
+        for name, lp in (("logprobs1", lp1), ("logprobs2", lp2)):
+            if np.broadcast_shapes(lp.shape, shape) != shape:
+                raise ValueError(f"{name}: shape {lp.shape} has more leading axes than the problem's batch {self.batch_shape}")
+        lp1, lp2 = np.broadcast_to(lp1, shape), np.broadcast_to(lp2, shape)
         contexts = self.sample_contexts(m, rng)
         actions1 = sample_actions(lp1, contexts, rng)
         actions2 = sample_actions(lp2, contexts, rng)

@@ -19,6 +19,16 @@ from rlbandit._checks import as_float_array, check_finite
 __all__ = ["fit_bt", "bt_loss", "covariance", "mahalanobis_norm", "cholesky"]
 
 
+def _nonnegative(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {value!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: must be finite and >= 0, got {value}")
+    return value
+
+
 def _check_bt_inputs(diffs, labels, reg, weights=None):
     diffs = as_float_array(diffs, "diffs", min_ndim=2)
     check_finite(diffs, "diffs")
@@ -29,12 +39,7 @@ def _check_bt_inputs(diffs, labels, reg, weights=None):
         raise ValueError(f"labels: expected shape {diffs.shape[:-1]} to match diffs {diffs.shape}, got {labels.shape}")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("labels: every label must be 0 or 1 (1 = first action preferred)")
-    try:
-        reg = float(reg)
-    except (TypeError, ValueError):
-        raise ValueError(f"reg: expected a float >= 0, got {reg!r}") from None
-    if not np.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg: the ridge coefficient must be finite and >= 0, got {reg}")
+    reg = _nonnegative(reg, "reg")
     if weights is not None:
         weights = as_float_array(weights, "weights")
         if weights.shape != labels.shape:
@@ -51,56 +56,147 @@ def bt_loss(theta, diffs, labels, reg, weights=None) -> np.ndarray:
     return _loss(np.asarray(theta, dtype=np.float64), diffs, labels, reg, weights)
 
 
-def _loss(theta, diffs, labels, reg, weights):
-    logits = np.einsum("...nd,...d->...n", diffs, theta)
+def _matvec(diffs: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """z_i · v for every row: (..., n, d) × (..., d) → (..., n), through BLAS (gemv / batched matmul)."""
+    return np.matmul(diffs, vector[..., None])[..., 0]
+
+
+def _data_loss(logits, labels, weights):
     per = np.logaddexp(0.0, logits) - labels * logits
     if weights is not None:
         per = per * weights
-    return per.sum(axis=-1) + 0.5 * reg * np.einsum("...d,...d->...", theta, theta)
+    return per.sum(axis=-1)
+
+
+def _loss(theta, diffs, labels, reg, weights):
+    return _data_loss(_matvec(diffs, theta), labels, weights) + 0.5 * reg * np.einsum("...d,...d->...", theta, theta)
+
+
+#: Rows of the Hessian sketch: early Newton iterations use the Gram matrix of a fixed strided
+#: subsample of max(_SKETCH_ROWS, 16·d) comparisons (rescaled to n); see :func:`_newton`.
+_SKETCH_ROWS = 4096
+#: Switch from the sketched to the full (then frozen) Hessian once every decrement is below this
+#: fraction of the loss (θ is then within ~1e-3 of θ̂, where one full Hessian is enough).
+_SWITCH_DECREMENT = 1e-6
+
+
+def _gram(diffs, diffs_t, curv):
+    """zᵀ diag(c) z, batched: (..., n, d) → (..., d, d) through one BLAS matmul."""
+    return np.matmul(diffs_t, diffs * curv[..., None])
 
 
 def _newton(diffs, labels, reg, weights, theta0, *, tol, max_iter):
-    """Damped Newton on the (convex) regularised BT loss, batched over leading axes."""
-    d = diffs.shape[-1]
-    theta = theta0.copy()
-    loss = _loss(theta, diffs, labels, reg, weights)
+    """Damped (quasi-)Newton on the strictly convex regularised BT loss, batched over leading axes.
+
+    Every iteration uses the exact gradient (one gemv) and one gemv z·step; the Armijo line
+    search then costs O(n) per trial because the logits along the step are z·θ − t z·step.
+    The Hessian zᵀ diag(w σ(1−σ)) z + λI is the expensive part (n·d² flops, ~20 gemvs), so:
+
+    - n ≤ 2·sketch rows: the exact Hessian every iteration (plain Newton, quadratic convergence);
+    - larger n: the Hessian of a fixed strided subsample (rescaled) while far from θ̂, then one
+      full Hessian once the decrement is below _SWITCH_DECREMENT·loss, frozen for the last
+      (chord) iterations, which converge at a rate ~‖θ − θ̂‖.
+
+    Only the rate depends on these approximations: the stopping rule is on the exact gradient,
+    so θ̂ is the exact minimiser. Stops when every batch element's Newton decrement
+    gᵀH⁻¹g ≤ tol·max(1, |loss|), or when the decrement is at the rounding floor and the loss
+    can no longer decrease.
+
+    Returns:
+        (θ, converged (...,) bool, the Hessian (or its approximation) used last (..., d, d)).
+    """
+    n, d = diffs.shape[-2:]
+    batch = diffs.shape[:-2]
+    reg = np.broadcast_to(np.asarray(reg, dtype=np.float64), batch)
     eye = np.eye(d)
-    for _ in range(max_iter):
-        logits = np.einsum("...nd,...d->...n", diffs, theta)
+    theta = np.array(theta0, dtype=np.float64, copy=True)
+    logits = _matvec(diffs, theta)
+    loss = _data_loss(logits, labels, weights) + 0.5 * reg * np.einsum("...d,...d->...", theta, theta)
+    converged = np.zeros(batch, dtype=bool)
+    diffs_t = np.swapaxes(diffs, -1, -2)
+    n_sketch = max(_SKETCH_ROWS, 16 * d)
+    if n > 2 * n_sketch:
+        stride = n // n_sketch
+        sketch = diffs[..., ::stride, :]
+        sketch_t = np.swapaxes(sketch, -1, -2)
+        sketch_scale = n / sketch.shape[-2]
+    else:
+        sketch = None
+    frozen = None
+    for iteration in range(max_iter + 1):
         prob = expit(logits)
         resid = prob - labels
         curv = prob * (1.0 - prob)
         if weights is not None:
-            resid = resid * weights
-            curv = curv * weights
-        grad = np.einsum("...nd,...n->...d", diffs, resid) + reg * theta
-        # zᵀ diag(w) z through one BLAS matmul per batch element.
-        hess = np.matmul(np.swapaxes(diffs, -1, -2), diffs * curv[..., None]) + reg * eye
-        # A tiny jitter keeps Cholesky alive when λ = 0 and some direction is never compared.
-        hess += 1e-12 * np.trace(hess, axis1=-2, axis2=-1)[..., None, None] / d * eye
-        try:
-            step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            raise ValueError("diffs: the Hessian is singular; use reg > 0") from None
+            resid *= weights
+            curv *= weights
+        grad = _matvec(diffs_t, resid) + reg[..., None] * theta
+        if frozen is not None:
+            hess = frozen
+        elif sketch is None:
+            hess = _gram(diffs, diffs_t, curv) + reg[..., None, None] * eye
+        else:
+            hess = sketch_scale * _gram(sketch, sketch_t, curv[..., ::stride]) + reg[..., None, None] * eye
+        step = _solve(hess, grad)
         decrement = np.einsum("...d,...d->...", grad, step)
-        if np.all(decrement <= tol * np.maximum(1.0, np.abs(loss))):
+        scale = np.maximum(1.0, np.abs(loss))
+        if sketch is not None and frozen is None and np.all(decrement <= _SWITCH_DECREMENT * scale):
+            hess = frozen = _gram(diffs, diffs_t, curv) + reg[..., None, None] * eye
+            step = _solve(hess, grad)
+            decrement = np.einsum("...d,...d->...", grad, step)
+        converged |= decrement <= tol * scale
+        if converged.all() or iteration == max_iter:
             break
-        # Armijo backtracking, vectorised: halve the step only where the loss did not drop.
-        size = np.ones(theta.shape[:-1])
-        for _ in range(40):
-            candidate = theta - size[..., None] * step
-            new_loss = _loss(candidate, diffs, labels, reg, weights)
-            ok = new_loss <= loss - 0.25 * size * decrement + 1e-15 * np.abs(loss)
-            if np.all(ok):
+        zstep = _matvec(diffs, step)
+        size = np.ones(batch)
+        for _trial in range(60):
+            new_logits = logits - size[..., None] * zstep
+            new_theta = theta - size[..., None] * step
+            new_loss = _data_loss(new_logits, labels, weights) + 0.5 * reg * np.einsum("...d,...d->...", new_theta, new_theta)
+            ok = new_loss <= loss - 0.25 * size * decrement + 1e-15 * scale
+            if ok.all():
                 break
             size = np.where(ok, size, 0.5 * size)
-        theta, loss = candidate, new_loss
-    else:
-        raise ValueError(
-            f"reg: Newton did not converge in {max_iter} iterations (separable data with reg = {reg}?); "
-            "use reg > 0 or a norm bound"
-        )
-    return theta
+        else:
+            # No decrease even for a tiny step: at the rounding floor of the loss. Accept the
+            # elements whose decrement is already negligible; the others keep their iterate.
+            floor = decrement <= 1e-10 * scale
+            converged |= floor
+            ok = ok | floor
+        keep = ~ok
+        if keep.any():
+            new_theta = np.where(keep[..., None], theta, new_theta)
+            new_logits = np.where(keep[..., None], logits, new_logits)
+            new_loss = np.where(keep, loss, new_loss)
+        theta, logits, loss = new_theta, new_logits, new_loss
+    return theta, converged, hess
+
+
+def _solve(hess, grad):
+    """H⁻¹g, batched; a tiny ridge rescues a singular H (λ = 0 and a never-compared direction)."""
+    try:
+        return np.linalg.solve(hess, grad[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        d = hess.shape[-1]
+        jitter = 1e-12 * np.trace(hess, axis1=-2, axis2=-1)[..., None, None] / d + 1e-300
+        return np.linalg.solve(hess + jitter * np.eye(d), grad[..., None])[..., 0]
+
+
+def _separable(diffs, labels, weights, theta) -> np.ndarray:
+    """True where θ classifies every informative comparison (z ≠ 0, w > 0) strictly correctly:
+    then the data are separable and the unregularised MLE does not exist (the loss → 0 as θ → ∞)."""
+    margins = (2.0 * labels - 1.0) * _matvec(diffs, theta)
+    informative = np.any(diffs != 0.0, axis=-1)
+    if weights is not None:
+        informative &= weights > 0
+    return np.all((margins > 0.0) | ~informative, axis=-1) & informative.any(axis=-1)
+
+
+def _not_converged(reg, max_iter) -> ValueError:
+    return ValueError(
+        f"reg: Newton did not converge in {max_iter} iterations (separable data with reg = {reg}?); "
+        "use reg > 0 or a norm bound"
+    )
 
 
 def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-20, max_iter: int = 100) -> np.ndarray:
@@ -109,55 +205,87 @@ def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-20, 
     Args:
         diffs: z = φ(x,a¹) − φ(x,a²), shape (..., n, d), finite, n ≥ 1.
         labels: y ∈ {0, 1}, shape (..., n); 1 = first action preferred.
-        reg: λ ≥ 0, ridge coefficient (λ = 0 needs non-separable data).
+        reg: λ ≥ 0, ridge coefficient (λ = 0 needs non-separable data, or a ``bound``).
         bound: B > 0 for the constrained MLE ‖θ‖ ≤ B (Zhu, Jordan & Jiao 2023), or None.
         weights: optional per-comparison weights w_i ≥ 0 (bootstrap counts), shape (..., n).
-        tol: stop when the Newton decrement gᵀH⁻¹g ≤ tol·max(1, loss) for every batch element.
+        tol: stop when the Newton decrement gᵀH⁻¹g ≤ tol·max(1, loss) for every batch element
+            (the default reaches the minimiser to machine precision: Newton converges
+            quadratically, so this costs one or two iterations more than a loose tolerance).
+        max_iter: Newton iterations at most.
 
     Returns:
-        θ̂, shape (..., d).
+        θ̂, shape (..., d). ValueError when Newton does not converge (separable data with λ = 0).
 
-    The constrained problem is solved through its KKT condition: when the unconstrained
-    minimiser has ‖θ̂‖ > B the solution lies on the sphere and equals the ridge solution with
-    λ + μ, where μ > 0 is found by bisection on the monotone map μ ↦ ‖θ̂(λ + μ)‖.
+    The constrained problem is solved through its KKT condition: when the minimiser for λ lies
+    outside the ball, the solution is the ridge minimiser θ(λ + μ) with μ > 0 the root of
+    ‖θ(λ + μ)‖ = B, found by safeguarded Newton on 1/‖θ(λ+μ)‖ − 1/B (with d‖θ‖/dμ = −θᵀH⁻¹θ/‖θ‖)
+    inside a bracket that starts from μ = ‖∇L(0)‖/B − λ (where ‖θ(λ + μ)‖ ≤ B is guaranteed).
     """
     diffs, labels, reg, weights = _check_bt_inputs(diffs, labels, reg, weights)
+    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
+        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite float >= 0, got {tol}")
     theta0 = np.zeros(diffs.shape[:-2] + diffs.shape[-1:])
     if bound is None:
-        return _newton(diffs, labels, reg, weights, theta0, tol=tol, max_iter=max_iter)
-    bound = float(bound)
+        theta, converged, _ = _newton(diffs, labels, reg, weights, theta0, tol=tol, max_iter=max_iter)
+        if not converged.all() or (reg == 0.0 and _separable(diffs, labels, weights, theta).any()):
+            raise _not_converged(reg, max_iter)
+        return theta
+    try:
+        bound = float(bound)
+    except (TypeError, ValueError):
+        raise ValueError(f"bound: expected a float > 0 or None, got {bound!r}") from None
     if not np.isfinite(bound) or bound <= 0:
         raise ValueError(f"bound: the norm bound B must be finite and > 0, got {bound}")
-    theta = _newton(diffs, labels, max(reg, 1e-12), weights, theta0, tol=tol, max_iter=max_iter)
-    norms = np.linalg.norm(theta, axis=-1)
-    if np.all(norms <= bound):
-        return theta
-    # Per batch element: bracket μ with ‖θ(λ + μ)‖ ≤ B, then bisect in log space.
     flat_d = diffs.reshape((-1,) + diffs.shape[-2:])
     flat_y = labels.reshape((-1, labels.shape[-1]))
     flat_w = None if weights is None else weights.reshape((-1, labels.shape[-1]))
-    flat_theta = theta.reshape((-1, theta.shape[-1]))
-    for i in np.flatnonzero(norms.reshape(-1) > bound):
-        w_i = None if flat_w is None else flat_w[i]
+    out = np.empty((flat_d.shape[0], flat_d.shape[-1]))
+    for i in range(flat_d.shape[0]):
+        out[i] = _fit_bt_ball(flat_d[i], flat_y[i], reg, bound, None if flat_w is None else flat_w[i],
+                              tol=tol, max_iter=max_iter)
+    return out.reshape(theta0.shape)
 
-        def solve(mu, start):
-            return _newton(flat_d[i], flat_y[i], reg + mu, w_i, start, tol=tol, max_iter=max_iter)
 
-        lo, hi = 0.0, max(reg, 1e-3)
-        start = flat_theta[i]
-        while np.linalg.norm(sol := solve(hi, start)) > bound:
-            lo, hi, start = hi, hi * 4.0, sol
-        for _ in range(200):
-            mid = np.sqrt(lo * hi) if lo > 0 else 0.5 * hi
-            sol_mid = solve(mid, sol)
-            if np.linalg.norm(sol_mid) > bound:
-                lo = mid
-            else:
-                hi, sol = mid, sol_mid
-            if hi - lo <= 1e-13 * hi:
-                break
-        flat_theta[i] = sol * (bound / max(np.linalg.norm(sol), bound))
-    return flat_theta.reshape(theta.shape)
+def _fit_bt_ball(diffs, labels, reg, bound, weights, *, tol, max_iter):
+    """argmin over ‖θ‖ ≤ B of the regularised BT loss for one dataset (n, d)."""
+    d = diffs.shape[-1]
+    theta, converged, _ = _newton(diffs, labels, reg, weights, np.zeros(d), tol=tol, max_iter=max_iter)
+    if converged and np.linalg.norm(theta) <= bound and not (reg == 0.0 and _separable(diffs, labels, weights, theta)):
+        return theta
+    grad0 = diffs.T @ ((0.5 - labels) * (1.0 if weights is None else weights))
+    hi = max(np.linalg.norm(grad0) / bound - reg, 0.0)
+    if hi == 0.0:  # ∇L(0) = 0: θ = 0 is the minimiser (inside the ball)
+        return np.zeros(d)
+    lo = 0.0
+    mu = hi
+    theta = np.zeros(d)
+    best = None
+    for _ in range(200):
+        theta, converged, hess = _newton(diffs, labels, reg + mu, weights, theta, tol=tol, max_iter=max_iter)
+        norm = np.linalg.norm(theta)
+        if norm <= bound:
+            hi, best = mu, theta
+        else:
+            lo = mu
+        if abs(norm - bound) <= 1e-10 * bound:
+            # On the sphere to the accuracy of the inner solves: the constraint is active.
+            return theta * (bound / norm)
+        if hi - lo <= 1e-15 * hi:
+            break
+        if lo == 0.0 and norm <= bound and hi < 1e-14 * (np.trace(hess) / d):
+            # μ → 0 with ‖θ(λ + μ)‖ still inside the ball: the unconstrained minimiser is feasible
+            # (the first attempt only failed on its iteration budget).
+            return theta
+        # Newton on φ(μ) = 1/‖θ‖ − 1/B, φ'(μ) = θᵀH⁻¹θ / ‖θ‖³.
+        slope = theta @ np.linalg.solve(hess, theta) / norm**3
+        candidate = mu - (1.0 / norm - 1.0 / bound) / slope if slope > 0 else -1.0
+        if not (lo < candidate < hi):
+            candidate = np.sqrt(lo * hi) if lo > 0 else 0.1 * hi
+        mu = candidate
+    return best * min(1.0, bound / np.linalg.norm(best))
 
 
 def covariance(diffs, reg, scale: float = 1.0) -> np.ndarray:
@@ -167,12 +295,8 @@ def covariance(diffs, reg, scale: float = 1.0) -> np.ndarray:
     """
     diffs = as_float_array(diffs, "diffs", min_ndim=2)
     check_finite(diffs, "diffs")
-    reg = float(reg)
-    if not np.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg: must be finite and >= 0, got {reg}")
-    scale = float(scale)
-    if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"scale: must be finite and >= 0, got {scale}")
+    reg = _nonnegative(reg, "reg")
+    scale = _nonnegative(scale, "scale")
     d = diffs.shape[-1]
     return reg * np.eye(d) + scale * np.matmul(np.swapaxes(diffs, -1, -2), diffs)
 
