@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs
 from rlbandit.oracle import _kl_unchecked, expected_reward
@@ -31,6 +32,7 @@ __all__ = [
     "best_of_n_kl",
     "best_of_n_win_rate",
     "best_of_n_kl_bound",
+    "gibbs_matching_kl",
     "select_top_per_prompt",
     "select_top_k",
     "RSConfig",
@@ -122,8 +124,6 @@ def _best_of_n_unchecked(rewards, ref_logprobs, n):
         out = ref_logprobs - log_g + log_top
     out = np.where(np.isfinite(ref_logprobs), out, -np.inf)
     # renormalise away the last ulp
-    from scipy.special import logsumexp
-
     return out - logsumexp(out, axis=-1, keepdims=True)
 
 
@@ -166,6 +166,51 @@ def best_of_n_win_rate(rewards, ref_logprobs, n) -> np.ndarray:
     _, log_fm, log_g = _tie_masses(rewards, ref_logprobs)
     score = np.exp(log_fm) + 0.5 * np.exp(log_g)
     return expected_reward(logp, score)
+
+
+def gibbs_matching_kl(rewards, ref_logprobs, target_kl, *, iterations: int = 100):
+    """The Gibbs policy O(r, η, π0) whose KL(·‖π0) equals ``target_kl``, per row.
+
+    KL(O(r, η)‖π0) decreases monotonically in η, so η is found by bisection on log η between
+    10⁻³ × the smallest reward gap (≈ greedy) and 10¹² × the reward spread (≈ π0). A target beyond the greedy limit's KL returns the smallest η.
+    This is the frontier best-of-N is compared against: at equal KL, Gibbs has the largest E_π r.
+
+    Returns:
+        (log-probs (..., K), η (...,)).
+    """
+    rewards = as_float_array(rewards, "rewards", min_ndim=1)
+    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
+    check_finite(rewards, "rewards")
+    check_logprobs(ref_logprobs, "ref_logprobs")
+    shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
+    rewards, ref_logprobs = np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
+    target = np.broadcast_to(as_float_array(target_kl, "target_kl"), shape[:-1])
+    if (target < 0).any() or not np.isfinite(target).all():
+        raise ValueError("target_kl: must be finite and >= 0")
+    support = np.isfinite(ref_logprobs)
+    masked = np.where(support, rewards, np.nan)
+    top = np.nanmax(masked, axis=-1, keepdims=True)
+    spread = top[..., 0] - np.nanmin(masked, axis=-1)
+    ordered = np.sort(np.where(support, rewards, np.inf), axis=-1)
+    gaps = np.diff(ordered, axis=-1)
+    gaps = np.where(np.isfinite(gaps) & (gaps > 0), gaps, np.inf)
+    gap_min = np.where(np.isfinite(gaps.min(-1, initial=np.inf)), gaps.min(-1, initial=np.inf), 1.0)
+    constant = ~(spread > 0)
+    # log η from "greedy" (η ≪ smallest gap) to "π0" (η ≫ spread)
+    lo = np.where(constant, 0.0, np.log(np.where(constant, 1.0, gap_min)) - np.log(1e3))
+    hi = np.where(constant, 0.0, np.log(np.where(constant, 1.0, spread)) + np.log(1e12))
+
+    def tilt(log_eta):
+        with np.errstate(invalid="ignore"):
+            z = np.where(support, (rewards - top) / np.exp(log_eta)[..., None], 0.0) + ref_logprobs
+        return z - logsumexp(z, axis=-1, keepdims=True)
+
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        kl_mid = np.maximum(_kl_unchecked(tilt(mid), ref_logprobs), 0.0)
+        too_far = kl_mid > target
+        lo, hi = np.where(too_far, mid, lo), np.where(too_far, hi, mid)
+    return np.minimum(tilt(hi), 0.0), np.exp(hi)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from rlbandit.losses import KL_ESTIMATORS, LOSSES, kl_estimate, preference_loss
 
+torch.set_num_threads(1)  # the CI machine has 2 cores shared with xdist workers
+
 
 def _logsig(z):
     return -np.logaddexp(0.0, -z)
