@@ -59,6 +59,8 @@ __all__ = [
     "bt_rlhf_policy",
     "general_nash_policy",
     "ENHANCERS",
+    "EnhancerInputs",
+    "policy_metrics",
     "OnlineNashConfig",
     "run_online_nash",
 ]
