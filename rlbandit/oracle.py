@@ -113,7 +113,7 @@ def _check_block(rewards: np.ndarray, ref_logprobs: np.ndarray, scratch32: np.nd
     """Validation of one block for :func:`_gibbs_blocks`, in three cheap reductions and one float32 exp."""
     if not np.isfinite(rewards.min()) or not np.isfinite(rewards.max()):
         check_finite(rewards, "rewards")
-    if not ref_logprobs.max() <= 0.0:  # also False on NaN
+    if not ref_logprobs.max() <= NORMALISATION_TOL:  # also False on NaN
         check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)
     np.exp(ref_logprobs, out=scratch32, dtype=np.float32, casting="same_kind")
     mass = scratch32.sum(axis=-1)
@@ -168,22 +168,45 @@ def _renormalise(logprobs: np.ndarray) -> np.ndarray:
 
 
 def _kl_unchecked(logp: np.ndarray, logq: np.ndarray) -> np.ndarray:
-    """Σ_a q(a) h(p(a)/q(a)) with h(t) = t log t − t + 1 ≥ 0, per row.
+    """KL(p̄ ‖ q̄) per row of the normalised p̄ = p/Σp, q̄ = q/Σq, without cancellation.
 
-    For normalised rows this is KL(p‖q); written termwise non-negative, it is ≥ 0 by construction,
-    exactly 0 only when the rows are equal, and accurate to relative precision for nearby rows
-    (p·(δ + expm1(−δ)) with δ = log p − log q). Terms: p = 0 → q; q = 0 < p → +inf.
+    With δ = log p − log q, μ = E_p̄ δ and u = δ − μ (centred under p̄):
+
+        KL(p̄‖q̄) = log(1 + E_p̄[e^{−u} − 1 + u]) − log q̄(supp p)
+
+    Both terms are ≥ 0 (e^{−u} − 1 + u ≥ 0), so KL ≥ 0 by construction and = 0 only for equal
+    rows; the expression is exactly invariant to constant shifts of log p or log q (so rows that
+    are normalised only up to rounding do not leak a first-order error, which η = 1e8 would
+    amplify); e^{−u} − 1 + u is computed as expm1(−u) + u for |u| ≤ 1, so nearby rows lose no
+    digits. p = 0 terms drop out; q = 0 < p gives +inf. The resolution is that of the inputs:
+    log-probabilities carry ~16 digits, so KL is resolved down to ~1e-32.
     """
     logp, logq = np.broadcast_arrays(np.asarray(logp, dtype=np.float64), np.asarray(logq, dtype=np.float64))
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = np.exp(logp)
-        q = np.exp(logq)
-        delta = logp - logq
-        near = np.abs(delta) <= 1.0
-        close = p * (delta + np.expm1(-np.where(near, delta, 0.0)))
-        far = p * delta + (q - p)
-        terms = np.where(p > 0.0, np.where(near, close, far), q)
-    return terms.sum(axis=-1)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        lp = logp - logsumexp(logp, axis=-1, keepdims=True)
+        p = np.exp(lp)
+        on = p > 0.0
+        delta = np.where(on, logp - logq, 0.0)
+        mu = np.einsum("...k,...k->...", p, delta)
+        outside = ~np.isfinite(mu)  # q = 0 somewhere p > 0
+        u = delta - np.where(outside, 0.0, mu)[..., None]
+        near = np.abs(u) <= 1.0
+        un = np.where(near, u, 0.0)
+        h = np.where(near, p * (np.expm1(-un) + un), np.exp(lp - u) - p + p * u)
+        spread = np.where(on, h, 0.0).sum(axis=-1)  # = E_p̄ e^{−u} − 1
+        # Far-apart rows (spread ≳ 1, possibly e^{−u} overflowing): log E_p̄ e^{−u} in log space.
+        far = ~(spread <= 1.0)
+        if far.any():
+            spread_log = logsumexp(np.where(on, lp - u, -np.inf), axis=-1)
+            core = np.where(far, spread_log, np.log1p(np.where(far, 0.0, spread)))
+        else:
+            core = np.log1p(spread)
+        log_mass_q = logsumexp(logq, axis=-1, keepdims=True)
+        q_off = np.where(on, 0.0, np.exp(logq - log_mass_q)).sum(axis=-1)
+        log_q_on = logsumexp(np.where(on, logq, -np.inf), axis=-1) - log_mass_q[..., 0]
+        missing = np.where(q_off <= 0.5, -np.log1p(-q_off), -log_q_on)
+        result = core + missing
+    return np.where(outside, np.inf, result)
 
 
 def kl(logp, logq) -> np.ndarray:
@@ -194,15 +217,15 @@ def kl(logp, logq) -> np.ndarray:
 
     Returns:
         shape (...,): ≥ 0 (by construction, see :func:`_kl_unchecked`), 0 only for equal rows;
-        +inf where p has mass outside the support of q; 0·log 0 = 0. Rows are renormalised first
-        (they may be off by the validation tolerance), so the result is the KL of distributions.
+        +inf where p has mass outside the support of q; 0·log 0 = 0. It is the KL of the rows
+        normalised exactly (they may be off by the validation tolerance).
     """
     logp = as_float_array(logp, "logp", min_ndim=1)
     logq = as_float_array(logq, "logq", min_ndim=1)
     check_logprobs(logp, "logp")
     check_logprobs(logq, "logq")
     check_broadcast(logp.shape, logq.shape, "logp", "logq")
-    return _kl_unchecked(_renormalise(logp), _renormalise(logq))
+    return _kl_unchecked(logp, logq)
 
 
 def expected_reward(logprobs, rewards) -> np.ndarray:
@@ -288,8 +311,8 @@ def value(logprobs, rewards, ref_logprobs, eta, context_probs=None) -> np.ndarra
         shape (...,); −inf when π puts mass outside π0's support on a context with d0 > 0.
     """
     logprobs = as_float_array(logprobs, "logprobs", min_ndim=2)
-    rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=2)
+    rewards = as_float_array(rewards, "rewards", min_ndim=1)
+    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
     eta = check_eta(eta)
     check_finite(rewards, "rewards")
     check_logprobs(logprobs, "logprobs")
@@ -303,7 +326,7 @@ def value(logprobs, rewards, ref_logprobs, eta, context_probs=None) -> np.ndarra
 def optimal_value(rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
     """J(O(r, η, π0)) = Σ_x d0(x) η log Z(x), shape (...,) for rewards of shape (..., X, K)."""
     rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=2)
+    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
     eta = check_eta(eta)
     check_finite(rewards, "rewards")
     check_logprobs(ref_logprobs, "ref_logprobs")
