@@ -124,6 +124,22 @@ def test_check_preference_rejects_bad_arrays():
         PreferenceConfig("rps", strength=2.0)
 
 
+def test_preference_problem_validates_shapes():
+    from rlbandit.general_preferences import PreferenceProblem
+
+    pref = rock_paper_scissors(2, 3)
+    ref = np.log(np.full((2, 3), 1 / 3))
+    PreferenceProblem(np.zeros((2, 3, 2)), ref, pref)
+    with pytest.raises(ValueError, match="pref"):
+        PreferenceProblem(np.zeros((2, 3, 2)), ref, rock_paper_scissors(2, 4))
+    with pytest.raises(ValueError, match="features"):
+        PreferenceProblem(np.zeros((2, 4, 2)), ref, pref)
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        PreferenceProblem(np.zeros((2, 3, 2)), ref + 1.0, pref)
+    with pytest.raises(ValueError, match="scenario"):
+        PreferenceConfig("nope")
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), scenario=st.sampled_from(sorted(PREFERENCE_SCENARIOS)))
 def test_property_preference_models_are_antisymmetric(seed, scenario):
