@@ -199,7 +199,7 @@ def _not_converged(reg, max_iter) -> ValueError:
     )
 
 
-def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-20, max_iter: int = 100) -> np.ndarray:
+def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-26, max_iter: int = 100) -> np.ndarray:
     """Bradley–Terry MLE θ̂ (exact to machine precision) by damped Newton.
 
     Args:
