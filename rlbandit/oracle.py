@@ -230,8 +230,8 @@ def kl(logp, logq) -> np.ndarray:
 
 def expected_reward(logprobs, rewards) -> np.ndarray:
     """Σ_a π(a|x) r(x,a) per row, shape (...,). Unchecked: internal callers validate."""
-    p = np.exp(np.asarray(logprobs, dtype=np.float64))
-    return np.einsum("...k,...k->...", p, np.broadcast_to(rewards, p.shape))
+    p, rewards = np.broadcast_arrays(np.exp(np.asarray(logprobs, dtype=np.float64)), np.asarray(rewards, dtype=np.float64))
+    return np.einsum("...k,...k->...", p, rewards)
 
 
 def _log_partition_unchecked(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
