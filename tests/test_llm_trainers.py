@@ -1,0 +1,178 @@
+"""A smoke run of each llm trainer on a tiny model, plus the NaN guard and config validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from llm.corpus import prompt_for, reviews, sentiment_score  # noqa: E402
+from llm.features import ProgrammaticGold, bt_labels  # noqa: E402
+from llm.generation import SamplingConfig, generate  # noqa: E402
+from llm.models import TinyLMConfig, default_model  # noqa: E402
+from llm.online import ENHANCERS, OnlineDPOConfig, online_dpo  # noqa: E402
+from llm.trainers import (DPOConfig, DPOData, NonFiniteLossError, PGConfig, RMConfig, RSConfig, SFTConfig,  # noqa: E402
+                          best_of_n, dpo, policy_gradient, prepare_dpo_data, rejection_sampling_finetune, sft,
+                          train_lm_reward_model)
+from rlbandit.losses import LOSSES  # noqa: E402
+
+torch.set_num_threads(1)
+SHORT = SamplingConfig(max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    import os
+
+    os.environ["RLBANDIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return default_model(TinyLMConfig.tiny(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    prompts, chosen, _ = reviews(16, np.random.default_rng(0))
+    _, rejected, _ = reviews(16, np.random.default_rng(1))
+    return prompts, chosen, rejected
+
+
+class HashGold:
+    """A cheap linear gold reward for smoke tests: φ = normalised character-trigram hashes (d = 16)."""
+
+    def __init__(self, d=16):
+        self.theta = np.random.default_rng(0).standard_normal(d)
+
+    def features(self, prompts, responses):
+        out = np.zeros((len(responses), len(self.theta)))
+        for i, text in enumerate(responses):
+            for j in range(max(0, len(text) - 2)):
+                out[i, hash(text[j:j + 3]) % len(self.theta)] += 1.0
+        return out / np.maximum(1.0, np.linalg.norm(out, axis=-1, keepdims=True))
+
+    def __call__(self, prompts, responses, samples=None):
+        return self.features(prompts, responses) @ self.theta
+
+
+def test_sft_lowers_the_loss(base):
+    lm = base.copy()
+    prompts, responses, _ = reviews(32, np.random.default_rng(2))
+    losses = sft(lm, prompts, responses, SFTConfig(steps=25, batch_size=8, lr=3e-3), progress=False)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+@pytest.mark.parametrize("loss_type", sorted(LOSSES))
+def test_every_dpo_loss_type_trains(base, pairs, loss_type):
+    lm, ref = base.copy(), base.frozen()
+    smoothing = 1e-3 if loss_type == "exo_pair" else 0.0
+    data = prepare_dpo_data(ref, *pairs)
+    history = dpo(lm, data, DPOConfig(beta=0.1, loss_type=loss_type, label_smoothing=smoothing, steps=3,
+                                      batch_size=8, lr=1e-3), progress=False)
+    assert len(history) == 3 and np.all(np.isfinite(history["loss"]))
+
+
+def test_dpo_raises_the_chosen_margin(base, pairs):
+    lm, ref = base.copy(), base.frozen()
+    history = dpo(lm, prepare_dpo_data(ref, *pairs), DPOConfig(beta=0.5, steps=15, batch_size=16, lr=3e-3),
+                  progress=False)
+    assert history["reward_margin"].iloc[-1] > 1.0 and history["accuracy"].iloc[-1] == 1.0
+
+
+def test_nan_loss_stops_before_the_update_and_keeps_weights(base, pairs, tmp_path):
+    lm, ref = base.copy(), base.frozen()
+    good = prepare_dpo_data(ref, *pairs)
+    bad = DPOData(good.prompt_ids, good.chosen_ids, good.rejected_ids, np.full(len(good), np.inf),
+                  good.ref_rejected, good.weights)
+    before = [p.detach().clone() for p in lm.model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="before the update"):
+        dpo(lm, bad, DPOConfig(beta=0.1, steps=2, batch_size=4), progress=False, checkpoint_dir=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(before, lm.model.parameters()))
+
+
+@pytest.mark.parametrize("algorithm,kl_mode", [("ppo", "reward"), ("rloo", "loss")])
+def test_policy_gradient_smoke(base, algorithm, kl_mode):
+    lm, ref = base.copy(), base.frozen()
+    gold = ProgrammaticGold(lambda p, r: sentiment_score(r))
+    config = PGConfig(algorithm=algorithm, kl_mode=kl_mode, eta=0.1, steps=2, prompts_per_step=4, samples_per_prompt=2,
+                      sampling=SHORT)
+    history = policy_gradient(lm, ref, [prompt_for("lamp"), prompt_for("tent")], gold, config, progress=False)
+    assert list(history["step"]) == [0, 1] and np.all(np.isfinite(history[["reward", "kl", "loss"]]))
+    # the first rollout is drawn from π0 itself, so its KL is exactly 0
+    assert history["kl"].iloc[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_best_of_n_picks_the_maximum(base):
+    gold = ProgrammaticGold(lambda p, r: np.array([len(x) for x in r], dtype=float))
+    picked, best, everything = best_of_n(base, [prompt_for("sofa")] * 3, 4, gold, SHORT,
+                                         torch.Generator().manual_seed(0), missing_eos_penalty_value=0.0)
+    assert np.allclose(best, everything.max(-1)) and [len(p) for p in picked] == list(best)
+
+
+def test_rejection_sampling_finetune_smoke(base):
+    lm = base.copy()
+    gold = ProgrammaticGold(lambda p, r: sentiment_score(r))
+    config = RSConfig(rounds=1, n=2, prompts_per_round=4, sft=SFTConfig(steps=2, batch_size=4), sampling=SHORT)
+    history = rejection_sampling_finetune(lm, [prompt_for("lamp")], gold, config, progress=False)
+    assert len(history) == 1 and history["best_reward"].iloc[0] >= history["sample_reward"].iloc[0]
+
+
+def test_lm_reward_model_learns_the_preference(base):
+    prompts, chosen, rejected = [], [], []
+    for product in ("lamp", "tent", "sofa", "kettle"):
+        prompts += [prompt_for(product)] * 2
+        chosen += [" The lid is great.", " Five stars, a superb tent."]
+        rejected += [" The lid is awful.", " One star, a broken tent."]
+    rm, history = train_lm_reward_model(base, prompts, chosen, rejected, RMConfig(steps=30, batch_size=8, lr=3e-3),
+                                        progress=False)
+    assert history["loss"].iloc[-1] < 0.3
+    assert np.all(rm(prompts, chosen) > rm(prompts, rejected))
+
+
+def test_bt_head_on_features_is_the_mle():
+    from rlbandit.reward import fit_bt
+
+    gold = HashGold()
+    prompts, r1, _ = reviews(300, np.random.default_rng(3))
+    _, r2, _ = reviews(300, np.random.default_rng(4))
+    labels = bt_labels(gold(prompts, r1), gold(prompts, r2), np.random.default_rng(5))
+    theta = fit_bt(gold.features(prompts, r1) - gold.features(prompts, r2), labels, reg=1.0)
+    assert np.corrcoef(theta, gold.theta)[0, 1] > 0.5  # the MLE recovers the direction of θ*
+    noisy = bt_labels(np.full(2000, 5.0), np.zeros(2000), np.random.default_rng(6), noise=0.3)
+    assert abs((1 - noisy.mean()) - (0.3 * 0.9933 + 0.7 * 0.0067)) < 0.03
+
+
+@pytest.mark.parametrize("enhancer", sorted(ENHANCERS))
+def test_online_dpo_each_enhancer(base, enhancer):
+    lm, ref = base.copy(), base.frozen()
+    config = OnlineDPOConfig(enhancer=enhancer, iterations=2, prompts_per_iteration=3, n_candidates=3,
+                             dpo=DPOConfig(beta=0.1, steps=2, batch_size=4), sampling=SHORT)
+    prompts = [prompt_for("lamp"), prompt_for("tent")]
+    frame = online_dpo(lm, ref, prompts, HashGold(), config, eval_prompts=prompts, ref_eval_rewards=np.zeros(2),
+                       progress=False)
+    assert list(frame["n_comparisons"]) == [3, 6] and set(frame["enhancer"]) == {enhancer}
+    assert np.all(np.isfinite(frame[["gold_reward", "kl_to_ref", "win_rate"]]))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="loss_type"):
+        DPOConfig(loss_type="nope")
+    with pytest.raises(ValueError, match="enhancer"):
+        OnlineDPOConfig(enhancer="nope")
+    with pytest.raises(ValueError, match="kl_mode"):
+        PGConfig(kl_mode="nope")
+    with pytest.raises(ValueError, match="reference"):
+        OnlineDPOConfig(reference="nope")
+    with pytest.raises(ValueError, match="noise"):
+        bt_labels(np.zeros(2), np.zeros(2), np.random.default_rng(0), noise=0.6)
+
+
+def test_prompt_too_long_for_training(base):
+    with pytest.raises(ValueError, match="context window"):
+        sft(base.copy(), ["Review of the lamp:" * 30], [" Great."], SFTConfig(steps=1), progress=False)
+
+
+def test_generation_after_training_is_still_text(base, pairs):
+    lm = base.copy()
+    dpo(lm, prepare_dpo_data(base.frozen(), *pairs), DPOConfig(beta=0.1, steps=2, batch_size=4), progress=False)
+    samples = generate(lm, [prompt_for("lamp")], SHORT, torch.Generator().manual_seed(0))
+    assert isinstance(samples.responses[0], str)
