@@ -1,0 +1,29 @@
+"""Smoke test of the command line (typer's CliRunner, small sizes)."""
+
+from __future__ import annotations
+
+import re
+
+from typer.testing import CliRunner
+
+from rlbandit.cli import app, loglog_slope
+
+
+def test_example_runs_and_prints_the_table_and_slope():
+    result = CliRunner().invoke(app, ["example", "--n-contexts", "4", "--n-actions", "5", "--dim", "2",
+                                      "--seeds", "3", "--eta", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "SubOpt" in result.output
+    match = re.search(r"slope of SubOpt against n: (-?\d+\.\d+)", result.output)
+    assert match, result.output
+    assert float(match.group(1)) < 0  # more data, smaller suboptimality
+
+
+def test_example_rejects_unknown_scenario():
+    result = CliRunner().invoke(app, ["example", "--scenario", "nope", "--seeds", "2"])
+    assert result.exit_code != 0
+    assert "scenario" in str(result.exception) or "scenario" in result.output
+
+
+def test_loglog_slope_exact_power_law():
+    assert abs(loglog_slope([10, 100, 1000], [1.0, 0.1, 0.01]) + 1.0) < 1e-12
