@@ -52,6 +52,7 @@ from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, ex
 from rlbandit.policies import POLICIES, as_tensor, make_policy
 
 __all__ = ["PGConfig", "PGAlgorithm", "ALGORITHMS", "ADVANTAGES", "PGResult", "train_policy_gradient",
+           "exact_update_direction",
            "fixed_point", "forward_kl_policy", "grpo_fixed_point", "FIXED_POINTS"]
 
 
@@ -85,20 +86,44 @@ def forward_kl_policy(rewards, ref_logprobs, eta) -> np.ndarray:
     return logp - logsumexp(logp, axis=-1, keepdims=True)
 
 
-def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 500) -> np.ndarray:
-    """Fixed point of std-normalised group advantages with an exact KL gradient in the loss:
-    π = O(r, η σ_π(x), π0) with σ_π(x) the std of r(x, ·) under π (solved by damped iteration on σ).
+def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 5000) -> np.ndarray:
+    """The stable fixed point of std-normalised group advantages with an exact KL gradient in the
+    loss (k2 in the loss, exact moments):  π = O(r, η σ_π(x), π0),  σ_π(x) = std_{a∼π}[r(x,a)].
+
+    Per context, σ solves σ = h(σ) := std under O(r, ησ). The iteration σ ← h(σ) started from
+    h(∞) = std_π0(r) descends to the largest root, the one the dynamics reach from π0. When no
+    positive root exists (small η: e.g. two actions with r = (1, 0) need η·max_p √(p(1−p))·logit(p)/π0
+    ≥ 1) the iteration tends to 0 and the policy collapses to the greedy one — GRPO's per-prompt
+    normalisation then regularises nothing. Returns log-probs of shape ``rewards``.
     """
     eta = check_eta(eta)
     rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
-    sigma = np.ones(rewards.shape[:-1] + (1,))
-    for _ in range(iterations):
-        logp = _gibbs_unchecked(rewards / sigma, ref_logprobs, eta)
+    support = np.isfinite(ref_logprobs)
+    r = np.where(support, rewards, 0.0)
+
+    def std_under(logp):
         p = np.exp(logp)
-        mean = (p * rewards).sum(-1, keepdims=True)
-        std = np.sqrt(np.maximum((p * (rewards - mean) ** 2).sum(-1, keepdims=True), 1e-300))
-        sigma = 0.5 * sigma + 0.5 * std
-    return _gibbs_unchecked(rewards / sigma, ref_logprobs, eta)
+        mean = (p * r).sum(-1, keepdims=True)
+        return np.sqrt(np.maximum((p * (r - mean) ** 2).sum(-1, keepdims=True), 0.0))
+
+    sigma = std_under(ref_logprobs)
+    for _ in range(iterations):
+        collapsed = sigma < 1e-12
+        new = std_under(_tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300)))
+        sigma = np.where(collapsed, 0.0, new)
+    greedy = _greedy(rewards, ref_logprobs, eta)
+    tilted = _tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300))
+    return np.where(sigma > 1e-12, tilted, greedy)
+
+
+def _tilt(rewards, ref_logprobs, temperature):
+    """O(r, τ, π0) with a per-row temperature τ (..., 1)."""
+    from scipy.special import logsumexp
+
+    support = np.isfinite(ref_logprobs)
+    top = np.where(support, rewards, -np.inf).max(-1, keepdims=True)
+    z = np.where(support, (rewards - top) / temperature, 0.0) + ref_logprobs
+    return z - logsumexp(z, axis=-1, keepdims=True)
 
 
 def _greedy(rewards, ref_logprobs, eta):
@@ -363,6 +388,61 @@ def _metrics(problem, logprobs: np.ndarray, train_rewards: np.ndarray, eta_cfg: 
     }
 
 
+def _surrogate_loss(lp_all, batch: _Batch, adv, returns, eta, config: PGConfig, clipped: bool, chunk, n_mb: int):
+    """The loss of one (mini)batch (module docstring), summed over seeds."""
+    s = lp_all.shape[0]
+    s_idx = torch.arange(s)[:, None, None]
+    lp = lp_all[s_idx, batch.contexts[:, chunk, None], batch.actions[:, chunk]]
+    w = batch.weights[:, chunk] * n_mb
+    a = adv[:, chunk]
+    if clipped:
+        ratio = torch.exp(lp - batch.old_logprobs[:, chunk])
+        surrogate = torch.minimum(ratio * a, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * a)
+    else:
+        surrogate = a * lp
+    # zero-weight entries (exact mode, π_old(a) = 0) contribute nothing, even where a term is ±inf
+    loss = -torch.where(w > 0, w * surrogate, torch.zeros_like(w)).sum()
+    if config.kl_placement == "loss":
+        penalty = kl_estimate(lp, batch.ref_logprobs[:, chunk], config.kl_estimator)
+        loss = loss + torch.where(w > 0, eta[:, None, None] * w * penalty, torch.zeros_like(w)).sum()
+    return loss
+
+
+def exact_update_direction(rewards, ref_logprobs, logprobs, eta, kl_estimator: str = "k1",
+                           kl_placement: str = "reward", advantage: str = "loo", context_probs=None) -> np.ndarray:
+    """The expected policy-gradient update at π (tabular logits), i.e. −∇_u of the exact-mode loss:
+
+        E_{x∼d0, a∼π}[ A(x,a) ∇_u log π(a|x) ] − [KL in loss] η E_{x, a∼sg π}[ ∇_u k(a) ].
+
+    Args: rewards, ref_logprobs, logprobs (π; full support) of shape (X, K); η; the KL option;
+    the advantage estimator (exact moments); d0 (uniform when None).
+    Returns: the ascent direction, shape (X, K); it vanishes exactly at the option's fixed point
+    (:func:`fixed_point`) — k1-in-reward and k2-in-loss give ∇J.
+    """
+    from rlbandit.policies import TabularPolicy
+
+    rewards = np.asarray(rewards, float)
+    ref = np.asarray(ref_logprobs, float)
+    lp0 = np.asarray(logprobs, float)
+    x, k = rewards.shape
+    d0 = np.full(x, 1.0 / x) if context_probs is None else np.asarray(context_probs, float)
+    config = PGConfig(algorithm="rloo", mode="exact", eta=eta, kl_estimator=kl_estimator, kl_placement=kl_placement,
+                      advantage=advantage)
+    policy = TabularPolicy(ref[None], init=(lp0 - ref)[None])
+    eta_t = torch.full((1,), float(eta), dtype=torch.float64)
+    with torch.no_grad():
+        lp_old = policy.logprobs()
+        batch = _collect(lp_old, as_tensor(rewards[None]), as_tensor(ref[None]), as_tensor(d0[None]), config, None)
+        returns = batch.rewards.clone()
+        if kl_placement == "reward":
+            returns = returns - eta_t[:, None, None] * KL_ESTIMATORS[kl_estimator](batch.ref_logprobs - batch.old_logprobs)
+        returns = torch.where(batch.weights > 0, returns, torch.zeros_like(returns))
+        adv = ADVANTAGES[advantage](returns, batch, None, 0.0)
+    loss = _surrogate_loss(policy.logprobs(), batch, adv, returns, eta_t, config, False, torch.arange(x), 1)
+    loss.backward()
+    return -policy.logits.grad[0].numpy()
+
+
 def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: bool = False) -> PGResult:
     """Run the policy-gradient method ``config`` on ``problem`` and return the final policy.
 
@@ -429,6 +509,8 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
                     # π0/π overflows where π ≪ π0; clamp as verl's low_var_kl does (±10)
                     penalty = penalty.clamp(-10.0, 10.0)
                 returns = returns - eta_b() * penalty
+            # exact mode enumerates actions π_old never takes (π0(a) = 0): keep them out of the moments
+            returns = torch.where(batch.weights > 0, returns, torch.zeros_like(returns))
             ctx_values = torch.gather(values, 1, batch.contexts)
             adv = advantage(returns, batch, ctx_values, config.advantage_eps)
         n_mb = config.minibatches if algo.clipped else 1
@@ -440,19 +522,7 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
                 if chunk.numel() == 0:
                     continue
                 opt.zero_grad()
-                lp_all = policy.logprobs()
-                s_idx = torch.arange(s)[:, None, None]
-                lp = lp_all[s_idx, batch.contexts[:, chunk, None], batch.actions[:, chunk]]
-                w = batch.weights[:, chunk] * n_mb
-                a = adv[:, chunk]
-                if algo.clipped:
-                    ratio = torch.exp(lp - batch.old_logprobs[:, chunk])
-                    surrogate = torch.minimum(ratio * a, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * a)
-                else:
-                    surrogate = a * lp
-                loss = -(w * surrogate).sum()
-                if config.kl_placement == "loss":
-                    loss = loss + (eta_b() * w * kl_estimate(lp, batch.ref_logprobs[:, chunk], config.kl_estimator)).sum()
+                loss = _surrogate_loss(policy.logprobs(), batch, adv, returns, eta, config, algo.clipped, chunk, n_mb)
                 loss.backward()
                 opt.step()
                 if config.advantage_name == "value":
