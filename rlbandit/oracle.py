@@ -90,9 +90,10 @@ def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, che
         ref = ref_logprobs[start:start + step]
         z = out[start:start + step]
         e = scratch[: r.shape[0]]
+        top = r.max()
         if check:
-            _check_block(r, ref, scratch32[: r.shape[0]], start)
-        if r.max() * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
+            _check_block(r, top, ref, scratch32[: r.shape[0]], start)
+        if top * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
             z[...] = _gibbs_exact_rows(r, ref, eta)
             continue
         np.multiply(r, inv, out=z)
@@ -109,9 +110,11 @@ def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, che
     return out
 
 
-def _check_block(rewards: np.ndarray, ref_logprobs: np.ndarray, scratch32: np.ndarray, start: int) -> None:
-    """Validation of one block for :func:`_gibbs_blocks`, in three cheap reductions and one float32 exp."""
-    if not np.isfinite(rewards.min()) or not np.isfinite(rewards.max()):
+def _check_block(rewards: np.ndarray, top: float, ref_logprobs: np.ndarray, scratch32: np.ndarray, start: int) -> None:
+    """Validation of one block for :func:`_gibbs_blocks` (``top`` = rewards.max()), in two more
+    reductions, one float32 exp and one row sum: min/max are NaN-propagating, so a finite min and
+    max mean every reward is finite."""
+    if not np.isfinite(rewards.min()) or not np.isfinite(top):
         check_finite(rewards, "rewards")
     if not ref_logprobs.max() <= NORMALISATION_TOL:  # also False on NaN
         check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)
