@@ -282,3 +282,88 @@ def kl_from_samples(policy_logprobs, ref_logprobs, kind: str = "k3"):
     n = est.numel()
     stderr = float(est.std(unbiased=True) / np.sqrt(n)) if n > 1 else float("nan")
     return float(est.mean()), stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# Packed (padding-free) sequence log-probs for training
+
+
+def _pack(lengths, capacity):
+    """First-fit-decreasing bins of total length ≤ capacity → list of (row, offset) per item."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    free: list[int] = []
+    place = [None] * len(lengths)
+    for i in order:
+        n = lengths[i]
+        for row, room in enumerate(free):
+            if room >= n:
+                place[i] = (row, capacity - room)
+                free[row] -= n
+                break
+        else:
+            free.append(capacity - n)
+            place[i] = (len(free) - 1, 0)
+    return place, len(free)
+
+
+def packed_sequence_logprobs(model, prompt_ids, response_ids, pad_token_id: int, device=None):
+    """log π(y|x) for each (prompt, response) with no padding waste: sequences are packed into rows
+    (first-fit, capacity 2 × the longest), positions restart at 0 for each sequence (so attention is
+    block-diagonal — transformers' packed-sequence masks), and the LM head runs only on the
+    positions that predict response tokens. Returns (B,) sums (float32).
+
+    Equal to :func:`sequence_logprobs` on the padded batch (checked per model class by
+    :func:`packing_supported`, and in the tests).
+    """
+    import torch
+
+    seqs = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids)]
+    lengths = [len(s) for s in seqs]
+    capacity = 2 * max(lengths)
+    place, rows = _pack(lengths, capacity)
+    ids = np.full((rows, capacity), pad_token_id, dtype=np.int64)
+    pos = np.zeros((rows, capacity), dtype=np.int64)
+    used = np.zeros(rows, dtype=np.int64)
+    pred_rows, pred_cols, targets, owner = [], [], [], []
+    for i, (seq, (row, off)) in enumerate(zip(seqs, place)):
+        n, p = len(seq), len(prompt_ids[i])
+        ids[row, off:off + n] = seq
+        pos[row, off:off + n] = np.arange(n)
+        used[row] = max(used[row], off + n)
+        r = n - p
+        pred_rows += [row] * r
+        pred_cols += list(range(off + p - 1, off + n - 1))
+        targets += seq[p:]
+        owner += [i] * r
+    for row in range(rows):  # the tail padding is its own segment (positions restart), never attended to
+        pos[row, used[row]:] = np.arange(capacity - used[row])
+    to = (lambda a: torch.from_numpy(a).to(device)) if device is not None else torch.from_numpy
+    hidden = model.get_decoder()(input_ids=to(ids), position_ids=to(pos), attention_mask=None,
+                                 use_cache=False).last_hidden_state
+    picked = hidden[to(np.asarray(pred_rows)), to(np.asarray(pred_cols))]
+    logits = model.get_output_embeddings()(picked).float()
+    tgt = to(np.asarray(targets))
+    logp = torch.gather(logits, -1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
+    out = torch.zeros(len(seqs), dtype=logp.dtype, device=logp.device)
+    return out.index_add(0, to(np.asarray(owner)), logp)
+
+
+_PACKING: dict = {}
+
+
+def packing_supported(model, pad_token_id: int) -> bool:
+    """Whether this model class gives the same log-probs packed as padded (checked once per class)."""
+    import torch
+
+    key = type(model).__name__
+    if key not in _PACKING:
+        try:
+            prompts, responses = [[5, 6, 7], [8]], [[9, 10], [11, 12, 13, 14]]
+            with torch.no_grad():
+                device = next(model.parameters()).device
+                a = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
+                b = sequence_logprobs(model, make_batch(prompts, responses, pad_token_id, device))
+            _PACKING[key] = bool(torch.allclose(a, b.float(), atol=1e-4, rtol=1e-4))
+        except Exception:  # noqa: BLE001 - any failure means: use the padded path
+            _PACKING[key] = False
+    return _PACKING[key]

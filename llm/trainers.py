@@ -186,6 +186,7 @@ class DPOConfig:
     lr: float = 1e-3
     warmup: int = 0
     max_grad_norm: float = 1.0
+    packed: bool = True  # padding-free packed forward when the model class supports it (verified once)
     seed: int = 0
 
     def __post_init__(self):
@@ -219,12 +220,19 @@ class DPOData:
 def _ref_logprobs(ref_lm, prompt_ids, response_ids, batch_size=64) -> np.ndarray:
     import torch
 
+    from llm.generation import packed_sequence_logprobs, packing_supported
+
     out = []
+    pad = ref_lm.tokenizer.pad_token_id
+    packed = packing_supported(ref_lm.model, pad)
     with torch.no_grad():
         for s in range(0, len(prompt_ids), batch_size):
-            batch = make_batch(prompt_ids[s:s + batch_size], response_ids[s:s + batch_size],
-                               ref_lm.tokenizer.pad_token_id, ref_lm.device)
-            out.append(sequence_logprobs(ref_lm.model, batch).double().cpu().numpy())
+            p, r = prompt_ids[s:s + batch_size], response_ids[s:s + batch_size]
+            if packed:
+                logp = packed_sequence_logprobs(ref_lm.model, p, r, pad, ref_lm.device)
+            else:
+                logp = sequence_logprobs(ref_lm.model, make_batch(p, r, pad, ref_lm.device))
+            out.append(logp.double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -258,11 +266,15 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
 
     from rlbandit.losses import preference_loss
 
+    from llm.generation import packed_sequence_logprobs, packing_supported
+
     n = len(prompt_ids)
-    batch = make_batch(list(prompt_ids) + list(prompt_ids), list(chosen_ids) + list(rejected_ids), pad_token_id,
-                       device)
-    logps = sequence_logprobs(model, batch)
-    lengths = batch.response_mask.sum(-1).to(logps.dtype)
+    prompts, responses = list(prompt_ids) + list(prompt_ids), list(chosen_ids) + list(rejected_ids)
+    if config.packed and packing_supported(model, pad_token_id):
+        logps = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
+    else:
+        logps = sequence_logprobs(model, make_batch(prompts, responses, pad_token_id, device))
+    lengths = torch.as_tensor([len(r) for r in responses], dtype=logps.dtype, device=logps.device)
     ref_c = torch.as_tensor(ref_chosen, dtype=logps.dtype, device=logps.device)
     ref_r = torch.as_tensor(ref_rejected, dtype=logps.dtype, device=logps.device)
     per = preference_loss(logps[:n], logps[n:], ref_c, ref_r, config.beta, config.loss_type, config.label_smoothing,

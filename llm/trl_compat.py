@@ -14,7 +14,7 @@ __all__ = ["trl_dpo_trainer", "trl_dpo_loss", "our_dpo_loss"]
 
 def trl_dpo_trainer(lm, prompts, chosen, rejected, *, ref_lm=None, beta: float, loss_type: str = "sigmoid",
                     label_smoothing: float = 0.0, batch_size: int = 8, max_steps: int = 1, lr: float = 1e-3,
-                    output_dir: str, seed: int = 0):
+                    output_dir: str, seed: int = 0, precompute_ref_log_probs: bool = False):
     """A trl ``DPOTrainer`` on a deep copy of ``lm.model``; the reference is a deep copy of ``ref_lm.model``
     (default: of ``lm.model``)."""
     import logging
@@ -32,7 +32,8 @@ def trl_dpo_trainer(lm, prompts, chosen, rejected, *, ref_lm=None, beta: float, 
                      learning_rate=lr, beta=beta, loss_type=[loss_type], label_smoothing=label_smoothing,
                      report_to=[], logging_steps=1, save_strategy="no", use_cpu=True, bf16=False,
                      disable_tqdm=True, seed=seed, dataloader_num_workers=0, max_length=None,
-                     lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0)
+                     lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+                     precompute_ref_log_probs=precompute_ref_log_probs)
     return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=lm.tokenizer)
 
 

@@ -142,3 +142,20 @@ def test_saved_model_round_trips(tiny_lm, tmp_path):
                        [encode(tiny_lm.tokenizer, [" Great."])[0]], tiny_lm.tokenizer.pad_token_id)
     with torch.no_grad():
         assert torch.allclose(sequence_logprobs(loaded.model, batch), sequence_logprobs(tiny_lm.model, batch))
+
+
+def test_packed_logprobs_equal_padded(tiny_lm):
+    """The padding-free packed forward (training path) equals the padded batch, sequence by sequence."""
+    from llm.generation import _pack, packed_sequence_logprobs, packing_supported
+
+    tok = tiny_lm.tokenizer
+    prompts = encode(tok, ["Review of the lamp:", "Review of the sofa:", "Review of the tent:", "Review of the kettle:"])
+    responses = [r + [tok.eos_token_id] for r in encode(tok, [" Great.", " The lid is very flimsy and poor.",
+                                                               " It arrived on Monday.", " Five stars."])]
+    with torch.no_grad():
+        packed = packed_sequence_logprobs(tiny_lm.model, prompts, responses, tok.pad_token_id)
+        padded = sequence_logprobs(tiny_lm.model, make_batch(prompts, responses, tok.pad_token_id))
+    torch.testing.assert_close(packed, padded.float(), atol=1e-4, rtol=1e-4)
+    assert packing_supported(tiny_lm.model, tok.pad_token_id)
+    place, rows = _pack([5, 3, 4, 2], 8)
+    assert rows == 2 and sorted(place) == [(0, 0), (0, 5), (1, 0), (1, 4)]
