@@ -33,7 +33,8 @@ from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
 from rlbandit.preferences import PreferenceData
 
-__all__ = ["DPOConfig", "OnlineDPOConfig", "DPOResult", "train_dpo", "online_dpo", "dpo_objective", "SAMPLERS"]
+__all__ = ["DPOConfig", "OnlineDPOConfig", "DPOResult", "train_dpo", "policy_logprobs", "online_dpo", "dpo_objective",
+           "SAMPLERS"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class DPOConfig:
             ``"adam"`` (``steps`` full-batch steps at ``lr``; used to watch divergent objectives).
         steps: L-BFGS iterations or Adam steps.
         lr: Adam learning rate (L-BFGS uses 1 with line search).
+        tolerance: L-BFGS stops when the gradient's max-norm falls below it (0: run all ``steps``,
+            e.g. to follow an objective whose infimum is at infinity).
     """
 
     policy: str = "log_linear"
@@ -60,6 +63,7 @@ class DPOConfig:
     optimizer: str = "lbfgs"
     steps: int = 200
     lr: float = 0.05
+    tolerance: float = 1e-12
 
     def __post_init__(self):
         if self.policy not in ("log_linear", "tabular"):
@@ -75,6 +79,8 @@ class DPOConfig:
             raise ValueError(f"steps: must be a positive integer, got {self.steps!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance: must be >= 0, got {self.tolerance}")
 
 
 def _make(problem, config: DPOConfig, init=None):
@@ -150,7 +156,8 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
     ref = torch.as_tensor(np.array(prob.ref_logprobs))
     if config.optimizer == "lbfgs":
         opt = torch.optim.LBFGS(policy.parameters(), lr=1.0, max_iter=config.steps, max_eval=2 * config.steps,
-                                tolerance_grad=1e-12, tolerance_change=1e-15, history_size=20,
+                                tolerance_grad=config.tolerance, tolerance_change=1e-3 * config.tolerance,
+                                history_size=20,
                                 line_search_fn="strong_wolfe")
 
         def closure():
