@@ -64,17 +64,17 @@ class LLMConfig:
     algorithm: str = "iterative_dpo"
     enhancer: str = "none"
     eta: float = 0.5
-    iterations: int = 4
+    iterations: int = 3
     m: int = 32
     n_candidates: int = 4
     bonus: float = 1.0
     reg: float = 1.0
-    dpo_steps: int = 40
-    dpo_lr: float = 5e-4
+    dpo_steps: int = 30
+    dpo_lr: float = 3e-4
     ppo_steps: int = 8
     bon_max: int = 16
     pool_size: int = 16
-    eval_samples: int = 4
+    eval_samples: int = 5
     max_new_tokens: int = 40
     gold_scale: float = 10.0
     model: str = "default"
@@ -105,7 +105,7 @@ def configs(smoke: bool) -> list[LLMConfig]:
     through ``llm.models.load_model``) — the code paths are the same.
     """
     if smoke:
-        base = dict(iterations=2, m=12, dpo_steps=12, ppo_steps=3, bon_max=8, pool_size=8, eval_samples=1,
+        base = dict(iterations=2, m=12, dpo_steps=12, ppo_steps=3, bon_max=8, pool_size=8, eval_samples=2,
                     max_new_tokens=32)
         seeds = (0,)
     else:

@@ -1,0 +1,30 @@
+"""llm: the language-model world — the algorithms of ``rlbandit`` on real causal transformer LMs.
+
+Offline on a CPU by default (a tiny Llama-style model pretrained on a synthetic review corpus,
+built once and cached), on a GPU with bf16 when there is one, any Hugging Face causal LM on request.
+
+Modules (imported on demand; transformers / sentence-transformers load lazily):
+
+- :mod:`llm.models` — ``default_model``, ``load_model``, ``TinyLMConfig``, ``LanguageModel``, device/dtype;
+- :mod:`llm.corpus` — the synthetic review corpus and a programmatic sentiment reward;
+- :mod:`llm.generation` — batching, sampling (temperature/top-k/top-p, EOS, unfinished marking),
+  masked sequence log-probs (padded and packed), KL from samples (k1/k2/k3);
+- :mod:`llm.features` — φ(x, y) = MiniLM embedding, ``LinearGold`` / ``ProgrammaticGold``, BT labels;
+- :mod:`llm.trainers` — SFT, DPO (every loss of ``rlbandit.losses``), PPO/RLOO, best-of-N,
+  rejection-sampling fine-tuning, an LM reward model; NaN guard;
+- :mod:`llm.online` — iterative DPO with the enhancers of ``rlbandit.online``;
+- :mod:`llm.bridge` — the single-token world where the LM's next-token distribution is a bandit policy;
+- :mod:`llm.trl_compat` — trl's DPOTrainer on the same models (parity test, speed benchmark).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = {"models", "corpus", "generation", "features", "trainers", "online", "bridge", "trl_compat"}
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"llm.{name}")
+    raise AttributeError(f"module 'llm' has no attribute {name!r}")
