@@ -229,82 +229,95 @@ class _Dual:
         p = np.exp(logp)
         mean = np.einsum("bxk,bxkd->bxd", p, self.white)                     # G(x, π_v)
         grad = self.beta[:, None] * (self.nu_white - np.einsum("bx,bxd->bd", self.probs, mean)) + mu[:, None] * v
-        second = np.einsum("bxk,bxkd,bxke->bxde", p, self.white, self.white) - mean[..., :, None] * mean[..., None, :]
+        second = np.matmul(np.swapaxes(self.white * p[..., None], -1, -2), self.white) - mean[..., :, None] * mean[..., None, :]
         hess = (self.beta**2 / self.eta)[:, None, None] * np.einsum("bx,bxde->bde", self.probs, second)
         hess = hess + mu[:, None, None] * np.eye(v.shape[-1])
         return value, grad, hess
 
-    def newton(self, v, mu, *, tol=1e-24, max_iter=100):
-        """argmin_v F(v) + (μ/2)‖v‖² by damped Newton, batched; returns (v, converged, H_μ at v)."""
+    def newton(self, v, mu, *, tol=1e-15, max_iter=50):
+        """argmin_v F(v) + (μ/2)‖v‖² by damped Newton, batched; returns (v, converged, H_μ at v).
+
+        Stops per problem when the Newton decrement gᵀH⁻¹g ≤ tol·max(1, |F|) (the round-off floor
+        of F) or when the Armijo search cannot decrease F any more.
+        """
         d = v.shape[-1]
         eye = np.eye(d)
         value, grad, hess = self.evaluate(v, mu)
-        converged = np.zeros(v.shape[0], dtype=bool)
+        done = np.zeros(v.shape[0], dtype=bool)
         for _ in range(max_iter):
             jitter = 1e-13 * (np.trace(hess, axis1=-2, axis2=-1) / d + 1e-300)
             step = np.linalg.solve(hess + jitter[:, None, None] * eye, grad[..., None])[..., 0]
             decrement = np.einsum("bd,bd->b", grad, step)
-            converged = decrement <= tol * np.maximum(1.0, np.abs(value))
-            if converged.all():
+            small = decrement <= tol * np.maximum(1.0, np.abs(value))
+            # One last full step where the decrement is already tiny (quadratic convergence).
+            v = np.where((small & ~done)[:, None], v - step, v)
+            done |= small
+            if done.all():
                 break
-            size = np.where(converged, 0.0, 1.0)
-            for _ in range(60):
+            size = np.where(done, 0.0, 1.0)
+            for _ in range(40):
                 candidate = v - size[:, None] * step
                 new_value = self.evaluate(candidate, mu, derivatives=False)
-                ok = new_value <= value - 0.25 * size * decrement + 1e-14 * np.abs(value)
+                ok = new_value <= value - 0.25 * size * decrement + 1e-15 * np.abs(value)
                 if ok.all():
                     break
                 size = np.where(ok, size, 0.5 * size)
-            v = candidate
+            stalled = ~ok
+            done |= stalled
+            v = np.where(stalled[:, None], v, candidate)
             value, grad, hess = self.evaluate(v, mu)
-        return v, converged, hess
+        value, grad, hess = self.evaluate(v, mu)
+        return v, done, hess
 
 
 def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     """Exact saddle point of Option I by the whitened trust-region dual (see the module docstring)."""
+    from scipy.linalg import solve_triangular
+
     factor = cholesky(cov)
     batch, d = theta.shape
+    eye = np.eye(d)
     problem = _Dual(features, theta, factor, nu, beta, ref_logprobs, eta, probs)
-    v = np.zeros((batch, d))
     active = beta > 0
+    v = np.zeros((batch, d))
     if active.any():
-        zero = np.zeros(batch)
-        # 1. Interior: the unconstrained minimiser of g (μ = 0) when it exists inside the ball.
-        v0, ok, _ = problem.newton(v.copy(), zero, max_iter=60)
-        interior = ok & (np.linalg.norm(v0, axis=-1) <= 1.0) & np.isfinite(v0).all(axis=-1)
-        v = np.where(interior[:, None], v0, 0.0)
-        boundary = active & ~interior
-        if boundary.any():
-            # 2. Boundary: ∇F(v) + μv = 0 with ‖v‖ = 1. ‖∇F‖ ≤ β‖L⁻¹‖(‖ν̄‖ + max‖φ‖) bounds μ.
-            inv_norm = np.array([np.linalg.norm(np.linalg.inv(f), 2) for f in factor])
-            scale = np.linalg.norm(features, axis=-1).max(axis=(-2, -1)) + np.linalg.norm(np.einsum("bx,bxd->bd", probs, nu), axis=-1)
-            hi = np.maximum(beta * inv_norm * scale * (1 + 1e-6), 1e-300)
-            lo = np.zeros(batch)
-            mu = np.where(boundary, hi, 0.0)
-            vb = np.zeros((batch, d))
-            for _ in range(200):
-                vb, _, hess = problem.newton(vb, mu)
-                norm = np.linalg.norm(vb, axis=-1)
-                done = ~boundary | (np.abs(norm - 1.0) <= 1e-11)
-                if done.all():
-                    break
-                too_small = norm > 1.0                   # μ too small: the ball is violated
-                lo = np.where(boundary & too_small, mu, lo)
-                hi = np.where(boundary & ~too_small, mu, hi)
-                # Newton on 1/‖v(μ)‖ − 1 = 0: d‖v‖/dμ = −vᵀH_μ⁻¹v/‖v‖.
-                hv = np.linalg.solve(hess, vb[..., None])[..., 0]
-                slope = np.einsum("bd,bd->b", vb, hv) / np.maximum(norm, 1e-300) ** 3
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    proposal = mu - (1.0 / np.maximum(norm, 1e-300) - 1.0) / slope
-                bisect = np.where(lo > 0, np.sqrt(lo * hi), 0.5 * hi)
-                good = np.isfinite(proposal) & (proposal > lo) & (proposal < hi)
-                mu = np.where(done, mu, np.where(good, proposal, bisect))
-            v = np.where(boundary[:, None], vb, v)
+        # min_{‖v‖≤1} F(v): ∇F(v) + μv = 0, μ ≥ 0, μ(‖v‖ − 1) = 0. Since ‖∇F‖ ≤ β‖L⁻¹‖(‖ν̄‖ + max‖φ‖),
+        # μ_hi = that bound gives ‖v(μ_hi)‖ ≤ 1; a safeguarded Newton iteration on the secular
+        # equation 1/‖v(μ)‖ = 1 (d‖v‖/dμ = −vᵀH_μ⁻¹v/‖v‖) finds μ; μ → 0 with ‖v‖ < 1 is the interior case.
+        inv_norm = np.array([np.linalg.norm(solve_triangular(f, eye, lower=True), 2) for f in factor])
+        scale = np.linalg.norm(features, axis=-1).max(axis=(-2, -1)) + np.linalg.norm(np.einsum("bx,bxd->bd", probs, nu), axis=-1)
+        hi = np.where(active, beta * inv_norm * scale * (1 + 1e-6) + 1e-300, 1.0)
+        floor = 1e-13 * hi
+        lo = np.zeros(batch)
+        mu = hi.copy()
+        for _ in range(100):
+            v, _, hess = problem.newton(v, mu)
+            norm = np.linalg.norm(v, axis=-1)
+            on_sphere = np.abs(norm - 1.0) <= 1e-10
+            interior = (norm < 1.0) & (mu <= floor)
+            finished = ~active | on_sphere | interior | (hi - lo <= 1e-14 * hi)
+            if finished.all():
+                break
+            too_small = norm > 1.0                       # μ too small: the ball is violated
+            lo = np.where(too_small, mu, lo)
+            hi = np.where(too_small, hi, mu)
+            jitter = 1e-13 * np.trace(hess, axis1=-2, axis2=-1) / d + 1e-300
+            hv = np.linalg.solve(hess + jitter[:, None, None] * eye, v[..., None])[..., 0]
+            slope = np.einsum("bd,bd->b", v, hv) / np.maximum(norm, 1e-300) ** 3
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                proposal = mu - (1.0 / np.maximum(norm, 1e-300) - 1.0) / slope
+            bisect = np.where(lo > 0, np.sqrt(lo * hi), 0.5 * hi)
+            good = np.isfinite(proposal) & (proposal > lo) & (proposal < hi)
+            mu = np.where(finished, mu, np.maximum(np.where(good, proposal, bisect), np.where(lo > 0, 0.0, floor)))
+        # Interior solutions: μ = 0 exactly (Newton from the near-interior point).
+        interior = active & (np.linalg.norm(v, axis=-1) < 1.0 - 1e-10)
+        if interior.any():
+            v0, _, _ = problem.newton(v, np.zeros(batch))
+            accept = interior & (np.linalg.norm(v0, axis=-1) <= 1.0) & np.isfinite(v0).all(axis=-1)
+            v = np.where(accept[:, None], v0, v)
     v = np.where(active[:, None], v, 0.0)
     logp, lse = problem.policy(v)
     dual_value = eta * np.einsum("bx,bx->b", probs, lse) + beta * np.einsum("bd,bd->b", problem.nu_white, v)
-    from scipy.linalg import solve_triangular
-
     w = np.stack([solve_triangular(f.T, vi, lower=False) for f, vi in zip(factor, v)]) * beta[:, None]
     return logp, w, dual_value
 
@@ -763,14 +776,18 @@ def coverage_coefficient(problem: LinearBandit, cov, eta, n: int, policy=None) -
 
 
 def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, reference="ref", reg: float = 1.0,
-                bound=None) -> Diagnostics:
+                bound=None, model: RewardModel | None = None) -> Diagnostics:
     """Coverage of D for (π*, π0), the confidence width, and the theory's bounds with this β.
 
     ``beta`` is a float or an array of shape batch (e.g. from :func:`theory_beta`). The bounds are
     upper bounds on SubOpt(π̂) of ``lcb_policy`` / ``lcb`` with the same β, ν, λ whenever ``covered``.
+    ``model`` reuses a :func:`fit_reward` result of the same data (then ``reg`` and ``bound`` are its own).
     """
     eta = check_eta(eta)
-    model = fit_reward(problem, data, reg, bound)
+    if model is None:
+        model = fit_reward(problem, data, reg, bound)
+    elif not isinstance(model, RewardModel) or model.theta.shape != problem.theta.shape:
+        raise ValueError("model: expected a RewardModel fitted on this problem's data")
     beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), problem.batch_shape)
     probs = np.broadcast_to(problem.context_probs, problem.batch_shape + (problem.n_contexts,))
     star = problem.optimal_policy(eta)
@@ -810,15 +827,18 @@ def _design_uniform(problem, n):
 
 
 def _design_zhu_rare_pair(problem, n):
-    """Zhu, Jordan & Jiao (2023, Thm 3.9): a² is always compared, against a¹ w.p. 1 − 1/n and
-    against a³ w.p. 1/n, so the pair that identifies θ₁ is seen O(1) times at every n."""
-    if problem.n_actions != 4:
+    """Zhu, Jordan & Jiao (2023, Thm 3.9): a2 is always compared, against a1 w.p. 1 − 1/n and
+    against a3 w.p. 1/n, so the pair that identifies θ₁ is seen O(1) times at every n (actions are
+    indices 0..3 of the ``zhu_example`` scenario)."""
+    if problem.n_actions < 4:
         raise ValueError(f"design: 'zhu_rare_pair' needs the 4-action problem (scenario 'zhu_example'), got K = {problem.n_actions}")
-    shape = problem.batch_shape + (problem.n_contexts, 4)
+    shape = problem.batch_shape + (problem.n_contexts, problem.n_actions)
+    first = np.zeros(problem.n_actions)
+    second = np.zeros(problem.n_actions)
+    first[1] = 1.0
+    second[0], second[2] = 1.0 - 1.0 / n, 1.0 / n
     with np.errstate(divide="ignore"):
-        first = np.broadcast_to(np.log([0.0, 1.0, 0.0, 0.0]), shape)
-        second = np.broadcast_to(np.log([1.0 - 1.0 / n, 0.0, 1.0 / n, 0.0]), shape)
-    return first, second
+        return np.broadcast_to(np.log(first), shape), np.broadcast_to(np.log(second), shape)
 
 
 #: Data designs ``(problem, n) -> (log π¹, log π²)``; comparisons are (x ∼ d0, a¹ ∼ π¹, a² ∼ π²).

@@ -369,21 +369,20 @@ def _partial_coverage(config: ProblemConfig, rng: np.random.Generator) -> Linear
     ‖θ*‖(u − e_t)/√2, so a trap's true reward ≈ 0.1‖θ*‖ is far below the best ordinary action,
     yet with θ̂_t ≈ 0 (ridge shrinkage, few comparisons) it looks as good as the best. π0 puts log-mass
     −``shift`` on traps (rarely compared) and ``ref_scale``·N(0,1)/2 logits on the others.
-    Needs dim ≥ 2.
+    (With d = 1 there is no explored part: ordinary actions have φ = 0 and θ* = −‖θ*‖e_t.)
     """
     x, k, d = config.n_contexts, config.n_actions, config.dim
-    if d < 2:
-        raise ValueError(f"dim: the partial_coverage scenario needs dim >= 2, got {d}")
-    n_traps = max(1, k // 8)
-    if n_traps >= k:
-        raise ValueError(f"n_actions: partial_coverage needs at least 2 actions, got {k}")
-    explored = rng.standard_normal(d - 1)
-    u = np.append(explored / np.linalg.norm(explored), 0.0)
+    n_traps = min(k, max(1, k // 8))
+    u = np.zeros(d)
+    if d > 1:
+        explored = rng.standard_normal(d - 1)
+        u[:-1] = explored / np.linalg.norm(explored)
     e_t = np.zeros(d)
     e_t[-1] = 1.0
-    theta = config.theta_norm * (u - e_t) / np.sqrt(2.0)
+    theta = config.theta_norm * (u - e_t) / np.linalg.norm(u - e_t)
     features = np.zeros((x, k, d))
-    features[..., :-1] = 0.75 * _unit_ball(rng, (x, k), d - 1)
+    if d > 1:
+        features[..., :-1] = 0.75 * _unit_ball(rng, (x, k), d - 1)
     logits = 0.5 * config.ref_scale * rng.standard_normal((x, k))
     for row in range(x):
         traps = rng.choice(k, size=n_traps, replace=False)
@@ -397,15 +396,20 @@ def _partial_coverage(config: ProblemConfig, rng: np.random.Generator) -> Linear
 def _zhu_example(config: ProblemConfig, rng: np.random.Generator) -> LinearBandit:
     """The 4-action example of Zhu, Jordan & Jiao (2023, Thm 3.9) where MLE + greedy fails at every n.
 
-    One context, d = 3 (the config's sizes are ignored): φ(a1) = (1,1,0), φ(a2) = (1,0,0),
-    φ(a3) = 0, φ(a4) = (0,1,0), scaled by 1/√2 so ‖φ‖ ≤ 1, and θ* = √2(−1, 0.1, 0.9), so
-    r* = (−0.9, −1, 0, 0.1): a4 is best. π0 is uniform. Pair it with the data design
-    ``rlbandit.offline.DESIGNS['zhu_rare_pair']`` (a2 vs a1 w.p. 1 − 1/n, a2 vs a3 w.p. 1/n): θ₂ is
-    learned, θ₁ only from O(1) comparisons, so r̂(a1) ≥ r̂(a4) with constant probability.
+    φ(a1) = (1,1,0), φ(a2) = (1,0,0), φ(a3) = 0, φ(a4) = (0,1,0), scaled by 1/√2 so ‖φ‖ ≤ 1, and
+    θ* = √2(−1, 0.1, 0.9), so r* = (−0.9, −1, 0, 0.1): a4 is best; π0 is uniform. The example itself
+    is X = 1, K = 4, d = 3 (the study uses those sizes); larger configs repeat the context
+    ``n_contexts`` times, pad φ and θ* with zeros to d = max(3, dim) and add K = max(4, n_actions) − 4
+    extra copies of a3. Pair it with the data design ``rlbandit.offline.DESIGNS['zhu_rare_pair']``
+    (a2 vs a1 w.p. 1 − 1/n, a2 vs a3 w.p. 1/n): θ₂ is learned, θ₁ only from O(1) comparisons, so
+    r̂(a1) ≥ r̂(a4) with constant probability at every n.
     """
-    features = np.array([[[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]) / np.sqrt(2.0)
-    theta = np.sqrt(2.0) * np.array([-1.0, 0.1, 0.9])
-    return LinearBandit(features, theta, np.full((1, 4), -np.log(4.0)))
+    x, k, d = config.n_contexts, max(4, config.n_actions), max(3, config.dim)
+    features = np.zeros((x, k, d))
+    features[:, :4, :3] = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) / np.sqrt(2.0)
+    theta = np.zeros(d)
+    theta[:3] = np.sqrt(2.0) * np.array([-1.0, 0.1, 0.9])
+    return LinearBandit(features, theta, np.full((x, k), -np.log(k)))
 
 
 SCENARIOS.update({
