@@ -18,7 +18,8 @@ d = √(E_x KL(π‖π0)) (Gao et al.'s x-axis):
 - ``gibbs``: the exact oracle O(r̂, η, π0) on an η grid (10 → 1e-3);
 - ``best_of_n``: the exact best-of-N policy on r̂, N = 1 … 2^16;
 - ``ppo``: tabular PPO on r̂ (k1 KL penalty in the reward, one run per η ∈ {0.01, 0.1}), checkpoints along
-  training.
+  training — sampled (practice: it must *find* the rare hacking actions by sampling them) and with exact
+  expected updates (which reach the Gibbs policy of r̂, hacking included).
 
 The report fits Gao et al.'s functional forms to the gold gain: R_bon(d) = d(α − βd) and
 R_RL(d) = d(α − β log d) (least squares, both forms for every optimiser) and reports the peak.
@@ -54,6 +55,7 @@ class OveroptConfig:
         reg: ridge λ of the proxy MLE.
         max_log2_n: best-of-N up to N = 2^max_log2_n.
         ppo_eta: η of the PPO run (its KL penalty); ppo_steps: its length.
+        ppo_mode: ``sampled`` (practice) or ``exact`` (the expected update; no exploration failure).
         base_seed: seeds problems, data and sampling.
     """
 
@@ -73,6 +75,7 @@ class OveroptConfig:
     reg: float = 1.0
     max_log2_n: int = 16
     ppo_eta: float = 0.01
+    ppo_mode: str = "sampled"
     ppo_steps: int = 400
     base_seed: int = 0
 
@@ -91,6 +94,8 @@ class OveroptConfig:
             raise ValueError(f"n_hack: must be < n_actions, got {self.n_hack}")
         if not self.hack_rarity >= 0 or not self.theta_norm > 0 or not self.reg > 0:
             raise ValueError("hack_rarity >= 0, theta_norm > 0 and reg > 0 are required")
+        if self.ppo_mode not in ("sampled", "exact"):
+            raise ValueError(f"ppo_mode: must be 'sampled' or 'exact', got {self.ppo_mode!r}")
         if not self.ppo_eta > 0:
             raise ValueError(f"ppo_eta: must be > 0, got {self.ppo_eta}")
 
@@ -180,9 +185,14 @@ def _ppo(config, problems, proxy, seeds):
 
     rows = []
     for eta in (config.ppo_eta,):
-        pg = PGConfig(algorithm="ppo", policy="tabular", eta=eta, mode="sampled", steps=config.ppo_steps,
-                      batch_contexts=32, group_size=4, lr=0.05, optimizer="adam", epochs=2, minibatches=2,
-                      log_every=max(1, config.ppo_steps // 25), seed=config.base_seed)
+        if config.ppo_mode == "sampled":
+            pg = PGConfig(algorithm="ppo", policy="tabular", eta=eta, mode="sampled", steps=config.ppo_steps,
+                          batch_contexts=32, group_size=4, lr=0.05, optimizer="adam", epochs=2, minibatches=2,
+                          log_every=max(1, config.ppo_steps // 25), seed=config.base_seed)
+        else:
+            pg = PGConfig(algorithm="ppo", policy="tabular", eta=eta, mode="exact", steps=config.ppo_steps,
+                          lr=0.02, optimizer="adam", epochs=2, minibatches=1,
+                          log_every=max(1, config.ppo_steps // 40), seed=config.base_seed)
         history = train_policy_gradient(problems, pg, rewards=proxy).history
         gold0 = problems.gold_reward(problems.ref_logprobs)
         from rlbandit.oracle import _weigh_contexts, expected_reward
@@ -192,7 +202,8 @@ def _ppo(config, problems, proxy, seeds):
             i = int(h["seed"])
             rows.append({"seed": int(seeds[i]), "kl_to_ref": h["kl_to_ref"], "d": float(np.sqrt(max(h["kl_to_ref"], 0))),
                          "gold_gain": h["gold_reward"] - gold0[i], "proxy_gain": h["train_reward"] - proxy0[i],
-                         "knob": h["step"], "eta": eta, "N": np.nan, "step": h["step"], "curve": f"PPO (η = {eta:g})"})
+                         "knob": h["step"], "eta": eta, "N": np.nan, "step": h["step"],
+                         "curve": f"PPO{' exact' if config.ppo_mode == 'exact' else ''} (η = {eta:g})"})
     return rows
 
 
@@ -201,14 +212,18 @@ OPTIMIZER_RUNS: dict[str, Callable] = {"gibbs": _gibbs, "best_of_n": _best_of_n,
 
 
 def configs(smoke: bool) -> list[OveroptConfig]:
-    """Full: 3 proxies × (Gibbs, best-of-N, PPO at η ∈ {0.01, 0.1}) on 8 problems (X = 16, K = 32, d = 6).
+    """Full: 3 proxies × (Gibbs, best-of-N, PPO sampled / exact at η ∈ {0.01, 0.1}) on 8 problems
+    (X = 16, K = 32, d = 6).
     Smoke: tiny."""
     if smoke:
         small = dict(n_seeds=2, n_contexts=3, n_actions=6, dim=3, n_limited=16, n_ample=128, n_missing=1,
                      max_log2_n=4, ppo_steps=20, ppo_eta=0.1)
-        return [OveroptConfig(proxy=p, optimizer=o, **small) for p in PROXIES for o in OPTIMIZERS]
-    return [OveroptConfig(proxy=p, optimizer=o, ppo_eta=e) for p in PROXIES for o in OPTIMIZERS
-            for e in ((0.01, 0.1) if o == "ppo" else (0.01,))]
+        return ([OveroptConfig(proxy=p, optimizer=o, **small) for p in PROXIES for o in OPTIMIZERS]
+                + [OveroptConfig(proxy="misspecified", optimizer="ppo", ppo_mode="exact", **small)])
+    runs = [OveroptConfig(proxy=p, optimizer=o) for p in PROXIES for o in ("gibbs", "best_of_n")]
+    runs += [OveroptConfig(proxy=p, optimizer="ppo", ppo_eta=e, ppo_mode=m) for p in PROXIES for e in (0.01, 0.1)
+             for m in ("sampled", "exact")]
+    return runs
 
 
 def run(config: OveroptConfig) -> pd.DataFrame:
@@ -344,9 +359,9 @@ def report(frame: pd.DataFrame) -> ReportContent:
         "proxy is the control.\n"
         "- d uses the context-averaged KL, E_x KL(π(·|x)‖π0(·|x)); gains are relative to π0.\n"
         "- Fits are least squares on the seed-mean curve (points with d > 10⁻⁶), linear in (α, β).\n"
-        "- PPO: tabular, sampled (32 prompts × 4 actions per step, 2 epochs × 2 minibatches, Adam lr 0.05), "
-        "k1 KL penalty in the reward; its points are training checkpoints, so d grows with steps until the KL "
-        "penalty balances the proxy gain."
+        "- PPO: tabular, k1 KL penalty in the reward; sampled = 32 prompts × 4 actions per step, 2 epochs × 2 "
+        "minibatches, Adam lr 0.05; exact = the expected update (every action weighted by π_old), Adam lr 0.02. "
+        "Its points are training checkpoints, so d grows with steps until the KL penalty balances the proxy gain."
     )
     tables = (("Peak and final gold gain per proxy × optimiser", peaks.round(4)),
               ("Gao et al. functional forms fitted to the gold gain", fits.round(4)))
