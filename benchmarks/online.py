@@ -332,7 +332,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
         fig = plots.line_plot(both, x="n_online", y="suboptimality", hue="method", style="mode", col="scenario", row="eta",
                               logy=True, title=f"Hybrid (D_off = {n_off} π0 comparisons) vs pure online")
         figures.append(ReportFigure("hybrid_vs_online", fig, "SubOpt against the number of *online* comparisons, "
-                                    "hybrid (offline π0 data first, dashed) against pure online (solid)."))
+                                    "hybrid (offline π0 data first) against pure online; line style = mode (legend)."))
     fig = plots.line_plot(online, x="iteration", y="kl_enhancer_main", hue="method", col="scenario", row="eta",
                           logy=True, title="How far the enhancer moves from the main agent")
     figures.append(ReportFigure("enhancer_kl", fig, "KL(π²_t‖π¹_t) per iteration: the size of the exploration step "

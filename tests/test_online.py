@@ -297,3 +297,21 @@ def test_offline_baseline_improves_with_data():
     means = frame.groupby("n_comparisons").suboptimality.mean()
     assert means[0] > 3 * means[3000]
     np.testing.assert_allclose(frame[frame.n_comparisons == 0].kl_main_ref, 0.0, atol=1e-12)
+
+
+def test_online_study_smoke():
+    """The study's smoke sweep runs and its report has the headline table and figures."""
+    import dataclasses
+
+    from benchmarks.online import STUDY
+
+    frames = []
+    for i, config in enumerate(STUDY.configs(True)):
+        frame = STUDY.run(config)
+        for key, value in dataclasses.asdict(config).items():
+            frame[key] = value
+        frames.append(frame.assign(run_id=str(i)))
+    content = STUDY.report(pd.concat(frames, ignore_index=True))
+    assert "exploration" in content.summary and content.tables and content.figures
+    headline = content.tables[0][1]
+    assert set(headline["method"].astype(str)) >= {"optimistic", "ucb", "self", "offline (π0 data)"}
