@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Embedder", "LinearGold", "ProgrammaticGold", "sentiment_direction", "bt_labels", "minilm_path"]
+__all__ = ["Embedder", "LinearGold", "ProgrammaticGold", "sentiment_direction", "bt_labels", "minilm_path",
+           "fit_feature_reward"]
 
 
 def minilm_path():
@@ -142,3 +143,16 @@ def bt_labels(rewards1, rewards2, rng: np.random.Generator, noise: float = 0.0) 
         flip = rng.random(labels.shape) < noise
         labels = np.where(flip, 1 - labels, labels).astype(np.int8)
     return labels
+
+
+def fit_feature_reward(features1, features2, labels, embedder: Embedder | None = None, *, reg: float = 1.0,
+                       bound: float | None = None) -> LinearGold:
+    """The reward model with a BT head on φ: θ̂ = ``rlbandit.reward.fit_bt`` on z = φ(x,y¹) − φ(x,y²),
+    returned as a linear reward r̂(x, y) = ⟨φ(x, y), θ̂⟩ (a proxy for best-of-N, PPO, rejection)."""
+    from rlbandit.reward import fit_bt
+
+    f1, f2 = np.asarray(features1, dtype=np.float64), np.asarray(features2, dtype=np.float64)
+    if f1.shape != f2.shape or f1.ndim != 2:
+        raise ValueError(f"features2: expected two (n, d) arrays of one shape, got {f1.shape} and {f2.shape}")
+    theta = fit_bt(f1 - f2, np.asarray(labels), reg, bound=bound)
+    return LinearGold(theta, embedder)

@@ -180,7 +180,7 @@ def generate(lm, prompts, config: SamplingConfig, generator, *, batch_size: int 
 
     Responses that reach ``max_new_tokens`` without EOS are kept and marked ``finished=False``
     (see :func:`missing_eos_penalty` for the reward rule). Deterministic for a fixed ``generator``
-    (a ``torch.Generator`` on the model's device).
+    (a ``torch.Generator``; on the model's device for speed, or on the CPU).
     """
     import torch
 
@@ -233,7 +233,11 @@ def _sample_chunk(model, prompt_ids, config, generator, eos, pad, device):
     for t in range(config.max_new_tokens):
         logits = out.logits[:, -1].float() / config.temperature
         logits = filter_logits(logits, config.top_k, config.top_p)
-        nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+        probs = torch.softmax(logits, -1)
+        if generator.device != probs.device:  # a CPU generator drives sampling for a model on another device
+            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
+        else:
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         nxt = torch.where(alive, nxt, torch.full_like(nxt, pad))
         tokens[:, t] = nxt
         length = t + 1

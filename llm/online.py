@@ -210,4 +210,7 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
             row.update(evaluate_policy(policy, ref, eval_prompts, gold, eval_sampling or config.sampling,
                                        config.seed + 1000, ref_rewards=ref_eval_rewards))
         rows.append(row)
+        if progress:
+            shown = {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}
+            print(f"[online_dpo:{row['enhancer']}] iteration {t}/{config.iterations}: {shown}", flush=True)
     return pd.DataFrame(rows)

@@ -137,6 +137,10 @@ def test_bt_head_on_features_is_the_mle():
     labels = bt_labels(gold(prompts, r1), gold(prompts, r2), np.random.default_rng(5))
     theta = fit_bt(gold.features(prompts, r1) - gold.features(prompts, r2), labels, reg=1.0)
     assert np.corrcoef(theta, gold.theta)[0, 1] > 0.5  # the MLE recovers the direction of θ*
+    from llm.features import fit_feature_reward
+
+    proxy = fit_feature_reward(gold.features(prompts, r1), gold.features(prompts, r2), labels, reg=1.0)
+    np.testing.assert_allclose(proxy.theta, theta)
     noisy = bt_labels(np.full(2000, 5.0), np.zeros(2000), np.random.default_rng(6), noise=0.3)
     assert abs((1 - noisy.mean()) - (0.3 * 0.9933 + 0.7 * 0.0067)) < 0.03
 
