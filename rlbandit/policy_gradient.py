@@ -30,8 +30,11 @@ tested; Schulman 2020's estimators, see :mod:`rlbandit.losses`):
 
 Group-normalised advantages (GRPO, Shao et al. 2024) divide by the per-prompt std σ_x of the reward;
 with the KL in the loss this rescales the reward per prompt, and the fixed point is the Gibbs policy
-at the effective temperature η·σ_x(π) (:func:`grpo_fixed_point`); ``dr_grpo`` (Liu et al. 2025,
-"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point.
+at the effective temperature η·σ_x(π) (:func:`grpo_fixed_point`) — and for small η no such interior
+point exists, so the policy collapses to the greedy one (tested); ``dr_grpo`` (Liu et al. 2025,
+"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point. With the
+KL in the reward (k1) the std-normalised update is ∇J/σ_R: the Gibbs fixed point survives, but the
+step is normalised and needs a decaying learning rate to settle.
 
 The adaptive KL controller (Ziegler et al. 2019, §2.2; trl's ``AdaptiveKLController``) updates η
 after each batch: η ← η (1 + clip(KL/target − 1, −0.2, 0.2) / horizon).
