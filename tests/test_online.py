@@ -148,6 +148,8 @@ def test_gap_norms_match_explicit_inverse(seed):
     expected = np.sqrt(np.einsum("sxkd,sde,sxke->sxk", phi - anchor[:, :, None], np.linalg.inv(cov), phi - anchor[:, :, None]))
     np.testing.assert_allclose(gap_norms(phi, anchor, cov), expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gap_norms(phi, anchor, factor=cholesky(cov)), expected, rtol=1e-10, atol=1e-12)
+    # Unbatched (one Σ for all contexts), as the language-model world calls it with embeddings.
+    np.testing.assert_allclose(gap_norms(phi[0], anchor[0], cov[0]), expected[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ucb_bonus(phi, main, beta[:, None, None], cov), beta[:, None, None] * expected, rtol=1e-10)
     # φ(x,π) against itself has zero gap; a one-hot policy recovers the per-action norm.
     np.testing.assert_allclose(policy_gap_norms(main, phi, anchor, cov), 0.0, atol=1e-12)
