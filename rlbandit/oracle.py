@@ -59,10 +59,15 @@ _MAX_EXPONENT = 700.0
 def _gibbs_exact_rows(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
     """log O(r, η, π0) for rows (N, K), exact at every η: shift r by its max over π0's support
     (so ties at the top stay exact and (r − m)/η never overflows), then by the peak of the logits."""
-    support = np.isfinite(ref_logprobs)
-    top = np.where(support, rewards, -np.inf).max(axis=-1, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        z = np.where(support, (rewards - top) / eta, 0.0) + ref_logprobs
+        if ref_logprobs.min() > -np.inf:  # full support: no masking needed
+            z = rewards - rewards.max(axis=-1, keepdims=True)
+            z /= eta  # a division, not ·(1/η): 1/η overflows for η < 1/DBL_MAX and 0·inf is NaN
+        else:
+            support = np.isfinite(ref_logprobs)
+            top = np.where(support, rewards, -np.inf).max(axis=-1, keepdims=True)
+            z = np.where(support, (rewards - top) / eta, 0.0)
+        z += ref_logprobs
     z -= z.max(axis=-1, keepdims=True)
     z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
     return z
