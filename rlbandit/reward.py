@@ -339,6 +339,8 @@ def mahalanobis_norm(vectors, cov=None, *, factor=None) -> np.ndarray:
     if (cov is None) == (factor is None):
         raise ValueError("cov: give exactly one of cov or factor")
     lower = cholesky(cov) if factor is None else as_float_array(factor, "factor", min_ndim=2)
+    if lower.shape[-1] != lower.shape[-2]:
+        raise ValueError(f"factor: expected square lower-triangular matrices (..., d, d), got {lower.shape}")
     vectors = as_float_array(vectors, "vectors", min_ndim=1)
     d = lower.shape[-1]
     if vectors.shape[-1] != d:

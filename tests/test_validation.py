@@ -117,6 +117,7 @@ CASES = [
     (lambda: rb.cholesky(np.ones((2, 3))), "cov"),
     (lambda: rb.mahalanobis_norm(np.ones(3), np.eye(2)), "vectors"),
     (lambda: rb.mahalanobis_norm(np.ones(2)), "cov"),
+    (lambda: rb.mahalanobis_norm(np.ones(2), factor=np.ones((2, 3))), "factor"),
     (lambda: rb.mahalanobis_norm(np.ones((3, 1, 2)), np.stack([np.eye(2)] * 2)), "vectors"),
 ]
 
