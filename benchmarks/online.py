@@ -333,14 +333,17 @@ def report(frame: pd.DataFrame) -> ReportContent:
                               logy=True, title=f"Hybrid (D_off = {n_off} π0 comparisons) vs pure online")
         figures.append(ReportFigure("hybrid_vs_online", fig, "SubOpt against the number of *online* comparisons, "
                                     "hybrid (offline π0 data first) against pure online; line style = mode (legend)."))
-    fig = plots.line_plot(online, x="iteration", y="kl_enhancer_main", hue="method", col="scenario", row="eta",
+    # Round-off (≈1e-30 where π²_1 = π¹_1, e.g. reference and rejection at t = 1) counts as 0.
+    kl_frame = online.assign(kl_enhancer_main=online["kl_enhancer_main"].where(online["kl_enhancer_main"] > 1e-12, 0.0))
+    fig = plots.line_plot(kl_frame, x="iteration", y="kl_enhancer_main", hue="method", col="scenario", row="eta",
                           logy=True, title="How far the enhancer moves from the main agent")
     figures.append(ReportFigure("enhancer_kl", fig, "KL(π²_t‖π¹_t) per iteration: the size of the exploration step "
-                                "(self is 0 and not drawn on the log axis)."))
-    fig = plots.line_plot(online, x="iteration", y="uncertainty", hue="method", col="scenario", row="eta",
+                                "(zeros — self, and reference/rejection at t = 1 — are not drawn on the log axis)."))
+    unc_frame = online.assign(uncertainty=online["uncertainty"].where(online["uncertainty"] > 1e-12, 0.0))
+    fig = plots.line_plot(unc_frame, x="iteration", y="uncertainty", hue="method", col="scenario", row="eta",
                           logy=True, title="Uncertainty of the collected pairs")
     figures.append(ReportFigure("uncertainty", fig, "E_x‖φ(x,π_a¹) − φ(x,π_a²)‖ in the Σ_t⁻¹ norm per iteration "
-                                "(Option I's objective)."))
+                                "(Option I's objective; zeros are not drawn)."))
     if not beta_table.empty:
         fin = sweep[sweep["iteration"] == T]
         fig = plots.line_plot(fin, x="beta_scale", y="suboptimality", hue="method", col="eta", logx=True, logy=True,
