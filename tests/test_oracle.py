@@ -362,8 +362,9 @@ def test_broadcasting_reference_and_context_weights():
 
 
 def test_zero_weight_context_with_infinite_kl_contributes_nothing():
-    ref = np.log(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]))
-    policy = np.log(np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+    with np.errstate(divide="ignore"):
+        ref = np.log(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]))
+        policy = np.log(np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
     rewards = np.zeros((2, 3))
     with np.errstate(divide="ignore"):
         assert rb.value(policy, rewards, ref, 1.0, np.array([1.0, 0.0])) == 0.0
