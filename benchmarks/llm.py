@@ -206,7 +206,7 @@ def _run_offline(config, world):
         theta_hat = fit_bt(diffs[:n], data.labels[:n], config.reg)
         policy = gibbs(problem.features @ theta_hat, problem.ref_logprobs, config.eta)
         rows.append(_bandit_row(problem, policy, iteration=t, n_comparisons=n, method="offline"))
-    return pd.concat([_lm_start(world), lm_rows, pd.DataFrame(rows)], ignore_index=True)
+    return pd.concat([_lm_start(world), lm_rows, pd.DataFrame(rows)], ignore_index=True).assign(method="offline")
 
 
 def _lm_start(world) -> pd.DataFrame:
@@ -371,12 +371,19 @@ def _final(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex([m for m in order if m in wide.index]).reset_index()
 
 
+_METHODS = ("offline",) + ENHANCER_NAMES + ("ppo", "best_of_n")
+_COLORS = dict(zip(_METHODS, ("#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#ff7f0e", "#17becf")))
+
+
 def report(frame: pd.DataFrame) -> ReportContent:
     from rlbandit import plots
 
     plots.apply_style()
     frame = frame.copy()
-    frame["method"] = frame["method"].fillna(frame["algorithm"] if "algorithm" in frame else "")
+    if "algorithm" in frame:  # rows without a method (a run's π0 row) belong to the run's method
+        implied = frame["algorithm"].map({"offline_dpo": "offline", "ppo": "ppo", "best_of_n": "best_of_n"})
+        implied = implied.fillna(frame.get("enhancer", implied))
+        frame["method"] = frame["method"].fillna(implied)
     dpo_like = frame[frame["method"].isin(("offline",) + ENHANCER_NAMES) & (frame["world"] != "bridge")]
     figures = []
     if not dpo_like.empty:
@@ -399,7 +406,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
             means = sub.groupby(["method", "iteration"])[["kl_to_ref", "gold_reward"]].mean().reset_index()
             for method, g in means.groupby("method"):
                 g = g.sort_values("iteration")
-                ax.plot(np.sqrt(g["kl_to_ref"].clip(lower=0)), g["gold_reward"], marker="o", ms=3, label=method)
+                ax.plot(np.sqrt(g["kl_to_ref"].clip(lower=0)), g["gold_reward"], marker="o", ms=3, label=method,
+                        color=_COLORS.get(method), ls="--" if method in ("ppo", "best_of_n") else "-")
             ax.set_xlabel("√KL(π ‖ π0)")
             ax.set_ylabel("gold reward")
             ax.set_title(f"{world} world")
@@ -445,7 +453,8 @@ def _summary(frame, final, bridge) -> str:
             row = final[final["method"] == method]
             return float(row[col].iloc[0]) if len(row) and col in row else float("nan")
 
-        start = frame[(frame["world"] == "lm") & (frame["iteration"] == 0)]["gold_reward"].mean()
+        start = frame[(frame["world"] == "lm") & (frame["iteration"] == 0)
+                      & (frame["method"] != "best_of_n")]["gold_reward"].mean()
         lines.append(f"π0's gold reward is {start:.2f} in the LM world. After the last iteration:")
         for method in final["method"]:
             lines.append(f"- **{method}**: LM gold {get(method, 'gold_reward (lm)'):.2f}, KL "
