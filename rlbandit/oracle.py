@@ -89,30 +89,35 @@ def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, che
     step = max(1, _BLOCK_ENTRIES // max(k, 1))
     scratch = np.empty((min(step, n_rows), k))
     scratch32 = np.empty((min(step, n_rows), k), dtype=np.float32) if check else None
-    inv = 1.0 / eta
-    for start in range(0, n_rows, step):
-        r = rewards[start:start + step]
-        ref = ref_logprobs[start:start + step]
-        z = out[start:start + step]
-        e = scratch[: r.shape[0]]
-        top = r.max()
-        if check:
-            _check_block(r, top, ref, scratch32[: r.shape[0]], start)
-        if top * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
-            z[...] = _gibbs_exact_rows(r, ref, eta)
-            continue
-        np.multiply(r, inv, out=z)
-        z += ref
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.exp(z, out=e)
-            mass = e.sum(axis=-1)
-        ok = (mass >= _TINY_MASS) & (mass < np.inf)
-        if ok.all():
-            z -= np.log(mass)[:, None]
-        else:
-            z[ok] -= np.log(mass[ok])[:, None]
-            z[~ok] = _gibbs_exact_rows(r[~ok], ref[~ok], eta)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        inv = 1.0 / eta  # inf for η < 1/DBL_MAX: then every block takes the exact path
+        for start in range(0, n_rows, step):
+            _gibbs_block(rewards, ref_logprobs, out, scratch, scratch32, start, step, eta, inv, check)
     return out
+
+
+def _gibbs_block(rewards, ref_logprobs, out, scratch, scratch32, start, step, eta, inv, check) -> None:
+    """One block of :func:`_gibbs_blocks` (rows start … start + step), written into ``out``."""
+    r = rewards[start:start + step]
+    ref = ref_logprobs[start:start + step]
+    z = out[start:start + step]
+    e = scratch[: r.shape[0]]
+    top = r.max()
+    if check:
+        _check_block(r, top, ref, scratch32[: r.shape[0]], start)
+    if top * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
+        z[...] = _gibbs_exact_rows(r, ref, eta)
+        return
+    np.multiply(r, inv, out=z)
+    z += ref
+    np.exp(z, out=e)
+    mass = e.sum(axis=-1)
+    ok = (mass >= _TINY_MASS) & (mass < np.inf)
+    if ok.all():
+        z -= np.log(mass)[:, None]
+    else:
+        z[ok] -= np.log(mass[ok])[:, None]
+        z[~ok] = _gibbs_exact_rows(r[~ok], ref[~ok], eta)
 
 
 def _check_block(rewards: np.ndarray, top: float, ref_logprobs: np.ndarray, scratch32: np.ndarray, start: int) -> None:

@@ -286,7 +286,7 @@ def test_optimal_value_and_gibbs_match_bruteforce(instance):
         np.testing.assert_allclose(policy[x], [float(p) for p in probs], atol=1e-12)
 
 
-@pytest.mark.parametrize("eta", [1e-300, 1e-8, 1.0, 1e8, 1e300])
+@pytest.mark.parametrize("eta", [5e-324, 1e-300, 1e-8, 1.0, 1e8, 1e300, 1.7e308])
 def test_extreme_eta_without_nan_or_overflow(eta):
     rng = np.random.default_rng(0)
     rewards = 5.0 * rng.standard_normal((3, 7))
