@@ -59,5 +59,72 @@ def example(
                   "(−0.5: the √d/√n bound's shape; −1: the fast rate)")
 
 
+@app.command("list")
+def list_command():
+    """List the studies in benchmarks/ (modules that define STUDY) and their stored results."""
+    from rlbandit.runner import list_studies, load_study, plan, results_dir
+    from rlbandit.store import ResultStore
+
+    for name in list_studies():
+        try:
+            study = load_study(name)
+            first = study.description.strip().split("\n")[0]
+            counts = []
+            for smoke in (False, True):
+                folder = results_dir(name, smoke)
+                if folder.exists():
+                    done = ResultStore(folder, name).finished_ids()
+                    ids = [rid for rid, _ in plan(study, smoke)]
+                    counts.append(f"{'smoke' if smoke else 'full'} {sum(r in done for r in ids)}/{len(ids)}")
+            typer.echo(f"{name:20s} {first}" + (f"  [{', '.join(counts)}]" if counts else ""))
+        except Exception as error:  # a broken study must not hide the others
+            typer.echo(f"{name:20s} (cannot load: {type(error).__name__}: {error})")
+
+
+@app.command()
+def run(
+    study: str = typer.Argument(..., help="study name: benchmarks/STUDY.py"),
+    smoke: bool = typer.Option(False, "--smoke", help="the small CI sweep (stored apart from the full one)"),
+    out: str = typer.Option(None, "--out", help="results folder [default: results/STUDY or results/smoke/STUDY]"),
+    workers: int = typer.Option(None, "--workers", min=1, help="parallel runs [default: CPU count]"),
+    backend: str = typer.Option("process", "--backend", help="process | ray | serial"),
+    address: str = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)"),
+):
+    """Run a study's sweep; finished runs are skipped, so re-running resumes an interrupted sweep."""
+    from rlbandit.runner import run_sweep
+
+    try:
+        summary = run_sweep(study, smoke=smoke, out=out, workers=workers, backend=backend, address=address)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{summary.study}: {summary.planned} runs — {summary.skipped} already done, "
+               f"{len(summary.finished)} finished, {len(summary.failed)} failed in {summary.wall_s:.1f} s "
+               f"→ {summary.results}")
+    if summary.failed:
+        typer.echo("failed runs (error and traceback in the manifest): " + ", ".join(summary.failed), err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    study: str = typer.Argument(..., help="study name: benchmarks/STUDY.py"),
+    smoke: bool = typer.Option(False, "--smoke", help="report the smoke sweep"),
+    results: str = typer.Option(None, "--results", help="results folder [default: results/STUDY or results/smoke/STUDY]"),
+    out: str = typer.Option(None, "--out", help="report folder [default: reports/STUDY; smoke: RESULTS/report]"),
+):
+    """Write reports/STUDY/README.md and its figures from the stored results."""
+    from rlbandit.reports import write_report
+
+    try:
+        path = write_report(study, results=results, out=out, smoke=smoke)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {path}")
+
+
 def main():  # pragma: no cover - thin wrapper
     app()

@@ -1,0 +1,254 @@
+"""Report writer: a study's results → ``reports/STUDY/README.md`` + one PNG per figure.
+
+This is the only code that writes report files. ``write_report(study, results, out)`` loads the
+finished runs of the study's declared sweep from its results store, calls ``study.report(frame)``
+(which returns tables and figures, see :mod:`rlbandit.study`) and writes a markdown page with:
+what was run (the sweep's varying fields and the seeds), the findings, the headline table and the
+other tables, each figure with its caption, notes, failed or missing runs, how to regenerate it,
+and the run time and machine (from the manifest). ``write_index`` keeps ``reports/README.md`` —
+the list of every report — up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from rlbandit.runner import load_study, plan, results_dir
+from rlbandit.store import ResultStore, atomic_write_bytes, atomic_write_text, config_columns, now
+from rlbandit.study import ReportContent, Study
+
+__all__ = ["write_report", "write_index", "markdown_table", "REPORTS_ROOT"]
+
+REPORTS_ROOT = Path("reports")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if value == 0:
+            return "0"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame, max_rows: int = 200) -> str:
+    """A GitHub-markdown table of ``frame`` (index dropped unless named; floats in 4 significant
+    digits; at most ``max_rows`` rows, with a note when cut)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame: expected a DataFrame, got {type(frame).__name__}")
+    if any(name is not None for name in frame.index.names) and not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"]
+    for row in frame.head(max_rows).itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    if len(frame) > max_rows:
+        lines.append(f"\n*({len(frame) - max_rows} more rows not shown)*")
+    return "\n".join(lines)
+
+
+def _sweep_table(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The config fields that vary across runs (one row per run) and those that are constant."""
+    rows = [{"run_id": r["run_id"], **config_columns(r.get("config", {}))} for r in records]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table, {}
+    varying = [c for c in table.columns if c != "run_id" and table[c].astype(str).nunique() > 1]
+    constant = {c: table[c].iloc[0] for c in table.columns if c != "run_id" and c not in varying}
+    return table[varying].drop_duplicates(), constant
+
+
+def _describe_values(values: Sequence[Any]) -> str:
+    values = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    return ", ".join(_cell(v) if v != "" else '""' for v in values)
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "n/a"
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def write_report(study: Study | str, *, results: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = None, smoke: bool = False,
+                 frame: pd.DataFrame | None = None) -> Path:
+    """Write the report of a study; returns the README path.
+
+    Args:
+        study: a study name or :class:`Study`.
+        results: its results folder (default ``results/STUDY`` or ``results/smoke/STUDY``).
+        out: the report folder (default ``reports/STUDY``; for smoke sweeps ``RESULTS/report`` so
+            a smoke report never overwrites the committed full one).
+        smoke: report the smoke sweep's runs.
+        frame: use this frame instead of loading the store (tests).
+    """
+    study = load_study(study)
+    results = Path(results) if results is not None else results_dir(study.name, smoke)
+    if not results.exists():
+        raise ValueError(f"results: no results folder {results}; run `rlbandit run {study.name}"
+                         f"{' --smoke' if smoke else ''}` first")
+    out = Path(out) if out is not None else (results / "report" if smoke else REPORTS_ROOT / study.name)
+    store = ResultStore(results, study.name)
+    planned = plan(study, smoke)
+    planned_ids = [rid for rid, _ in planned]
+    by_id = {r["run_id"]: r for r in store.records()}
+    ok = [rid for rid in planned_ids if rid in by_id and by_id[rid].get("status") == "ok" and store.is_finished(rid)]
+    failed = [by_id[rid] for rid in planned_ids if rid in by_id and by_id[rid].get("status") == "failed"]
+    missing = [rid for rid in planned_ids if rid not in ok and rid not in {f["run_id"] for f in failed}]
+    if frame is None:
+        frame = store.load(ok)
+    if frame.empty or not ok:
+        raise ValueError(f"results: no finished runs of {study.name!r} in {results} "
+                         f"({len(failed)} failed, {len(missing)} not run)")
+    from rlbandit import plots
+
+    plots.apply_style()
+    content = study.report(frame)
+    if not isinstance(content, ReportContent):
+        raise ValueError(f"report: study {study.name!r} returned {type(content).__name__}, expected ReportContent")
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = set()
+    for fig in content.figures:
+        if not fig.name.replace("-", "_").isidentifier():
+            raise ValueError(f"figures: figure name {fig.name!r} must be a plain file stem")
+        import io
+
+        buffer = io.BytesIO()
+        fig.figure.savefig(buffer, format="png")
+        atomic_write_bytes(out / f"{fig.name}.png", buffer.getvalue())
+        written.add(f"{fig.name}.png")
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig.figure)
+        except Exception:  # figures built without pyplot need no closing
+            pass
+    for stale in out.glob("*.png"):  # figures a previous version of the report had
+        if stale.name not in written:
+            stale.unlink()
+
+    records = [by_id[rid] for rid in ok]
+    text = _markdown(study, content, records, failed, missing, store, results, out, smoke)
+    readme = out / "README.md"
+    atomic_write_text(readme, text)
+    if out.parent.resolve() == REPORTS_ROOT.resolve() and not smoke:
+        write_index(out.parent)
+    return readme
+
+
+def _markdown(study: Study, content: ReportContent, records, failed, missing, store: ResultStore,
+              results: Path, out: Path, smoke: bool) -> str:
+    lines = [f"# {study.name}{' (smoke sweep)' if smoke else ''}", "",
+             "*Generated by `rlbandit report " + study.name + (" --smoke`" if smoke else "`") +
+             f" on {now()}; do not edit by hand.*", "", study.description.strip(), ""]
+
+    # what was run
+    varying, constant = _sweep_table(records)
+    lines += ["## What was run", ""]
+    lines.append(f"{len(records)} runs{' (smoke sweep)' if smoke else ''}"
+                 + (f"; {len(failed)} failed" if failed else "") + (f"; {len(missing)} not run" if missing else "") + ".")
+    if not varying.empty:
+        lines.append("")
+        for column in varying.columns:
+            lines.append(f"- `{column}` ∈ {{{_describe_values(varying[column].tolist())}}}")
+    if constant:
+        lines += ["", "Fixed: " + ", ".join(f"`{k}` = {_cell(v)}" for k, v in constant.items()) + "."]
+    lines.append("")
+
+    # findings
+    lines += ["## Findings", "", content.summary.strip(), ""]
+    for i, (title, table) in enumerate(content.tables):
+        lines += [f"### {title}", "", markdown_table(table), ""]
+    if content.figures:
+        lines += ["## Figures", ""]
+        for fig in content.figures:
+            lines += [f"![{fig.name}]({fig.name}.png)", "", f"*{fig.caption.strip()}*", ""]
+    if content.notes.strip():
+        lines += ["## Notes", "", content.notes.strip(), ""]
+    if failed:
+        lines += ["## Failed runs", ""]
+        for record in failed:
+            lines.append(f"- `{record['run_id']}` ({json.dumps(record.get('config', {}), sort_keys=True)}): "
+                         f"{record.get('error', '?')}")
+        lines.append("")
+
+    # how to regenerate, time, machine
+    flag = " --smoke" if smoke else ""
+    lines += ["## How to regenerate", "", "```bash",
+              f"rlbandit run {study.name}{flag}      # resumable: finished runs are skipped",
+              f"rlbandit report {study.name}{flag}", "```", "",
+              f"Results are stored per run in `{_rel(results)}/runs/` (Parquet) with their manifest in "
+              f"`{_rel(results)}/manifest/`; the sweep is declared in `benchmarks/{study.name}.py`.", ""]
+    walls = np.array([r.get("wall_s", float("nan")) for r in records], dtype=float)
+    sweeps = [s for s in store.sweeps() if s.get("smoke", False) == smoke]
+    last = sweeps[-1] if sweeps else records[-1]
+    machine = last.get("machine", {})
+    versions = last.get("versions", {})
+    git = last.get("git", {})
+    lines += ["## Run time and machine", ""]
+    lines.append(f"- Sum of run wall times: {_duration(np.nansum(walls))} over {len(records)} runs "
+                 f"(longest run {_duration(np.nanmax(walls))}).")
+    if sweeps:
+        total = sum(s.get("wall_s", 0.0) for s in sweeps)
+        lines.append(f"- Sweep wall time: {_duration(total)} in {len(sweeps)} invocation(s), last with "
+                     f"backend `{last.get('backend')}` and {last.get('workers')} worker(s).")
+    lines.append(f"- Machine: {machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs "
+                 f"({machine.get('processor', '?')}).")
+    if versions:
+        lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + ".")
+    if git.get("commit"):
+        lines.append(f"- Git commit: `{git['commit'][:12]}`{' (with uncommitted changes)' if git.get('dirty') else ''}.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def write_index(root: str | os.PathLike = REPORTS_ROOT) -> Path:
+    """Write ``ROOT/README.md``: one line per report folder (its study, the first sentence of the
+    study's description and a link)."""
+    root = Path(root)
+    entries = []
+    for readme in sorted(root.glob("*/README.md")):
+        name = readme.parent.name
+        text = readme.read_text().splitlines()
+        body = [line for line in text[1:] if line.strip() and not line.startswith("*Generated")]
+        first = body[0].strip() if body else ""
+        if len(first) > 220:
+            first = first[:217].rsplit(" ", 1)[0] + " …"
+        figures = len(list(readme.parent.glob("*.png")))
+        entries.append(f"| [{name}]({name}/README.md) | {first} | {figures} |")
+    lines = ["# Reports", "",
+             "Generated by `rlbandit report STUDY` from the results of `rlbandit run STUDY` "
+             "(each study is declared in `benchmarks/STUDY.py`). Regenerate one with "
+             "`rlbandit run STUDY && rlbandit report STUDY`; this index is rewritten each time.", "",
+             "| study | question | figures |", "|---|---|---:|", *entries, ""]
+    path = root / "README.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

@@ -1,0 +1,372 @@
+"""Running a study's sweep: discovery, run ids, backends, progress, failures and resumption.
+
+``run_sweep(study, smoke=False, out=None, workers=None, backend="process")``:
+
+1. plans the sweep — ``study.configs(smoke)``, one run id per config (:func:`rlbandit.store.run_id`);
+2. skips runs the store already has (``ok`` record + Parquet), so re-running resumes;
+3. executes the rest on a backend from :data:`BACKENDS`:
+   ``serial`` (in this process), ``process`` (a ``spawn`` process pool of ``workers``; the
+   default) or ``ray`` (a Ray cluster at ``address``, or a local Ray with its temp folder under
+   a fresh temporary directory, always shut down afterwards);
+4. stores each result in the driver as it arrives (atomic Parquet + manifest record); a run that
+   raises is recorded with its error and traceback and the sweep goes on; a worker that dies
+   (killed, out of memory) breaks the pool: the pool is rebuilt and its unfinished runs retried
+   (a run whose worker dies twice is recorded as failed);
+5. shows a progress bar with ETA (tqdm, on stderr); Ctrl-C stops the sweep, cancels what has not
+   started and leaves only complete results — the next ``run_sweep`` resumes.
+
+Workers limit BLAS threads to one each (threadpoolctl) so ``workers`` processes use ``workers``
+cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import os
+import pkgutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from rlbandit.store import ResultStore, config_fields, environment, now, run_id
+from rlbandit.study import Study
+
+__all__ = ["load_study", "list_studies", "plan", "results_dir", "run_sweep", "SweepSummary", "BACKENDS",
+           "execute"]
+
+#: Default root folder of results (gitignored).
+RESULTS_ROOT = Path("results")
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+
+def load_study(name: str | Study) -> Study:
+    """The ``STUDY`` of ``benchmarks/NAME.py`` (or ``name`` itself when it is a Study)."""
+    if isinstance(name, Study):
+        return name
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"study: expected a study name (a Python identifier), got {name!r}")
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as error:
+        if error.name in (f"benchmarks.{name}", "benchmarks"):
+            raise ValueError(f"study: no module benchmarks/{name}.py; known studies: {list_studies()}") from None
+        raise
+    study = getattr(module, "STUDY", None)
+    if not isinstance(study, Study):
+        raise ValueError(f"study: benchmarks/{name}.py defines no STUDY = Study(...)")
+    return study
+
+
+def list_studies() -> list[str]:
+    """Names of the modules in ``benchmarks/`` that define a ``STUDY`` (found without importing
+    them: a module-level ``STUDY =`` assignment in the source)."""
+    import benchmarks
+
+    names = []
+    for info in pkgutil.iter_modules(benchmarks.__path__):
+        if info.name.startswith("_"):
+            continue
+        path = Path(info.module_finder.path) / f"{info.name}.py"
+        try:
+            source = path.read_text()
+        except OSError:
+            continue
+        if any(line.startswith("STUDY =") or line.startswith("STUDY: ") for line in source.splitlines()):
+            names.append(info.name)
+    return sorted(names)
+
+
+def results_dir(study: str, smoke: bool = False, root: str | os.PathLike = RESULTS_ROOT) -> Path:
+    """Default results folder: ``results/STUDY`` (full) or ``results/smoke/STUDY`` (smoke), so the
+    two sweeps never mix."""
+    return Path(root) / "smoke" / study if smoke else Path(root) / study
+
+
+def plan(study: Study, smoke: bool = False) -> list[tuple[str, Any]]:
+    """The sweep as ``[(run_id, config), ...]`` in declaration order; duplicates are an error."""
+    configs = list(study.configs(smoke))
+    if not configs:
+        raise ValueError(f"configs: study {study.name!r} declares no runs (smoke={smoke})")
+    planned, seen = [], {}
+    for config in configs:
+        rid = run_id(study.name, config)
+        if rid in seen:
+            raise ValueError(f"configs: study {study.name!r} declares the same config twice: {config!r}")
+        seen[rid] = config
+        planned.append((rid, config))
+    return planned
+
+
+# ---------------------------------------------------------------------------------------------
+# One run (executed in a worker)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What a worker sends back: the frame (None when the run raised) and the record."""
+
+    run_id: str
+    frame: pd.DataFrame | None
+    record: dict[str, Any]
+
+
+def _limit_threads() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # pragma: no cover - threadpoolctl missing
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _seeds(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if "seed" in k.lower()}
+
+
+def execute(study: Study | str, rid: str, config: Any) -> Outcome:
+    """Run one config and return its outcome (never raises for an error of the study's code)."""
+    started, start = now(), time.perf_counter()
+    fields = config_fields(config)
+    record: dict[str, Any] = {"config": fields, "config_class": f"{type(config).__module__}.{type(config).__qualname__}",
+                              "seeds": _seeds(fields), "started": started, "pid": os.getpid()}
+    try:
+        study = load_study(study)
+        frame = study.run(config)
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"run: study {study.name!r} returned {type(frame).__name__}, expected a DataFrame")
+    except Exception as error:  # a failing run is recorded, the sweep goes on
+        record.update(error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
+                      wall_s=time.perf_counter() - start, finished=now(), **environment())
+        return Outcome(rid, None, record)
+    record.update(wall_s=time.perf_counter() - start, finished=now(), **environment())
+    return Outcome(rid, frame, record)
+
+
+def _worker_init() -> None:
+    _limit_threads()
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends: each yields outcomes as they finish
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackendOptions:
+    workers: int
+    address: str | None = None
+    max_worker_deaths: int = 2
+
+
+def _serial(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions):
+    for rid, config in todo:
+        yield execute(study, rid, config)
+
+
+def _study_ref(study: Study) -> Study | str:
+    """Send a discoverable study by name (workers import it) and others by value."""
+    try:
+        if load_study(study.name) is study:
+            return study.name
+    except Exception:
+        pass
+    return study
+
+
+def _process(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions):
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    ref = _study_ref(study)
+    pending = list(todo)
+    deaths: dict[str, int] = {}
+    while pending:
+        pool = cf.ProcessPoolExecutor(max_workers=min(options.workers, len(pending)),
+                                      mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        futures = {pool.submit(execute, ref, rid, config): (rid, config) for rid, config in pending}
+        broken = []
+        try:
+            for future in cf.as_completed(futures):
+                rid, config = futures[future]
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    broken.append((rid, config))
+        except BaseException:  # Ctrl-C or the consumer stopped: end the workers now
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        else:
+            pool.shutdown(wait=True)
+        pending = []
+        for rid, config in broken:
+            deaths[rid] = deaths.get(rid, 0) + 1
+            if deaths[rid] >= options.max_worker_deaths:
+                fields = config_fields(config)
+                yield Outcome(rid, None, {"config": fields, "seeds": _seeds(fields), "finished": now(),
+                                          "error": f"worker process died {deaths[rid]} times while running it",
+                                          "traceback": "", "wall_s": float("nan"), **environment()})
+            else:
+                pending.append((rid, config))
+        if pending:
+            print(f"a worker process died; restarting the pool for {len(pending)} unfinished run(s)", file=sys.stderr)
+
+
+def _ray(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions):
+    import ray
+
+    temp_dir = None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if options.address:
+            ray.init(address=options.address, log_to_driver=False)
+        else:
+            temp_dir = tempfile.mkdtemp(prefix="rlbray-")
+            ray.init(num_cpus=options.workers, include_dashboard=False, log_to_driver=False,
+                     _temp_dir=temp_dir, configure_logging=False)
+    waiting: list = []
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=options.max_worker_deaths - 1)(_ray_execute)
+        ref = _study_ref(study)
+        refs = {remote.remote(ref, rid, config): (rid, config) for rid, config in todo}
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            for obj in done:
+                rid, config = refs[obj]
+                try:
+                    yield ray.get(obj)
+                except Exception as error:  # the worker died (a study error is caught inside)
+                    fields = config_fields(config)
+                    yield Outcome(rid, None, {"config": fields, "seeds": _seeds(fields), "finished": now(),
+                                              "error": f"ray task failed: {type(error).__name__}: {error}",
+                                              "traceback": traceback.format_exc(), "wall_s": float("nan"),
+                                              **environment()})
+    finally:
+        for obj in waiting:  # interrupted: stop what is still running
+            ray.cancel(obj, force=True)
+        if started_here:
+            ray.shutdown()
+        if temp_dir is not None:
+            import shutil
+
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_execute(study, rid, config):
+    _limit_threads()
+    return execute(study, rid, config)
+
+
+#: Backend name → generator of outcomes ``(study, todo, options) -> Iterator[Outcome]``.
+BACKENDS: dict[str, Callable] = {"serial": _serial, "process": _process, "ray": _ray}
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SweepSummary:
+    """What one ``run_sweep`` did."""
+
+    study: str
+    results: Path
+    planned: int
+    skipped: int
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+def run_sweep(study: Study | str, *, smoke: bool = False, out: str | os.PathLike | None = None,
+              workers: int | None = None, backend: str = "process", address: str | None = None,
+              progress: bool = True, raise_interrupt: bool = True) -> SweepSummary:
+    """Run every unfinished run of the study's sweep and store the results (module docstring).
+
+    Args:
+        study: a study name (``benchmarks/NAME.py``) or a :class:`Study`.
+        smoke: the small CI sweep (stored apart from the full one).
+        out: results folder; default :func:`results_dir`.
+        workers: parallel runs (default: the number of CPUs, at most the number of runs).
+        backend: a key of :data:`BACKENDS`.
+        address: Ray cluster address (``backend="ray"`` only); None starts a local Ray.
+        progress: show a tqdm bar with ETA on stderr.
+        raise_interrupt: re-raise KeyboardInterrupt after recording the partial sweep.
+    """
+    study = load_study(study)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise ValueError("address: only meaningful with backend='ray'")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    root = Path(out) if out is not None else results_dir(study.name, smoke)
+    store = ResultStore(root, study.name)
+    planned = plan(study, smoke)
+    done = store.finished_ids()
+    todo = [(rid, config) for rid, config in planned if rid not in done]
+    workers = workers or max(1, min(os.cpu_count() or 1, len(todo) or 1))
+    summary = SweepSummary(study.name, root, len(planned), len(planned) - len(todo))
+    start, started = time.perf_counter(), now()
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"{study.name}{' (smoke)' if smoke else ''}", unit="run",
+                   file=sys.stderr, dynamic_ncols=True)
+    options = BackendOptions(workers=workers, address=address)
+    extra = {"backend": backend, "workers": workers, "smoke": smoke}
+    try:
+        for outcome in BACKENDS[backend](study, todo, options):
+            record = {**outcome.record, **extra}
+            if outcome.frame is not None:
+                store.write_result(outcome.run_id, outcome.frame, record)
+                summary.finished.append(outcome.run_id)
+            else:
+                store.write_failure(outcome.run_id, record)
+                summary.failed.append(outcome.run_id)
+                message = f"run {outcome.run_id} failed: {record.get('error')}"
+                (bar.write(message, file=sys.stderr) if bar is not None else print(message, file=sys.stderr))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(failed=len(summary.failed), refresh=False)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        summary.wall_s = time.perf_counter() - start
+        if todo:
+            store.write_sweep({"study": study.name, "started": started, "finished": now(), "wall_s": summary.wall_s,
+                               "planned": summary.planned, "skipped": summary.skipped,
+                               "finished_runs": len(summary.finished), "failed_runs": len(summary.failed),
+                               "interrupted": summary.interrupted, **extra, "address": address,
+                               **environment()})
+    if summary.interrupted:
+        print(f"interrupted: {summary.skipped + len(summary.finished)} of {summary.planned} runs stored in {root}; "
+              "run the same command again to resume", file=sys.stderr)
+        if raise_interrupt:
+            raise KeyboardInterrupt
+    return summary
