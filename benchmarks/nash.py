@@ -343,10 +343,11 @@ def report(frame: pd.DataFrame) -> ReportContent:
         head = _offline_table(offline)
         tables.append((f"Offline, n = {int(offline.n.max())} comparisons from π0 × π0 (mean ± s.e. over seeds; exact under the true P)", head))
         learned = offline[(offline.policy.isin(["nash_learned", "bt_rlhf"])) & (offline.n == offline.n.max())]
-        lines = []
+        lines, ratios = [], {}
         for (scenario, eta), group in learned.groupby(["scenario", "eta"]):
             nl = group[group.policy == "nash_learned"]
             bt = group[group.policy == "bt_rlhf"]
+            ratios[(scenario, eta)] = bt.exploitability.mean() / nl.exploitability.mean()
             lines.append(f"- **{scenario}**, η = {eta}: exploitability {nl.exploitability.mean():.4f} (learned Nash) vs "
                          f"{bt.exploitability.mean():.4f} (BT-RLHF); worst-case win rate {nl.worst_case_win_rate.mean():.3f} vs "
                          f"{bt.worst_case_win_rate.mean():.3f}; head to head P(Nash ≻ BT-RLHF) = {nl.win_rate_vs_bt.mean():.3f}, "
@@ -354,11 +355,13 @@ def report(frame: pd.DataFrame) -> ReportContent:
         summary.append(
             f"**Equilibrium vs BT-RLHF** at n = {int(offline.n.max())} comparisons from π0 × π0 (means over seeds):\n"
             + "\n".join(lines)
-            + "\n\nBT-RLHF is far more exploitable than the learned equilibrium on every intransitive scenario, and "
-            "even under BT preferences, because the RLHF objective and the preference game have different "
-            "solutions unless η → 0. In raw head-to-head win rate BT-RLHF can beat the *regularised* equilibrium, "
-            "as the theorem allows — P(π_η ≻ π′) ≥ ½ + η(KL(π_η‖π0) − KL(π′‖π0)) and BT-RLHF spends more KL — "
-            f"but the true equilibrium's game payoff f(π_η, BT-RLHF) is ≥ ½ in every run (min f − ½ = "
+            + "\n\nExploitability ratio BT-RLHF / learned Nash: "
+            + ", ".join(f"{s} η={e:g}: {r:.3g}×" for (s, e), r in ratios.items())
+            + ". Under BT preferences the two policies coincide only as η → 0: the RLHF objective "
+            "max_π E[r] − η KL and the preference game have different solutions at finite η. In raw "
+            "head-to-head win rate BT-RLHF can beat the *regularised* equilibrium, as the theorem allows — "
+            "P(π_η ≻ π′) ≥ ½ + η(KL(π_η‖π0) − KL(π′‖π0)) and BT-RLHF spends more KL — but the true "
+            "equilibrium's game payoff f(π_η, BT-RLHF) is ≥ ½ in every run (min f − ½ = "
             f"{offline[offline.policy == 'nash_true'].payoff_vs_bt.min() - 0.5:.2g} over all seeds, n and η).")
         shown = offline[offline.policy.isin(["nash_true", "nash_learned", "bt_rlhf", "bt_infinite"])]
         figures.append(ReportFigure("offline_exploitability", plots.line_plot(
