@@ -249,8 +249,11 @@ class _Dual:
         value, grad, hess = self.evaluate(v, mu)
         done = np.zeros(v.shape[0], dtype=bool)
         for _ in range(max_iter):
-            jitter = 1e-13 * (np.trace(hess, axis1=-2, axis2=-1) / d + 1e-300)
+            jitter = 1e-13 * (np.trace(hess, axis1=-2, axis2=-1) / d + 1.0)
             step = np.linalg.solve(hess + jitter[:, None, None] * eye, grad[..., None])[..., 0]
+            # Cap ‖step‖ at the ball's radius: iterates far outside the unit ball are never needed
+            # (a capped Newton step is still a descent direction).
+            step /= np.maximum(1.0, np.linalg.norm(step, axis=-1))[:, None]
             decrement = np.einsum("bd,bd->b", grad, step)
             small = decrement <= tol * np.maximum(1.0, np.abs(value))
             # One last full step where the decrement is already tiny (quadratic convergence).
@@ -303,7 +306,7 @@ def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
             too_small = norm > 1.0                       # μ too small: the ball is violated
             lo = np.where(too_small, mu, lo)
             hi = np.where(too_small, hi, mu)
-            jitter = 1e-13 * np.trace(hess, axis1=-2, axis2=-1) / d + 1e-300
+            jitter = 1e-13 * (np.trace(hess, axis1=-2, axis2=-1) / d + 1.0)
             hv = np.linalg.solve(hess + jitter[:, None, None] * eye, v[..., None])[..., 0]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 slope = np.einsum("bd,bd->b", v, hv) / np.maximum(norm, 1e-300) ** 3

@@ -286,3 +286,27 @@ def test_bad_inputs_raise_value_error_naming_them():
         offline.sample_offline_data(problems, 10, np.random.default_rng(0), design="nope")
     with pytest.raises(ValueError, match="delta"):
         offline.theory_beta(problems.diffs(data), 1.0, 2.0, delta=1.5)
+
+
+def test_offline_study_smoke():
+    """The study's smoke sweep runs and its report has the headline table, the β sweep and figures."""
+    import dataclasses
+
+    import pandas as pd
+
+    from benchmarks.offline import STUDY
+
+    frames = []
+    for i, config in enumerate(STUDY.configs(True)):
+        frame = STUDY.run(config)
+        for key, value in dataclasses.asdict(config).items():
+            frame[key] = str(value) if isinstance(value, tuple) else value
+        frames.append(frame.assign(run_id=str(i)))
+    frame = pd.concat(frames, ignore_index=True)
+    assert set(frame["method"]) == set(offline.METHODS)
+    assert np.isfinite(frame["suboptimality"]).all() and (frame["suboptimality"] >= -1e-9).all()
+    content = STUDY.report(frame)
+    assert "pessimism" in content.summary and "β" in content.summary
+    assert {f.name for f in content.figures} >= {"subopt_vs_n", "beta_sweep", "bound", "reference"}
+    headline = content.tables[0][1]
+    assert set(headline["method"].astype(str)) == set(offline.METHODS)
