@@ -144,7 +144,14 @@ def proxy_reward(config: OveroptConfig, problems, proxy_features):
     return np.einsum("sxkd,sd->sxk", proxy_features, theta_hat), theta_hat
 
 
-def _rows(problems, logprobs_list, proxy, seeds, knobs: dict[str, list]):
+def _hack_mass(problems, logprobs, is_hack) -> np.ndarray:
+    """E_x π(hacking actions | x), per seed."""
+    from rlbandit.oracle import _weigh_contexts
+
+    return _weigh_contexts(np.where(is_hack, np.exp(logprobs), 0.0).sum(-1), problems.context_probs)
+
+
+def _rows(problems, logprobs_list, proxy, seeds, knobs: dict[str, list], is_hack):
     from rlbandit.oracle import _weigh_contexts, expected_reward
 
     gold0 = problems.gold_reward(problems.ref_logprobs)
@@ -154,33 +161,34 @@ def _rows(problems, logprobs_list, proxy, seeds, knobs: dict[str, list]):
         kl = problems.kl_to_ref(lp)
         gold = problems.gold_reward(lp) - gold0
         prox = _weigh_contexts(expected_reward(lp, proxy), problems.context_probs) - proxy0
+        hack = _hack_mass(problems, lp, is_hack)
         for j, seed in enumerate(seeds):
             row = {"seed": int(seed), "kl_to_ref": float(kl[j]), "d": float(np.sqrt(max(kl[j], 0.0))),
-                   "gold_gain": float(gold[j]), "proxy_gain": float(prox[j])}
+                   "gold_gain": float(gold[j]), "proxy_gain": float(prox[j]), "hack_mass": float(hack[j])}
             row.update({key: values[i] for key, values in knobs.items()})
             rows.append(row)
     return rows
 
 
-def _gibbs(config, problems, proxy, seeds):
+def _gibbs(config, problems, proxy, seeds, is_hack):
     from rlbandit.oracle import gibbs
 
     etas = list(10.0 ** np.linspace(1.0, -3.0, 25))
     return _rows(problems, [gibbs(proxy, problems.ref_logprobs, eta) for eta in etas], proxy, seeds,
                  {"knob": etas, "eta": etas, "N": [np.nan] * len(etas), "step": [np.nan] * len(etas),
-                  "curve": ["Gibbs O(r̂, η)"] * len(etas)})
+                  "curve": ["Gibbs O(r̂, η)"] * len(etas)}, is_hack)
 
 
-def _best_of_n(config, problems, proxy, seeds):
+def _best_of_n(config, problems, proxy, seeds, is_hack):
     from rlbandit.sampling_oracles import best_of_n
 
     ns = [2 ** i for i in range(config.max_log2_n + 1)]
     return _rows(problems, [best_of_n(proxy, problems.ref_logprobs, n) for n in ns], proxy, seeds,
                  {"knob": ns, "eta": [np.nan] * len(ns), "N": ns, "step": [np.nan] * len(ns),
-                  "curve": ["best-of-N"] * len(ns)})
+                  "curve": ["best-of-N"] * len(ns)}, is_hack)
 
 
-def _ppo(config, problems, proxy, seeds):
+def _ppo(config, problems, proxy, seeds, is_hack):
     from rlbandit.policy_gradient import PGConfig, train_policy_gradient
 
     rows = []
@@ -193,7 +201,9 @@ def _ppo(config, problems, proxy, seeds):
             pg = PGConfig(algorithm="ppo", policy="tabular", eta=eta, mode="exact", steps=config.ppo_steps,
                           lr=0.02, optimizer="adam", epochs=2, minibatches=1,
                           log_every=max(1, config.ppo_steps // 40), seed=config.base_seed)
-        history = train_policy_gradient(problems, pg, rewards=proxy).history
+        result = train_policy_gradient(problems, pg, rewards=proxy)
+        history = result.history
+        final_hack = _hack_mass(problems, result.logprobs, is_hack)
         gold0 = problems.gold_reward(problems.ref_logprobs)
         from rlbandit.oracle import _weigh_contexts, expected_reward
 
@@ -202,12 +212,13 @@ def _ppo(config, problems, proxy, seeds):
             i = int(h["seed"])
             rows.append({"seed": int(seeds[i]), "kl_to_ref": h["kl_to_ref"], "d": float(np.sqrt(max(h["kl_to_ref"], 0))),
                          "gold_gain": h["gold_reward"] - gold0[i], "proxy_gain": h["train_reward"] - proxy0[i],
+                         "hack_mass": float(final_hack[i]) if h["step"] == config.ppo_steps else np.nan,
                          "knob": h["step"], "eta": eta, "N": np.nan, "step": h["step"],
                          "curve": f"PPO{' exact' if config.ppo_mode == 'exact' else ''} (η = {eta:g})"})
     return rows
 
 
-#: optimiser → (config, problems, proxy reward, seeds) → rows.
+#: optimiser → (config, problems, proxy reward, seeds, hacking-action mask) → rows.
 OPTIMIZER_RUNS: dict[str, Callable] = {"gibbs": _gibbs, "best_of_n": _best_of_n, "ppo": _ppo}
 
 
@@ -233,7 +244,7 @@ def run(config: OveroptConfig) -> pd.DataFrame:
     start = time.perf_counter()
     problems, proxy_features, seeds, is_hack = make_world(config)
     proxy, theta_hat = proxy_reward(config, problems, proxy_features)
-    frame = pd.DataFrame(OPTIMIZER_RUNS[config.optimizer](config, problems, proxy, seeds))
+    frame = pd.DataFrame(OPTIMIZER_RUNS[config.optimizer](config, problems, proxy, seeds, is_hack))
     frame["spurious_weight"] = theta_hat[:, -1][np.searchsorted(seeds, frame["seed"].to_numpy())]
     frame["wall_s"] = time.perf_counter() - start
     print(f"[overoptimization] {config.proxy} {config.optimizer}: {frame['wall_s'].iloc[0]:.1f}s", flush=True)
@@ -331,27 +342,48 @@ def report(frame: pd.DataFrame) -> ReportContent:
     figures.append(ReportFigure("gold_fits", fig, "Gold gain (points, seed means) with Gao et al.'s fitted forms: "
                                 "d(α − βd) for best-of-N, d(α − β log d) for Gibbs and PPO (lines)."))
 
-    lines = []
-    for proxy in proxies:
-        p = peaks[peaks["proxy"] == proxy]
-        for _, row in p.iterrows():
-            drop = row["peak gold gain"] - row["gold gain at largest d"]
-            lines.append(f"- `{proxy}` proxy, {row['optimizer']}: gold gain peaks at {row['peak gold gain']:.3g} "
-                         f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} "
-                         f"(d = {row['largest d']:.2f}; proxy gain {row['proxy gain at largest d']:.3g})"
-                         + (f" — over-optimisation costs {drop:.3g}." if drop > 0.01 else "."))
-    form_lines = []
-    for _, row in best_form.iterrows():
-        r2 = fits[(fits["proxy"] == row["proxy"]) & (fits["optimizer"] == row["optimizer"])].set_index("form")["r2"]
-        form_lines.append(f"- `{row['proxy']}`, {row['optimizer']}: {row['better form']} fits better "
-                          f"(R² {' vs '.join(f'{v:.3f}' for v in r2.to_numpy())} for "
-                          f"{' / '.join(r2.index)}).")
+    over, fine, flags = [], [], []
+    for _, row in peaks.iterrows():
+        drop = row["peak gold gain"] - row["gold gain at largest d"]
+        hack = frame[(frame["proxy"] == row["proxy"]) & (frame["curve"] == row["optimizer"])]
+        # the most optimised point: the smallest η for Gibbs, the largest N or last step otherwise
+        final_knob = hack["knob"].min() if row["optimizer"].startswith("Gibbs") else hack["knob"].max()
+        hack = hack.loc[hack["knob"] == final_knob, "hack_mass"].mean()
+        text = (f"`{row['proxy']}` × {row['optimizer']}: gold gain peaks at {row['peak gold gain']:.3g} "
+                f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} (d = {row['largest d']:.2f}) "
+                f"while the proxy gain rises to {row['proxy gain at largest d']:.3g}; final mass on hacking actions "
+                f"{hack:.2g}")
+        (over if drop > 0.05 else fine).append((drop, text))
+        flags.append({"proxy": row["proxy"], "optimizer": row["optimizer"], "over": drop > 0.05})
+    over.sort(key=lambda t: -t[0])
+    lines = [f"- **over-optimised** (−{drop:.3g} gold from the peak): {text}." for drop, text in over]
+    lines += [f"- not over-optimised: {text}." for _, text in fine if "ample" not in text]
+    n_ample = sum("ample" in text for _, text in fine)
+    flags = pd.DataFrame(flags)
+    sampled_ppo = flags[flags["optimizer"].str.startswith("PPO (")]
+    exact_ppo = flags[flags["optimizer"].str.startswith("PPO exact")]
+    ppo_sentence = ""
+    if not sampled_ppo.empty and not exact_ppo.empty:
+        ppo_sentence = (f"Sampled PPO over-optimises in {int(sampled_ppo['over'].sum())} of {len(sampled_ppo)} curves, "
+                        f"PPO with exact expected updates in {int(exact_ppo['over'].sum())} of {len(exact_ppo)}")
+        if sampled_ppo["over"].sum() < exact_ppo["over"].sum():
+            ppo_sentence += (": the hacking actions are rare under π0 and under PPO's own early policy, so sampled PPO "
+                             "rarely draws them and never learns how much the proxy likes them — an exploration "
+                             "failure that here protects the gold reward")
+        ppo_sentence += ". "
+    better = best_form["better form"].value_counts()
+    form_summary = ", ".join(f"{form}: {count}" for form, count in better.items())
     summary = (
-        "A proxy reward learned from limited or misspecified data is optimised by the exact Gibbs oracle (η sweep), "
-        "best-of-N (N sweep) and PPO (training steps); gold and proxy reward gains over π0 against "
-        f"d = √KL(π‖π0), {frame['seed'].nunique()} seeds. The proxy's weight on the spurious feature s "
-        f"(mean over seeds): {', '.join(f'{k}: {v:.2f}' for k, v in weights.items())}.\n\n"
-        + "\n".join(lines) + "\n\nGao et al.'s functional forms:\n\n" + "\n".join(form_lines) + "\n"
+        "A Bradley–Terry proxy learned from limited or misspecified data is optimised by the exact Gibbs oracle "
+        "(η sweep), best-of-N (N sweep) and PPO (training checkpoints, sampled and exact-gradient); gold and proxy "
+        f"reward gains over π0 against d = √KL(π‖π0), {frame['seed'].nunique()} seeds. The proxy's weight on the "
+        f"spurious feature s (mean over seeds): {', '.join(f'{k}: {v:.2f}' for k, v in weights.items())}.\n\n"
+        + "\n".join(lines)
+        + f"\n- the `ample` control is not over-optimised by any of its {n_ample} optimisers.\n\n"
+        + ppo_sentence +
+        "Gao et al.'s forms (better R² per curve): "
+        f"{form_summary}; the collapse through the hacking actions is sharper than either form "
+        "(lowest R² on the misspecified proxy).\n"
     )
     notes = (
         "- The hacking actions (2 of 32 per context) are the only route to over-optimisation in a linear world: "
