@@ -1,0 +1,361 @@
+"""Study ``rate``: how fast does the plug-in policy Gibbs(MLE) converge? (issue 3; DESIGN §2)
+
+Data: n Bradley–Terry comparisons x ∼ d0, a¹, a² ∼ π0 (good coverage). θ̂ = ridge BT MLE
+(λ = ``reg``), π̂ = O(φθ̂, η, π0). The exact SubOpt(π̂) = J*(π*) − J*(π̂) is measured on
+``n_seeds`` seeded problems at log-spaced n (nested data: the first n comparisons of one stream,
+so each seed's curve is a path, as in practice).
+
+Two shapes compete. The pessimism/MLE bound is SubOpt ≲ √d·C*/√n (slope −½ on log–log axes);
+KL-regularised objectives are strongly concave in π, and Fact 2 of DESIGN gives
+SubOpt(π̂) = η KL(π̂‖π*) ≈ (1/2η) E_x Var_π*(φθ̂ − φθ*) ≈ d/(ηn) once the reward error is below η —
+a 1/n "fast" rate (Zhao et al. 2024) whose constant blows up as η → 0, where the problem becomes
+an unregularised bandit. The two shapes meet at n ≈ d/η².
+
+Each run is one scenario × d, vectorised over seeds, and evaluates every η on the same θ̂
+(the MLE does not depend on η). Rows: seed × n × η with SubOpt, the combined metric
+J*(π*) − J*(π̂) + η KL(π*‖π̂), KL(π̂‖π*), KL(π̂‖π0) and ‖θ̂ − θ*‖.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rlbandit.study import ReportContent, ReportFigure, Study
+
+__all__ = ["RateConfig", "configs", "run", "report", "STUDY", "loglog_slope", "bootstrap_slopes", "slope_table"]
+
+
+@dataclass(frozen=True)
+class RateConfig:
+    """One run: a scenario × dimension d, every η in ``etas``, vectorised over ``n_seeds`` problems.
+
+    Attributes:
+        scenario: a key of rlbandit.SCENARIOS.
+        dim: d.
+        etas: the η values evaluated on the same θ̂ (each > 0).
+        n_contexts, n_actions: X, K.
+        n_seeds: problems (seeds base_seed·1000 + i).
+        n_min, n_max, n_points: the n grid, ``n_points`` log-spaced integers in [n_min, n_max].
+        reg: λ of the ridge BT MLE.
+        base_seed: seeds the problems and the comparison stream.
+    """
+
+    scenario: str = "random"
+    dim: int = 4
+    etas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    n_contexts: int = 20
+    n_actions: int = 20
+    n_seeds: int = 24
+    n_min: int = 10
+    n_max: int = 100_000
+    n_points: int = 17
+    reg: float = 1.0
+    base_seed: int = 0
+
+    def __post_init__(self):
+        from rlbandit import SCENARIOS
+
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(SCENARIOS)}")
+        for name in ("dim", "n_contexts", "n_actions", "n_min", "base_seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "base_seed" else 1):
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if not isinstance(self.n_seeds, int) or self.n_seeds < 2:
+            raise ValueError(f"n_seeds: need at least 2 seeds for intervals, got {self.n_seeds!r}")
+        if not isinstance(self.n_max, int) or self.n_max <= self.n_min:
+            raise ValueError(f"n_max: must be an integer > n_min = {self.n_min}, got {self.n_max!r}")
+        if not isinstance(self.n_points, int) or self.n_points < 3:
+            raise ValueError(f"n_points: need at least 3 sizes to fit a slope, got {self.n_points!r}")
+        if not isinstance(self.etas, tuple) or not self.etas or not all(np.isfinite(e) and e > 0 for e in self.etas):
+            raise ValueError(f"etas: must be a non-empty tuple of finite η > 0, got {self.etas!r}")
+        if not (np.isfinite(self.reg) and self.reg > 0):
+            raise ValueError(f"reg: λ must be finite and > 0, got {self.reg}")
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.unique(np.geomspace(self.n_min, self.n_max, self.n_points).round().astype(int))
+
+
+SCENARIOS = ("random", "coverage_shift")
+DIMS = (2, 4, 8, 16)
+
+
+def configs(smoke: bool) -> list[RateConfig]:
+    """Full: scenarios {random, coverage_shift} × d ∈ {2, 4, 8, 16}, η ∈ {0.01, 0.1, 1, 10},
+    X = K = 20, 24 seeds, 17 sizes n ∈ [10, 10⁵]. Smoke: one tiny run per scenario."""
+    if smoke:
+        return [RateConfig(scenario=s, dim=2, etas=(0.1, 1.0), n_contexts=4, n_actions=5, n_seeds=4,
+                           n_min=10, n_max=300, n_points=5) for s in SCENARIOS]
+    return [RateConfig(scenario=s, dim=d) for s in SCENARIOS for d in DIMS]
+
+
+def run(config: RateConfig) -> pd.DataFrame:
+    """One scenario × d: SubOpt of Gibbs(φθ̂_n) for every n of the grid and every η, per seed."""
+    from rlbandit import ProblemConfig, fit_bt, gibbs, kl, make_problems
+
+    start = time.perf_counter()
+    seeds = config.base_seed * 1000 + np.arange(config.n_seeds)
+    problems = make_problems(ProblemConfig(scenario=config.scenario, n_contexts=config.n_contexts,
+                                           n_actions=config.n_actions, dim=config.dim), seeds)
+    rng = np.random.default_rng([config.base_seed, config.dim, zlib.crc32(config.scenario.encode())])
+    sizes = config.sizes
+    data = problems.sample_preferences(problems.ref_logprobs, problems.ref_logprobs, int(sizes[-1]), rng)
+    diffs = problems.diffs(data)
+    optimal = {eta: problems.optimal_policy(eta) for eta in config.etas}
+    probs = np.broadcast_to(problems.context_probs, problems.batch_shape + (problems.n_contexts,))
+    frames = []
+    for n in sizes:
+        theta = fit_bt(diffs[..., :n, :], data.labels[..., :n], config.reg)
+        rewards = np.einsum("sxkd,sd->sxk", problems.features, theta)
+        error = np.linalg.norm(theta - problems.theta, axis=-1)
+        for eta in config.etas:
+            policy = gibbs(rewards, problems.ref_logprobs, eta)
+            kl_to_opt = (probs * kl(policy, optimal[eta])).sum(-1)
+            frames.append(pd.DataFrame({
+                "seed": seeds, "n": int(n), "eta": float(eta),
+                "subopt": problems.suboptimality(policy, eta),
+                "combined": problems.combined_metric(policy, eta),
+                "kl_to_opt": kl_to_opt,
+                "kl_to_ref": problems.kl_to_ref(policy),
+                "theta_error": error,
+            }))
+    frame = pd.concat(frames, ignore_index=True)
+    print(f"[rate] {config.scenario} d={config.dim}: {len(sizes)} sizes × {len(config.etas)} η × "
+          f"{config.n_seeds} seeds in {time.perf_counter() - start:.1f}s", flush=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Slopes
+# ---------------------------------------------------------------------------------------------
+
+def loglog_slope(n, values) -> np.ndarray:
+    """Least-squares slope of log(values) against log(n) along the last axis (batched).
+
+    n: shape (N,), > 0; values: shape (..., N), > 0. Returns shape (...)."""
+    x = np.log(np.asarray(n, dtype=float))
+    y = np.log(np.asarray(values, dtype=float))
+    xc = x - x.mean()
+    return ((y - y.mean(-1, keepdims=True)) * xc).sum(-1) / (xc ** 2).sum()
+
+
+def bootstrap_slopes(subopt: np.ndarray, n: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Slopes of the seed-mean curve under a bootstrap over seeds.
+
+    subopt: (S, N) per-seed SubOpt at sizes n (N,). Each replicate resamples S seeds with
+    replacement, averages their curves and fits the log–log slope. Returns (n_boot,)."""
+    subopt = np.asarray(subopt, dtype=float)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(subopt.shape[0], np.full(subopt.shape[0], 1 / subopt.shape[0]), size=n_boot)
+    means = counts @ subopt / subopt.shape[0]
+    return loglog_slope(n, means)
+
+
+def _curves(group: pd.DataFrame, y: str) -> tuple[np.ndarray, np.ndarray]:
+    wide = group.pivot(index="seed", columns="n", values=y).sort_index(axis=1)
+    return wide.columns.to_numpy(dtype=float), wide.to_numpy(dtype=float)
+
+
+def _window_slopes(n, curves, window: int):
+    """Local slopes of the seed-mean curve over ``window`` consecutive sizes (centre n, slope)."""
+    means = curves.mean(0)
+    centres, slopes = [], []
+    for i in range(len(n) - window + 1):
+        centres.append(float(np.exp(np.log(n[i:i + window]).mean())))
+        slopes.append(float(loglog_slope(n[i:i + window], means[i:i + window])))
+    return np.array(centres), np.array(slopes)
+
+
+def slope_table(frame: pd.DataFrame, *, y: str = "subopt", window: int = 5, n_boot: int = 1000) -> pd.DataFrame:
+    """Per scenario × d × η: the log–log slope of the seed-mean ``y`` over the first and the last
+    ``window`` sizes (95 % bootstrap intervals over seeds), the slope's verdict, and the crossover
+    n* where the local slope first falls below −¾ (between the √ and the 1/n shapes), beside the
+    theory's d/η²."""
+    rows = []
+    for (scenario, dim, eta), group in frame.groupby(["scenario", "dim", "eta"], sort=True):
+        n, curves = _curves(group, y)
+        w = min(window, len(n))
+        small = bootstrap_slopes(curves[:, :w], n[:w], n_boot=n_boot)
+        large = bootstrap_slopes(curves[:, -w:], n[-w:], n_boot=n_boot)
+        centres, local = _window_slopes(n, curves, min(3, len(n)))
+        below = np.flatnonzero(local <= -0.75)
+        crossover = float(centres[below[0]]) if below.size else np.nan
+        slope_large = float(loglog_slope(n[-w:], curves[:, -w:].mean(0)))
+        rows.append({
+            "scenario": scenario, "d": int(dim), "eta": float(eta),
+            "slope small n": float(loglog_slope(n[:w], curves[:, :w].mean(0))),
+            "CI small n": f"[{np.quantile(small, 0.025):.2f}, {np.quantile(small, 0.975):.2f}]",
+            "slope large n": slope_large,
+            "CI large n": f"[{np.quantile(large, 0.025):.2f}, {np.quantile(large, 0.975):.2f}]",
+            "large-n rate": _verdict(np.quantile(large, [0.025, 0.975])),
+            "n* (slope ≤ −¾)": crossover if below.size == 0 or below[0] > 0 else float(n[0]),
+            "d/η²": dim / eta ** 2,
+            "SubOpt·ηn/d at n_max": float(curves[:, -1].mean() * eta * n[-1] / dim),
+        })
+    return pd.DataFrame(rows)
+
+
+def _verdict(interval) -> str:
+    lo, hi = float(interval[0]), float(interval[1])
+    if lo <= -1.0 <= hi or (hi < -0.75):
+        return "1/n (fast)"
+    if lo <= -0.5 <= hi or (lo > -0.75 and hi > -0.75):
+        return "1/√n (slow)"
+    return "between"
+
+
+def local_slopes(frame: pd.DataFrame, *, y: str = "subopt", window: int = 3, n_boot: int = 200) -> pd.DataFrame:
+    """Local log–log slopes over ``window`` consecutive sizes, per scenario × d × η, for each of
+    ``n_boot`` bootstrap resamples of the seeds (column ``boot``), as a tidy frame for plotting
+    with a percentile band."""
+    rows = []
+    rng = np.random.default_rng(1)
+    for (scenario, dim, eta), group in frame.groupby(["scenario", "dim", "eta"], sort=True):
+        n, curves = _curves(group, y)
+        counts = rng.multinomial(curves.shape[0], np.full(curves.shape[0], 1 / curves.shape[0]), size=n_boot)
+        means = counts @ curves / curves.shape[0]
+        for i in range(len(n) - window + 1):
+            centre = float(np.exp(np.log(n[i:i + window]).mean()))
+            slopes = loglog_slope(n[i:i + window], means[:, i:i + window])
+            rows.append(pd.DataFrame({"scenario": scenario, "dim": dim, "eta": eta, "n": centre,
+                                      "boot": np.arange(n_boot), "local_slope": slopes}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
+    """Per scenario × η at the largest n: slope of log SubOpt against log d (1: the fast rate's
+    d/n; ½: the bound's √d), with a 95 % bootstrap interval over seeds."""
+    rows = []
+    rng = np.random.default_rng(2)
+    for (scenario, eta), group in frame.groupby(["scenario", "eta"], sort=True):
+        last = group[group["n"] == group["n"].max()]
+        wide = last.pivot(index="seed", columns="dim", values="subopt").sort_index(axis=1)
+        dims, values = wide.columns.to_numpy(float), wide.to_numpy(float)
+        if len(dims) < 2:
+            continue
+        counts = rng.multinomial(values.shape[0], np.full(values.shape[0], 1 / values.shape[0]), size=n_boot)
+        boot = loglog_slope(dims, counts @ values / values.shape[0])
+        rows.append({"scenario": scenario, "eta": float(eta), "n": int(last["n"].iloc[0]),
+                     "d-exponent": float(loglog_slope(dims, values.mean(0))),
+                     "95% CI": f"[{np.quantile(boot, 0.025):.2f}, {np.quantile(boot, 0.975):.2f}]"})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+def report(frame: pd.DataFrame) -> ReportContent:
+    from rlbandit import plots
+
+    plots.apply_style()
+    plots.register_symbol("local_slope", r"local slope $d\log\mathrm{SubOpt}/d\log n$")
+    plots.register_symbol("scaled_subopt", r"$\mathrm{SubOpt}\cdot\eta n/d$")
+    frame = frame.copy()
+    frame["scaled_subopt"] = frame["subopt"] * frame["eta"] * frame["n"] / frame["dim"]
+    slopes = slope_table(frame)
+    dexp = d_exponent(frame)
+    scenarios = sorted(frame["scenario"].unique())
+    multi = len(scenarios) > 1
+
+    figures = []
+    for scenario in scenarios:
+        part = frame[frame["scenario"] == scenario]
+        figures.append(ReportFigure(f"subopt_vs_n_{scenario}", plots.line_plot(
+            part, x="n", y="subopt", hue="eta", col="dim", logx=True, logy=True, reference_slopes=(-0.5, -1.0),
+            slope_labels=(r"$\propto\sqrt{d}/\sqrt{n}$ (bound's shape)", r"$\propto 1/n$ (fast rate)"),
+            ncols=min(4, part["dim"].nunique()), title=f"SubOpt of Gibbs(MLE), data from π0 — {scenario}"),
+            f"`{scenario}`: exact SubOpt of the plug-in policy O(φθ̂, η, π0) against n (mean over seeds, 95 % CI band) "
+            "per d and η, with guides of slope −½ (the √d/√n bound's shape) and −1 (the fast rate) through the "
+            "first point."))
+    local = local_slopes(frame)
+    figures.append(ReportFigure("local_slope", plots.line_plot(
+        local, x="n", y="local_slope", hue="eta", col="dim", row="scenario" if multi else None, logx=True,
+        band="pi", markers=False, ncols=frame["dim"].nunique()),
+        "Local log–log slope of the seed-mean SubOpt over three consecutive sizes (band: 95 % bootstrap over "
+        "seeds): −½ is the bound's shape, −1 the fast rate; each η moves from the first to the second as n grows "
+        "past ≈ d/η²."))
+    for fig in figures[-1:]:
+        for ax in fig.figure.axes:
+            if ax.get_visible() and ax.get_label() != "<colorbar>":
+                ax.axhline(-0.5, color="0.5", linestyle="--", linewidth=1)
+                ax.axhline(-1.0, color="0.5", linestyle=":", linewidth=1)
+    figures.append(ReportFigure("scaled_subopt", plots.line_plot(
+        frame, x="n", y="scaled_subopt", hue="dim", col="eta", row="scenario" if multi else None, logx=True,
+        logy=True, ncols=frame["eta"].nunique()),
+        "SubOpt × ηn/d against n: the fast rate d/(ηn) predicts a flat line at the same height for every d and η; "
+        "curves rise where the rate is slower than 1/n (small n, small η) and collapse once it is 1/n."))
+    figures.append(ReportFigure("theta_error", plots.line_plot(
+        frame[frame["eta"] == frame["eta"].min()], x="n", y="theta_error", hue="dim", col="scenario",
+        logx=True, logy=True, reference_slopes=(-0.5,)),
+        "Parameter error ‖θ̂ − θ*‖ of the BT MLE against n per d (independent of η): the 1/√n statistical rate "
+        "that both SubOpt shapes start from."))
+
+    def fmt(v):
+        return f"{v:.2f}"
+
+    lines = []
+    for scenario in scenarios:
+        s = slopes[slopes["scenario"] == scenario]
+        fast = s[s["large-n rate"] == "1/n (fast)"]
+        lines.append(f"- `{scenario}`: at large n (the last 5 sizes, n ∈ [{int(frame['n'].sort_values().unique()[-5])}, "
+                     f"{int(frame['n'].max())}]) the slope is {fmt(s['slope large n'].min())} … "
+                     f"{fmt(s['slope large n'].max())}; {len(fast)} of {len(s)} (d, η) cells are consistent with "
+                     f"the 1/n rate. At small n (n ∈ [{int(frame['n'].min())}, "
+                     f"{int(frame['n'].sort_values().unique()[4])}]) the slope is {fmt(s['slope small n'].min())} … "
+                     f"{fmt(s['slope small n'].max())}.")
+        for eta in sorted(s["eta"].unique()):
+            row = s[s["eta"] == eta]
+            lines.append(f"  - η = {eta:g}: large-n slopes " + ", ".join(
+                f"d={r['d']}: {fmt(r['slope large n'])} {r['CI large n']}" for _, r in row.iterrows())
+                + "; n* = " + ", ".join("—" if not np.isfinite(r["n* (slope ≤ −¾)"]) else f"{r['n* (slope ≤ −¾)']:.0f}"
+                                        for _, r in row.iterrows()) + " (d/η² = "
+                + ", ".join(f"{r['d/η²']:.3g}" for _, r in row.iterrows()) + ").")
+    dtext = "; ".join(f"`{r['scenario']}` η={r['eta']:g}: {r['d-exponent']:.2f} {r['95% CI']}" for _, r in dexp.iterrows())
+    summary = "\n".join([
+        "**Which rate?** The data follow the **1/n fast rate** wherever the reward error is small against η, "
+        "not the √d/√n shape of the bound: SubOpt(π̂) = η KL(π̂‖π*) is quadratic in the reward error, so it "
+        "decays like d/(ηn). The slow, √-like regime appears only at small n for small η (η = 0.01, 0.1), "
+        "where the Gibbs policy is nearly greedy and SubOpt is first order in the reward error; the local slope "
+        "steepens from ≈ −½ towards −1 around n* ≈ d/η² (the point where d/(ηn) = √(d/n)).",
+        "",
+        *lines,
+        "",
+        f"**Dependence on d** (slope of log SubOpt against log d at n = {int(frame['n'].max())}; 1 for the fast "
+        f"rate's d/n, ½ for the bound's √d): {dtext}." if len(dexp) else "",
+    ])
+    notes = "\n".join([
+        "- Slopes are fitted to the seed-mean SubOpt over the first / last five sizes of the grid; intervals are "
+        "95 % percentile intervals of 1000 bootstrap resamples of the seeds. *n\\** is the geometric centre of the "
+        "first three-size window whose slope is ≤ −¾ (— when it never is; the first size when it is already).",
+        "- A verdict of 1/n means the large-n interval contains −1 or lies below −¾; 1/√n that it contains −½ or "
+        "lies above −¾.",
+        "- Data are nested (the first n comparisons of one stream per seed) and come from π0 only, with the ridge "
+        "MLE (λ = 1). When η is below the reward gap, the very-large-n regime is again fast (the greedy action is "
+        "identified), so the 'slow' regime is a middle-n phenomenon whose extent grows like 1/η².",
+        "- Reference: Zhao, Ye, Gu & Zhang (2024), *Sharp analysis for KL-regularized contextual bandits and "
+        "RLHF* — O(1/ε) sample complexity for KL-regularised objectives, against O(1/ε²) without regularisation.",
+    ])
+    headline = slopes.rename(columns={"d": "d", "eta": "η"})
+    return ReportContent(summary=summary,
+                         tables=(("Log–log slope of SubOpt against n (95 % bootstrap CI over seeds)", headline),
+                                 ("Dependence on d at the largest n", dexp)),
+                         figures=tuple(figures), notes=notes)
+
+
+STUDY = Study(
+    name="rate",
+    description=("How fast does the plug-in policy Gibbs(φθ̂_MLE) approach π* as the number n of π0 comparisons "
+                 "grows — the √d/√n shape of the bound or the 1/n fast rate of KL-regularised objectives — and "
+                 "where does it change? Sweeps scenario × d × η × n (log-spaced) over 24 seeds."),
+    configs=configs,
+    run=run,
+    report=report,
+    tags=("bandit", "offline", "rates"),
+)
