@@ -102,17 +102,19 @@ def _gibbs_block(rewards, ref_logprobs, out, scratch, scratch32, start, step, et
     ref = ref_logprobs[start:start + step]
     z = out[start:start + step]
     e = scratch[: r.shape[0]]
-    top = r.max()
+    row_top = r.max(axis=-1)
     if check:
-        _check_block(r, top, ref, scratch32[: r.shape[0]], start)
-    if top * inv > _MAX_EXPONENT:  # exp would overflow: extreme η, go straight to the shifted path
+        _check_block(r, row_top.max(), ref, scratch32[: r.shape[0]], start)
+    # Every decision is per row, so a row's result never depends on the rows batched with it.
+    fits = row_top * inv <= _MAX_EXPONENT  # exp(r/η) cannot overflow
+    if not fits.any():  # extreme η: straight to the shifted path
         z[...] = _gibbs_exact_rows(r, ref, eta)
         return
     np.multiply(r, inv, out=z)
     z += ref
     np.exp(z, out=e)
     mass = e.sum(axis=-1)
-    ok = (mass >= _TINY_MASS) & (mass < np.inf)
+    ok = fits & (mass >= _TINY_MASS) & (mass < np.inf)
     if ok.all():
         z -= np.log(mass)[:, None]
     else:
