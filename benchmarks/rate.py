@@ -297,56 +297,74 @@ def report(frame: pd.DataFrame) -> ReportContent:
         "Parameter error ‖θ̂ − θ*‖ of the BT MLE against n per d (independent of η): the 1/√n statistical rate "
         "that both SubOpt shapes start from."))
 
-    def fmt(v):
-        return f"{v:.2f}"
-
-    lines = []
-    for scenario in scenarios:
-        s = slopes[slopes["scenario"] == scenario]
-        fast = s[s["large-n rate"] == "1/n (fast)"]
-        lines.append(f"- `{scenario}`: at large n (the last 5 sizes, n ∈ [{int(frame['n'].sort_values().unique()[-5])}, "
-                     f"{int(frame['n'].max())}]) the slope is {fmt(s['slope large n'].min())} … "
-                     f"{fmt(s['slope large n'].max())}; {len(fast)} of {len(s)} (d, η) cells are consistent with "
-                     f"the 1/n rate. At small n (n ∈ [{int(frame['n'].min())}, "
-                     f"{int(frame['n'].sort_values().unique()[4])}]) the slope is {fmt(s['slope small n'].min())} … "
-                     f"{fmt(s['slope small n'].max())}.")
-        for eta in sorted(s["eta"].unique()):
-            row = s[s["eta"] == eta]
-            lines.append(f"  - η = {eta:g}: large-n slopes " + ", ".join(
-                f"d={r['d']}: {fmt(r['slope large n'])} {r['CI large n']}" for _, r in row.iterrows())
-                + "; n* = " + ", ".join("—" if not np.isfinite(r["n* (slope ≤ −¾)"]) else f"{r['n* (slope ≤ −¾)']:.0f}"
-                                        for _, r in row.iterrows()) + " (d/η² = "
-                + ", ".join(f"{r['d/η²']:.3g}" for _, r in row.iterrows()) + ").")
-    dtext = "; ".join(f"`{r['scenario']}` η={r['eta']:g}: {r['d-exponent']:.2f} {r['95% CI']}" for _, r in dexp.iterrows())
-    summary = "\n".join([
-        "**Which rate?** The data follow the **1/n fast rate** wherever the reward error is small against η, "
-        "not the √d/√n shape of the bound: SubOpt(π̂) = η KL(π̂‖π*) is quadratic in the reward error, so it "
-        "decays like d/(ηn). The slow, √-like regime appears only at small n for small η (η = 0.01, 0.1), "
-        "where the Gibbs policy is nearly greedy and SubOpt is first order in the reward error; the local slope "
-        "steepens from ≈ −½ towards −1 around n* ≈ d/η² (the point where d/(ηn) = √(d/n)).",
-        "",
-        *lines,
-        "",
-        f"**Dependence on d** (slope of log SubOpt against log d at n = {int(frame['n'].max())}; 1 for the fast "
-        f"rate's d/n, ½ for the bound's √d): {dtext}." if len(dexp) else "",
-    ])
+    summary = _summary(frame, slopes, dexp)
     notes = "\n".join([
         "- Slopes are fitted to the seed-mean SubOpt over the first / last five sizes of the grid; intervals are "
         "95 % percentile intervals of 1000 bootstrap resamples of the seeds. *n\\** is the geometric centre of the "
         "first three-size window whose slope is ≤ −¾ (— when it never is; the first size when it is already).",
+        "- The heuristic crossover d/η² (where √(d/n) = d/(ηn)) assumes the fast-rate constant d/η; at small η "
+        "the realised constant is far smaller (π* is nearly greedy and the reward gaps are large against η), so "
+        "the measured n* is compared with it, not fitted to it.",
         "- A verdict of 1/n means the large-n interval contains −1 or lies below −¾; 1/√n that it contains −½ or "
         "lies above −¾.",
         "- Data are nested (the first n comparisons of one stream per seed) and come from π0 only, with the ridge "
-        "MLE (λ = 1). When η is below the reward gap, the very-large-n regime is again fast (the greedy action is "
-        "identified), so the 'slow' regime is a middle-n phenomenon whose extent grows like 1/η².",
+        "MLE (λ = 1); at n below ≈ d the ridge keeps θ̂ near 0 (π̂ ≈ π0), which flattens the small-n curves.",
         "- Reference: Zhao, Ye, Gu & Zhang (2024), *Sharp analysis for KL-regularized contextual bandits and "
         "RLHF* — O(1/ε) sample complexity for KL-regularised objectives, against O(1/ε²) without regularisation.",
     ])
     headline = slopes.rename(columns={"d": "d", "eta": "η"})
     return ReportContent(summary=summary,
-                         tables=(("Log–log slope of SubOpt against n (95 % bootstrap CI over seeds)", headline),
-                                 ("Dependence on d at the largest n", dexp)),
+                         tables=(("Log–log slope of SubOpt against n (95 % bootstrap CI over seeds)", headline),)
+                         + ((("Dependence on d at the largest n", dexp),) if len(dexp) else ()),
                          figures=tuple(figures), notes=notes)
+
+
+def _summary(frame: pd.DataFrame, slopes: pd.DataFrame, dexp: pd.DataFrame) -> str:
+    """The findings in words, every number computed from the frame."""
+    sizes = np.sort(frame["n"].unique())
+    w = min(5, len(sizes))
+    fast = slopes["large-n rate"] == "1/n (fast)"
+    slow = slopes["large-n rate"] == "1/√n (slow)"
+    verdict = ("the **1/n fast rate**" if fast.mean() >= 0.75 else
+               "the **√d/√n shape of the bound**" if slow.mean() >= 0.75 else "**neither shape uniformly**")
+    by_d = slopes.groupby("d")["n* (slope ≤ −¾)"].median()
+    by_eta = slopes.groupby("eta")["n* (slope ≤ −¾)"].median()
+    spread_eta = float(by_eta.max() / by_eta.min()) if by_eta.min() > 0 else float("nan")
+    rho = by_d.reset_index().corr(method="spearman").iloc[0, 1] if len(by_d) > 1 else float("nan")
+    trend = ("n* grows with d." if rho > 0.5 else "n* does not grow with d." if np.isfinite(rho) else "")
+    lines = [
+        f"**Which rate?** At large n (the last {w} sizes, n ∈ [{sizes[-w]}, {sizes[-1]}]) the data follow {verdict}: "
+        f"the log–log slope of SubOpt is {slopes['slope large n'].min():.2f} … {slopes['slope large n'].max():.2f} "
+        f"(median {slopes['slope large n'].median():.2f}) and {int(fast.sum())} of {len(slopes)} scenario × d × η "
+        f"cells are consistent with −1, {int(slow.sum())} with −½. SubOpt(π̂) = η KL(π̂‖π*) is second order in the "
+        "reward error once π̂ is close to π*, hence 1/n rather than the first-order √d/√n of the bound.",
+        "",
+        f"**Where it changes.** At small n (n ∈ [{sizes[0]}, {sizes[w - 1]}]) the curves are flatter: slope "
+        + ", ".join(f"{slopes.loc[slopes['d'] == d, 'slope small n'].mean():.2f} (d = {d})" for d in sorted(slopes["d"].unique()))
+        + " on average over η and scenarios — a burn-in where the ridge MLE with n ≲ d comparisons barely moves π̂ "
+        "from π0; the steeper large-d flattening shows it is the dimension that sets its length. The local slope "
+        "first reaches −¾ at n* (median over η and scenarios) "
+        + ", ".join(f"{slopes.loc[slopes['d'] == d, 'n* (slope ≤ −¾)'].median():.0f} (d = {d})" for d in sorted(slopes["d"].unique()))
+        + "; by η: " + ", ".join(f"{slopes.loc[slopes['eta'] == e, 'n* (slope ≤ −¾)'].median():.0f} (η = {e:g})"
+                                 for e in sorted(slopes["eta"].unique()))
+        + f". {trend} The heuristic d/η² (where √(d/n) = d/(ηn)) would spread n* by a factor "
+        f"{(slopes['eta'].max() / slopes['eta'].min()) ** 2:.0g} across these η; the measured median n* spreads by "
+        f"{spread_eta:.2g} across η.",
+    ]
+    if len(dexp):
+        lines += ["", f"**Dependence on d** at n = {int(frame['n'].max())} (slope of log SubOpt against log d; 1 for the "
+                  "fast rate's d/n, ½ for the bound's √d): " + "; ".join(
+                      f"`{r['scenario']}` η = {r['eta']:g}: {r['d-exponent']:.2f} {r['95% CI']}" for _, r in dexp.iterrows())
+                  + f". Median exponent {dexp.loc[dexp['eta'] >= 1, 'd-exponent'].median():.2f} for η ≥ 1 and "
+                  f"{dexp.loc[dexp['eta'] < 1, 'd-exponent'].median():.2f} for η < 1: where it exceeds 1, π* is nearly "
+                  "greedy and what matters is how often the estimated order of the top actions is wrong, not the "
+                  "variance d/(ηn) of the local expansion."]
+    lines += ["", "SubOpt · ηn/d at the largest n (1 would be the local expansion's constant ½·E Var_π* with unit "
+              "variance per dimension): " + ", ".join(
+                  f"{v:.2g} (η = {e:g})" for e, v in slopes.groupby("eta")["SubOpt·ηn/d at n_max"].median().items())
+              + " (by η): a constant that changes with η shows the d/(ηn) expansion sets the rate but not the "
+              "constant."]
+    return "\n".join(lines)
 
 
 STUDY = Study(
