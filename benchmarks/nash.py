@@ -403,6 +403,13 @@ def report(frame: pd.DataFrame) -> ReportContent:
         summary.append("**Online Nash learning** (final exploitability of the main agent, per scenario): " + "; ".join(
             f"{s}: " + ", ".join(f"{e} {v:.4f}" for e, v in best[s].sort_values().items()) for s in best.index.levels[0]
             if s in best.index.get_level_values(0)) + ".")
+        gains = [f"{s}: {best[s]['self'] / best[s]['optimistic']:.2g}×" for s in best.index.levels[0]
+                 if s in best.index.get_level_values(0) and {"self", "optimistic"} <= set(best[s].index)]
+        if gains:
+            summary[-1] += (" Final exploitability of `self` (no exploration) / `optimistic` (> 1: exploration "
+                            "helps): " + ", ".join(gains) + ". Exploration pays where π0 rarely samples the "
+                            "equilibrium's actions (peaked π0, small η); with a spread-out π0 the main agent's own "
+                            "samples already cover the features.")
         figures.append(ReportFigure("online_exploitability", plots.line_plot(
             online, x="n_comparisons", y="exploitability", hue="enhancer", col="scenario", logy=True),
             "Online Nash learning curves: exploitability of the main agent (Nash of the learned model) under the "
