@@ -457,7 +457,7 @@ def _summary(frame, final, bridge) -> str:
         lm = frame[frame["world"] == "lm"]
         start = lm[(lm["iteration"] == 0) & (lm["method"] != "best_of_n")]["gold_reward"].mean()
         se = float(lm["gold_reward_se"].mean()) if "gold_reward_se" in lm else float("nan")
-        gain = lambda m, w: get(m, f"gold_reward ({w})") - (start if w == "lm" else bandit_start)  # noqa: E731
+        gain = lambda m, w: get(m, f"gold_reward ({w})") - (start if w == "lm" else bandit_start)
         bandit_start = frame[(frame["world"] == "bandit") & (frame["iteration"] == 0)
                              & (frame["method"] != "best_of_n")]["gold_reward"].mean()
         lines.append(f"π0's gold reward is {start:.2f} in the LM world (held-out samples; one evaluation's standard "

@@ -34,7 +34,6 @@ def _pairs(n: int, seed: int = 0):
 
 def dpo_step_times(lm, *, steps: int = 30, warmup: int = 5, batch_size: int = 8, n_pairs: int = 256) -> pd.DataFrame:
     """Median seconds per DPO step: ours, trl (reference forward each step), trl (precomputed reference)."""
-    import torch
     from transformers import TrainerCallback
 
     from llm.trainers import DPOConfig, dpo, prepare_dpo_data
@@ -119,7 +118,7 @@ def generation_throughput(lm, *, n_prompts: int = 64, max_new_tokens: int = 40, 
 
 def _markdown(frame: pd.DataFrame) -> str:
     """A markdown table (pandas' to_markdown needs the optional tabulate package)."""
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)

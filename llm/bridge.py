@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BridgeConfig", "SingleTokenWorld", "make_world", "exact_preference_pairs", "dpo_exact"]
+__all__ = ["BridgeConfig", "SingleTokenWorld", "dpo_exact", "exact_preference_pairs", "make_world"]
 
 
 @dataclass(frozen=True)

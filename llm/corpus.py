@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-__all__ = ["PRODUCTS", "POSITIVE", "NEGATIVE", "prompt_for", "prompts", "reviews", "sentiment_score", "corpus_text"]
+__all__ = ["NEGATIVE", "POSITIVE", "PRODUCTS", "corpus_text", "prompt_for", "prompts", "reviews", "sentiment_score"]
 
 PRODUCTS = (
     "kettle", "lamp", "backpack", "phone case", "coffee maker", "desk chair", "blender", "headphones",
@@ -72,7 +72,7 @@ def prompts(n: int, rng: np.random.Generator) -> list[str]:
 def _sentence(kind: str, product: str, rng: np.random.Generator) -> str:
     templates = {"pos": _POSITIVE_TEMPLATES, "neg": _NEGATIVE_TEMPLATES, "neutral": _NEUTRAL_TEMPLATES}[kind]
     template = templates[rng.integers(len(templates))]
-    pick = lambda words: words[rng.integers(len(words))]  # noqa: E731
+    pick = lambda words: words[rng.integers(len(words))]
     return template.format(aspect=pick(ASPECTS), adv=pick(ADVERBS), pos=pick(POSITIVE), neg=pick(NEGATIVE),
                            person=pick(PEOPLE), product=product, day=pick(_DAYS), time=pick(_TIMES),
                            colour=pick(_COLOURS))

@@ -9,13 +9,20 @@ or any programmatic function of the texts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["Embedder", "LinearGold", "ProgrammaticGold", "sentiment_direction", "bt_labels", "minilm_path",
-           "fit_feature_reward"]
+__all__ = [
+    "Embedder",
+    "LinearGold",
+    "ProgrammaticGold",
+    "bt_labels",
+    "fit_feature_reward",
+    "minilm_path",
+    "sentiment_direction",
+]
 
 
 def minilm_path():

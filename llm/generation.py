@@ -19,8 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SamplingConfig", "Batch", "Samples", "encode", "make_batch", "token_logprobs", "sequence_logprobs",
-           "filter_logits", "generate", "missing_eos_penalty", "kl_from_samples", "forward_logits"]
+__all__ = [
+    "Batch",
+    "Samples",
+    "SamplingConfig",
+    "encode",
+    "filter_logits",
+    "forward_logits",
+    "generate",
+    "kl_from_samples",
+    "make_batch",
+    "missing_eos_penalty",
+    "sequence_logprobs",
+    "token_logprobs",
+]
 
 
 @dataclass(frozen=True)

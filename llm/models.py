@@ -21,8 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TinyLMConfig", "auto_device", "auto_dtype", "cache_dir", "build_tokenizer", "build_model",
-           "check_tokenizer", "load_model", "default_model", "pretrain", "LanguageModel"]
+__all__ = [
+    "LanguageModel",
+    "TinyLMConfig",
+    "auto_device",
+    "auto_dtype",
+    "build_model",
+    "build_tokenizer",
+    "cache_dir",
+    "check_tokenizer",
+    "default_model",
+    "load_model",
+    "pretrain",
+]
 
 
 def auto_device():
@@ -82,7 +93,7 @@ class TinyLMConfig:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
 
     @staticmethod
-    def tiny(**overrides) -> "TinyLMConfig":
+    def tiny(**overrides) -> TinyLMConfig:
         """A model small enough for unit tests (a few seconds to build)."""
         base = dict(vocab_size=512, hidden_size=32, n_layers=1, n_heads=2, intermediate_size=64, max_length=64,
                     corpus_size=600, steps=30, batch_size=16, lr=1e-2)
@@ -110,14 +121,14 @@ class LanguageModel:
         config = self.model.config
         return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024))
 
-    def copy(self) -> "LanguageModel":
+    def copy(self) -> LanguageModel:
         """A deep copy of the model (a frozen reference, or a fresh policy) sharing the tokenizer."""
         import copy
 
         clone = copy.deepcopy(self.model)
         return LanguageModel(clone, self.tokenizer)
 
-    def frozen(self) -> "LanguageModel":
+    def frozen(self) -> LanguageModel:
         """A frozen, eval-mode deep copy: the reference policy π0."""
         ref = self.copy()
         ref.model.eval()

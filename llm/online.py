@@ -33,7 +33,7 @@ import pandas as pd
 from llm.generation import SamplingConfig, generate, sequence_logprobs
 from llm.trainers import DPOConfig, _torch_generator, dpo, prepare_dpo_data
 
-__all__ = ["ENHANCERS", "OnlineDPOConfig", "online_dpo", "evaluate_policy", "REFERENCES"]
+__all__ = ["ENHANCERS", "REFERENCES", "OnlineDPOConfig", "evaluate_policy", "online_dpo"]
 
 REFERENCES = ("initial", "previous")
 
@@ -148,10 +148,9 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
         one row per iteration: iteration, n_comparisons, enhancer, reference, theta_error-free
         diagnostics (uncertainty of the chosen pairs, label agreement with r̂) and the evaluation.
     """
+    from llm.features import bt_labels
     from rlbandit.online import gap_norms
     from rlbandit.reward import cholesky, covariance, fit_bt
-
-    from llm.features import bt_labels
 
     prompts = list(prompts)
     if not prompts:

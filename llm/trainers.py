@@ -15,18 +15,34 @@ included; DPO's β is DESIGN's η.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from llm.generation import (Batch, SamplingConfig, encode, generate, make_batch, missing_eos_penalty,
-                            sequence_logprobs)
+from llm.generation import Batch, SamplingConfig, encode, generate, make_batch, missing_eos_penalty, sequence_logprobs
 
-__all__ = ["NonFiniteLossError", "SFTConfig", "sft", "DPOConfig", "dpo", "DPOData", "prepare_dpo_data", "dpo_loss",
-           "PGConfig", "policy_gradient", "best_of_n", "RSConfig", "rejection_sampling_finetune",
-           "LMRewardModel", "RMConfig", "train_lm_reward_model", "PG_ALGORITHMS", "KL_MODES"]
+__all__ = [
+    "KL_MODES",
+    "PG_ALGORITHMS",
+    "DPOConfig",
+    "DPOData",
+    "LMRewardModel",
+    "NonFiniteLossError",
+    "PGConfig",
+    "RMConfig",
+    "RSConfig",
+    "SFTConfig",
+    "best_of_n",
+    "dpo",
+    "dpo_loss",
+    "policy_gradient",
+    "prepare_dpo_data",
+    "rejection_sampling_finetune",
+    "sft",
+    "train_lm_reward_model",
+]
 
 
 class NonFiniteLossError(ValueError):
@@ -264,9 +280,8 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
     """
     import torch
 
-    from rlbandit.losses import preference_loss
-
     from llm.generation import packed_sequence_logprobs, packing_supported
+    from rlbandit.losses import preference_loss
 
     n = len(prompt_ids)
     prompts, responses = list(prompt_ids) + list(prompt_ids), list(chosen_ids) + list(rejected_ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["trl_dpo_trainer", "trl_dpo_loss", "our_dpo_loss"]
+__all__ = ["our_dpo_loss", "trl_dpo_loss", "trl_dpo_trainer"]
 
 
 def trl_dpo_trainer(lm, prompts, chosen, rejected, *, ref_lm=None, beta: float, loss_type: str = "sigmoid",

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llm.bridge import BridgeConfig, dpo_exact, exact_preference_pairs, make_world  # noqa: E402
-from llm.generation import SamplingConfig, generate, kl_from_samples, sequence_logprobs  # noqa: E402
-from llm.trainers import PGConfig, policy_gradient  # noqa: E402
-from rlbandit import kl  # noqa: E402
+from llm.bridge import BridgeConfig, dpo_exact, exact_preference_pairs, make_world
+from llm.generation import SamplingConfig, generate, kl_from_samples, sequence_logprobs
+from llm.trainers import PGConfig, policy_gradient
+from rlbandit import kl
 
 torch.set_num_threads(1)
 

@@ -10,9 +10,17 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llm.generation import (SamplingConfig, encode, filter_logits, generate, make_batch,  # noqa: E402
-                            missing_eos_penalty, sequence_logprobs, token_logprobs)
-from llm.models import LanguageModel, TinyLMConfig, check_tokenizer, default_model, load_model  # noqa: E402
+from llm.generation import (
+    SamplingConfig,
+    encode,
+    filter_logits,
+    generate,
+    make_batch,
+    missing_eos_penalty,
+    sequence_logprobs,
+    token_logprobs,
+)
+from llm.models import LanguageModel, TinyLMConfig, check_tokenizer, default_model, load_model
 
 torch.set_num_threads(1)
 

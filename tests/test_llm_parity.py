@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from llm.corpus import reviews  # noqa: E402
-from llm.models import TinyLMConfig, default_model  # noqa: E402
-from llm.trl_compat import our_dpo_loss, trl_dpo_loss  # noqa: E402
+from llm.corpus import reviews
+from llm.models import TinyLMConfig, default_model
+from llm.trl_compat import our_dpo_loss, trl_dpo_loss
 
 torch.set_num_threads(1)
 TOL = dict(abs=1e-5, rel=1e-5)

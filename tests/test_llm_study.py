@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("sentence_transformers")
 
-from benchmarks.llm import ALGORITHMS, ENHANCER_NAMES, STUDY, LLMConfig  # noqa: E402
+from benchmarks.llm import ALGORITHMS, ENHANCER_NAMES, STUDY, LLMConfig
 
 
 def test_configs_cover_every_algorithm_and_enhancer():

@@ -8,15 +8,28 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llm.corpus import prompt_for, reviews, sentiment_score  # noqa: E402
-from llm.features import ProgrammaticGold, bt_labels  # noqa: E402
-from llm.generation import SamplingConfig, generate  # noqa: E402
-from llm.models import TinyLMConfig, default_model  # noqa: E402
-from llm.online import ENHANCERS, OnlineDPOConfig, online_dpo  # noqa: E402
-from llm.trainers import (DPOConfig, DPOData, NonFiniteLossError, PGConfig, RMConfig, RSConfig, SFTConfig,  # noqa: E402
-                          best_of_n, dpo, policy_gradient, prepare_dpo_data, rejection_sampling_finetune, sft,
-                          train_lm_reward_model)
-from rlbandit.losses import LOSSES  # noqa: E402
+from llm.corpus import prompt_for, reviews, sentiment_score
+from llm.features import ProgrammaticGold, bt_labels
+from llm.generation import SamplingConfig, generate
+from llm.models import TinyLMConfig, default_model
+from llm.online import ENHANCERS, OnlineDPOConfig, online_dpo
+from llm.trainers import (
+    DPOConfig,
+    DPOData,
+    NonFiniteLossError,
+    PGConfig,
+    RMConfig,
+    RSConfig,
+    SFTConfig,
+    best_of_n,
+    dpo,
+    policy_gradient,
+    prepare_dpo_data,
+    rejection_sampling_finetune,
+    sft,
+    train_lm_reward_model,
+)
+from rlbandit.losses import LOSSES
 
 torch.set_num_threads(1)
 SHORT = SamplingConfig(max_new_tokens=12)
