@@ -74,7 +74,7 @@ def _scale(rewards, eta):
 # The five Gibbs facts of DESIGN §1
 # --------------------------------------------------------------------------------------------
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(gibbs_instances(batch=True))
 def test_fact1_optimal_value_closed_form(instance):
     """J(O(r)) = Σ_x d0(x) η log Z(x) for every η in [1e-8, 1e8], without NaN or overflow."""
@@ -88,7 +88,7 @@ def test_fact1_optimal_value_closed_form(instance):
     np.testing.assert_allclose(direct, closed, rtol=0, atol=1e-10 * _scale(rewards, eta))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(gibbs_instances(), st.data())
 def test_fact2_gap_is_eta_kl(instance, data):
     """J(O(r)) − J(π) = η Σ_x d0(x) KL(π‖O(r)) for every π (so O(r) is the unique maximiser)."""
@@ -208,7 +208,7 @@ def test_fact5_cvxpy_agrees(instance):
 # KL, value, optimal value against brute force
 # --------------------------------------------------------------------------------------------
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(shapes(), st.data())
 def test_kl_nonnegative_and_zero_only_for_equal_rows(shape, data):
     p = data.draw(logprob_arrays(shape))
