@@ -388,13 +388,13 @@ def report(frame: pd.DataFrame) -> ReportContent:
     figures = []
     if not dpo_like.empty:
         figures.append(ReportFigure("learning_curves", plots.line_plot(
-            dpo_like, "n_comparisons", "gold_reward", hue="method", col="world", band="ci",
+            dpo_like, "n_comparisons", "gold_reward", hue="method", col="world", band=None,
             title="Gold reward of the main agent against comparisons collected"),
             "Gold reward E r*(x, y) of the learned policy against the number of comparisons, offline DPO "
             "(π0-vs-π0 data) and iterative DPO per enhancer; left the exact bandit built from π0's samples, "
-            "right the language model (held-out samples, 95 % CI over seeds)."))
+            "right the language model (held-out samples); means over seeds (too few seeds for a useful CI band)."))
         figures.append(ReportFigure("kl_curves", plots.line_plot(
-            dpo_like, "n_comparisons", "kl_to_ref", hue="method", col="world", band="ci",
+            dpo_like, "n_comparisons", "kl_to_ref", hue="method", col="world", band=None,
             title="KL(π ‖ π0) against comparisons"),
             "KL of the learned policy to the reference: exact in the bandit world, the k1 estimate from the "
             "policy's own samples in the LM world."))
@@ -418,7 +418,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
     lm_win = frame[(frame["world"] == "lm") & frame["win_rate"].notna() & (frame["method"] != "best_of_n")]
     if not lm_win.empty:
         figures.append(ReportFigure("win_rate", plots.line_plot(
-            lm_win, "iteration", "win_rate", hue="method", band="ci",
+            lm_win, "iteration", "win_rate", hue="method", band=None,
             title="LM world: win rate against π0"),
             "Gold-BT win rate σ(r*(y) − r*(y0)) of the policy's responses against π0's on held-out samples, per "
             "iteration (DPO rounds; PPO: blocks of rollouts)."))
