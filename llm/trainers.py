@@ -362,7 +362,9 @@ class PGConfig:
     responses of each prompt; PPO takes ``epochs`` clipped-ratio passes per rollout, RLOO one.
     ``kl_mode="reward"``: R = r − η Σ_t log(π/π0) (the sequence k1, whose REINFORCE gradient is
     exactly ∇[E r − η KL]); ``kl_mode="loss"``: R = r and η · mean_t kl_kind(π, π0) per token is
-    added to the loss (GRPO's k3 by default).
+    added to the loss (GRPO's k3 by default). With ``target_kl`` the adaptive controller of Ziegler et
+    al. (2019; trl's AdaptiveKLController, as ``rlbandit.policy_gradient``) updates η after each rollout:
+    η ← η (1 + clip(KL/target − 1, −0.2, 0.2) / kl_horizon).
     """
 
     algorithm: str = "ppo"
@@ -378,10 +380,15 @@ class PGConfig:
     lr: float = 1e-3
     max_grad_norm: float = 1.0
     missing_eos_penalty: float = 1.0
+    target_kl: float | None = None  # adaptive KL controller (Ziegler et al. 2019): None = fixed η
+    kl_horizon: float = 20.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     seed: int = 0
 
     def __post_init__(self):
+        if self.target_kl is not None and not (np.isfinite(self.target_kl) and self.target_kl > 0):
+            raise ValueError(f"target_kl: must be a finite number > 0 (or None), got {self.target_kl}")
+        _check_positive("kl_horizon", self.kl_horizon)
         if self.algorithm not in PG_ALGORITHMS:
             raise ValueError(f"algorithm: expected one of {sorted(PG_ALGORITHMS)}, got {self.algorithm!r}")
         if self.kl_mode not in KL_MODES:
@@ -421,6 +428,7 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
     epochs = config.epochs if config.algorithm == "ppo" else 1
     k = config.samples_per_prompt
     step_id = 0
+    eta = config.eta
     with _bar(config.steps, desc or config.algorithm, progress) as bar:
         for step in range(config.steps):
             chosen = [prompts[i] for i in rng.integers(len(prompts), size=config.prompts_per_step)]
@@ -436,7 +444,7 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
             shaped = missing_eos_penalty(gold, samples.finished, config.missing_eos_penalty)
             seq_kl = (old_logp - ref_logp).double().cpu().numpy()
             if config.kl_mode == "reward":
-                shaped = shaped - config.eta * seq_kl
+                shaped = shaped - eta * seq_kl
             adv = torch.as_tensor(_loo_advantages(shaped, k), dtype=torch.float32, device=policy.device)
             mask = batch.response_mask.float()
             model.train()
@@ -459,12 +467,15 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
                     loss = -(surrogate * m).sum(-1).mean()
                     if config.kl_mode == "loss":
                         per_tok_kl = kl_estimate(tok_logp, ref_tok[part_t], config.kl_kind)
-                        loss = loss + config.eta * ((per_tok_kl * m).sum(-1)).mean()
+                        loss = loss + eta * ((per_tok_kl * m).sum(-1)).mean()
                     guard.step(loss, opt, step_id, config.max_grad_norm, sched)
                     step_id += 1
             model.eval()
             rows.append({"step": step, "reward": float(gold.mean()), "kl": float(seq_kl.mean()),
-                         "loss": loss.item(), "finished": float(samples.finished.mean())})
+                         "loss": loss.item(), "finished": float(samples.finished.mean()), "eta": eta})
+            if config.target_kl is not None:
+                error = float(np.clip(seq_kl.mean() / config.target_kl - 1.0, -0.2, 0.2))
+                eta *= 1.0 + error / config.kl_horizon
             bar.set_postfix(reward=f"{rows[-1]['reward']:.3f}", kl=f"{rows[-1]['kl']:.3f}")
             bar.update()
     return pd.DataFrame(rows)

@@ -114,6 +114,19 @@ def test_policy_gradient_smoke(base, algorithm, kl_mode):
     assert history["kl"].iloc[0] == pytest.approx(0.0, abs=1e-4)
 
 
+def test_adaptive_kl_controller_moves_eta(base):
+    lm, ref = base.copy(), base.frozen()
+    gold = ProgrammaticGold(lambda p, r: sentiment_score(r))
+    config = PGConfig(algorithm="rloo", eta=0.1, steps=3, prompts_per_step=2, samples_per_prompt=2, sampling=SHORT,
+                      target_kl=1e-6, lr=1e-2)
+    history = policy_gradient(lm, ref, [prompt_for("lamp")], gold, config, progress=False)
+    assert history["eta"].iloc[0] == 0.1
+    # the first rollout comes from π0 (KL = 0 < target): η shrinks by the clipped 0.2 / horizon
+    assert history["eta"].iloc[1] == pytest.approx(0.1 * (1 - 0.2 / 20))
+    with pytest.raises(ValueError, match="target_kl"):
+        PGConfig(target_kl=-1.0)
+
+
 def test_best_of_n_picks_the_maximum(base):
     gold = ProgrammaticGold(lambda p, r: np.array([len(x) for x in r], dtype=float))
     picked, best, everything = best_of_n(base, [prompt_for("sofa")] * 3, 4, gold, SHORT,
