@@ -213,8 +213,12 @@ def _markdown(study: Study, content: ReportContent, records, failed, missing, st
         total = sum(s.get("wall_s", 0.0) for s in sweeps)
         lines.append(f"- Sweep wall time: {_duration(total)} in {len(sweeps)} invocation(s), last with "
                      f"backend `{last.get('backend')}` and {last.get('workers')} worker(s).")
+    load = machine.get("load_avg_1m")
     lines.append(f"- Machine: {machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs "
-                 f"({machine.get('processor', '?')}).")
+                 f"({machine.get('processor', '?')})"
+                 + (f"; 1-minute load average {load:.1f} when the last sweep ended (the machine was shared: "
+                    "times scale with it)." if load is not None and load > 1.5 * (machine.get("cpu_count") or 1)
+                    else f"; 1-minute load average {load:.1f}." if load is not None else "."))
     if versions:
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + ".")
     if git.get("commit"):

@@ -171,8 +171,12 @@ def _versions() -> dict[str, str | None]:
 
 
 def _machine() -> dict[str, Any]:
+    try:
+        load = os.getloadavg()[0]  # 1-minute load average: how busy the (possibly shared) machine was
+    except (OSError, AttributeError):
+        load = None
     return {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or
-            platform.machine(), "cpu_count": os.cpu_count()}
+            platform.machine(), "cpu_count": os.cpu_count(), "load_avg_1m": load}
 
 
 def environment() -> dict[str, Any]:
