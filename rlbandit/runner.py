@@ -16,7 +16,11 @@
    started and leaves only complete results — the next ``run_sweep`` resumes.
 
 Workers limit BLAS threads to one each (threadpoolctl) so ``workers`` processes use ``workers``
-cores.
+cores. Workers are *spawned*, so a script that calls :func:`run_sweep` with the process backend
+needs the usual ``if __name__ == "__main__":`` guard (the CLI has it). On a Ray cluster
+(``address``) every node needs ``rlbandit`` and ``benchmarks`` importable (install the repository
+there, or pass a ``runtime_env`` through ``ray.init`` before calling); results come back to the
+driver, which alone writes the store, so nodes need no shared file system.
 """
 
 from __future__ import annotations
