@@ -297,7 +297,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
 
     plots.apply_style()
     plots.register_symbol("kl_to_target", r"$\mathbb{E}_x\,\mathrm{KL}(\hat\pi\,\|\,\pi^*)$")
-    plots.register_symbol("samples", "samples used (actions drawn, or comparisons)")
+    plots.register_symbol("samples", "samples (actions drawn) / comparisons")
     plots.register_symbol("step", "gradient step")
     frame = frame.copy()
     scenarios = [s for s in SCENARIOS if s in set(frame["scenario"])]
