@@ -102,7 +102,7 @@ def configs(smoke: bool) -> list[OfflineConfig]:
     sizes = {"zhu_example": dict(n_contexts=1, n_actions=4, dim=3, n_seeds=64)}
     sweep = [OfflineConfig(scenario=s, eta=eta, **sizes.get(s, {})) for s in SCENARIOS for eta in (0.1, 1.0)]
     speed = [OfflineConfig(scenario="partial_coverage", eta=eta, n_values=(400,), n_seeds=8, n_contexts=x, n_actions=k,
-                           kind="speed") for eta in (0.1, 1.0) for x, k in ((8, 16), (32, 64))]
+                           kind="speed") for eta, x, k in ((0.1, 8, 16), (1.0, 8, 16), (1.0, 32, 64))]
     return sweep + speed
 
 

@@ -349,7 +349,12 @@ def _solve_cvxpy(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
         constraints = [cp.sum(p, axis=1) == 1]
         if (~support).any():
             constraints.append(p[~support] == 0)
-        cp.Problem(cp.Maximize(gain - beta[b] * cp.norm(mean, 2)), constraints).solve(solver=cp.CLARABEL)
+        program = cp.Problem(cp.Maximize(gain - beta[b] * cp.norm(mean, 2)), constraints)
+        try:
+            program.solve(solver=cp.CLARABEL)
+        except cp.SolverError:
+            # CLARABEL occasionally stalls on large, peaked (small η) instances; SCS is slower but robust.
+            program.solve(solver=cp.SCS, eps=1e-8, max_iters=20_000)
         if p.value is None:
             raise ValueError("solver: cvxpy did not return a solution")
         value = np.where(support, np.maximum(p.value, 0.0), 0.0)
