@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from rlbandit._checks import as_float_array, check_eta, check_finite, check_logprobs
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, normalize_logits
@@ -478,25 +479,29 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         return h / np.where(span > 0, span, 1.0)
 
     def evaluate(h, tilt):
-        """Tilts log π¹ + tilt·h for tilt (..., G) broadcasting against (S, X, C, G): U, KL, log-probs."""
+        """U and KL of the tilts log π¹ + tilt·h, tilt (..., G) broadcasting against (S, X, C, G).
+
+        KL(π′‖π¹) = tilt·E_π′[h] − log E_π¹[exp(tilt·h)] for a tilt, so no per-action log-ratio is formed.
+        """
         logits = main[:, :, None, None, :] + tilt[..., None] * h[:, :, :, None, :]
-        logits -= logits.max(axis=-1, keepdims=True)
-        p = np.exp(logits)
+        peak = logits.max(axis=-1, keepdims=True)
+        p = np.exp(logits - peak)
         mass = p.sum(axis=-1, keepdims=True)
-        lp = logits - np.log(mass)
         p /= mass
-        g = np.einsum("sxcgk,sxkd->sxcgd", p, white)
+        shape = p.shape
+        g = np.matmul(p.reshape(S, X, -1, K), white).reshape(shape[:-1] + (d,))
         u = np.sqrt(np.einsum("...d,...d->...", g, g))
-        with np.errstate(invalid="ignore"):
-            kl = np.where(p > 0, p * (lp - main[:, :, None, None, :]), 0.0).sum(axis=-1)
+        mean_h = np.einsum("...k,...k->...", p, np.broadcast_to(h[:, :, :, None, :], shape))
+        kl = tilt * mean_h - (peak[..., 0] + np.log(mass[..., 0]))
         # Size 0 is π¹ itself: U = KL = 0 exactly (round-off would make its slack ±1e-17).
         still = np.broadcast_to(tilt == 0, u.shape)
-        return np.where(still, 0.0, u), np.where(still, 0.0, np.maximum(kl, 0.0)), lp
+        return np.where(still, 0.0, u), np.where(still, 0.0, np.maximum(kl, 0.0))
 
     def candidates(h):
         """The size grid plus, per direction, the largest size on the constraint's boundary
-        (bisection between the last per-context-feasible grid size and the next one)."""
-        u, kl, lp = evaluate(h, sizes)
+        (bisection between the last per-context-feasible grid size and the next one).
+        Returns U, KL (S, X, C·(G+1)) and the sizes (S, X, C, G+1) that index them."""
+        u, kl = evaluate(h, sizes)
         feasible = beta[:, None, None, None] * u - eta * kl >= 0
         first_bad = np.argmax(~feasible, axis=-1)  # 0 only if all feasible (size 0 always is)
         all_ok = feasible.all(axis=-1)
@@ -504,22 +509,33 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         hi = np.where(all_ok, sizes[-1], sizes[first_bad])
         for _ in range(16):  # grid ratio ≤ 1.7, so 16 geometric halvings leave < 1e-5 relative
             mid = np.where(lo > 0, np.sqrt(lo * np.maximum(hi, lo)), 0.5 * hi)
-            ub, kb, _ = evaluate(h, mid[..., None])
+            ub, kb = evaluate(h, mid[..., None])
             ok = (beta[:, None, None] * ub[..., 0] - eta * kb[..., 0]) >= 0
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-        ub, kb, lpb = evaluate(h, lo[..., None])
-        u = np.concatenate([u, ub], axis=-1).reshape(S, X, -1)
-        kl = np.concatenate([kl, kb], axis=-1).reshape(S, X, -1)
-        return u, kl, np.concatenate([lp, lpb], axis=-2).reshape(S, X, -1, K)
+        ub, kb = evaluate(h, lo[..., None])
+        tilts = np.concatenate([np.broadcast_to(sizes, lo.shape + sizes.shape), lo[..., None]], axis=-1)
+        return (np.concatenate([u, ub], axis=-1).reshape(S, X, -1), np.concatenate([kl, kb], axis=-1).reshape(S, X, -1),
+                tilts)
 
-    u, kl, lp = candidates(score(dirs))
+    def policy(hs, tilts, choice):
+        """log π′ of the chosen candidate per context: (S, X, K)."""
+        per = tilts.shape[-1]
+        c, g = np.divmod(choice, per)
+        h_c = np.take_along_axis(hs, c[..., None, None], axis=2)[:, :, 0]
+        size = np.take_along_axis(tilts.reshape(S, X, -1), choice[..., None], axis=-1)
+        logits = main + size * h_c
+        return np.where(support, logits - logsumexp(logits, axis=-1, keepdims=True), -np.inf)
+
+    hs = score(dirs)
+    u, kl, tilts = candidates(hs)
     for _ in range(n_refine):
         choice = _choose(u, kl, beta, eta, probs, constraint)
-        g = np.einsum("sxk,sxkd->sxd", np.exp(np.take_along_axis(lp, choice[..., None, None], axis=2)[:, :, 0]), white)
-        u2, kl2, lp2 = candidates(score(g[:, :, None, :]))
-        u, kl, lp = (np.concatenate(pair, axis=2) for pair in ((u, u2), (kl, kl2), (lp, lp2)))
-    choice = _choose(u, kl, beta, eta, probs, constraint)
-    return np.take_along_axis(lp, choice[..., None, None], axis=2)[:, :, 0]
+        g = np.einsum("sxk,sxkd->sxd", np.exp(policy(hs, tilts, choice)), white)
+        h_new = score(g[:, :, None, :])
+        u2, kl2, tilts2 = candidates(h_new)
+        u, kl = np.concatenate([u, u2], axis=2), np.concatenate([kl, kl2], axis=2)
+        hs, tilts = np.concatenate([hs, h_new], axis=2), np.concatenate([tilts, tilts2], axis=2)
+    return policy(hs, tilts, _choose(u, kl, beta, eta, probs, constraint))
 
 
 def _choose(u, kl, beta, eta, probs, constraint) -> np.ndarray:
