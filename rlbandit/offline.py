@@ -394,8 +394,10 @@ def lcb_policy(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=
     if (beta < 0).any() or not np.isfinite(beta).all():
         raise ValueError(f"beta: must be finite and >= 0, got {beta}")
     probs = np.broadcast_to(_context_weights(context_probs, n_contexts), batch + (n_contexts,))
-    flat = lambda a, k: np.ascontiguousarray(a).reshape((-1,) + a.shape[len(batch):])  # noqa: E731
-    args = [flat(a, 0) for a in (features, theta, cov, nu)] + [beta.reshape(-1), flat(ref, 0), eta, flat(probs, 0)]
+    def flat(array):  # leading batch axes → one axis, as the solvers expect
+        return np.ascontiguousarray(array).reshape((-1,) + array.shape[len(batch):])
+
+    args = [flat(a) for a in (features, theta, cov, nu)] + [beta.reshape(-1), flat(ref), eta, flat(probs)]
     if not beta.any():
         logp = _gibbs_unchecked(np.einsum("...xkd,...d->...xk", features, theta), ref, eta)
         w = np.zeros(batch + (d,))

@@ -310,3 +310,22 @@ def test_offline_study_smoke():
     assert {f.name for f in content.figures} >= {"subopt_vs_n", "beta_sweep", "bound", "reference"}
     headline = content.tables[0][1]
     assert set(headline["method"].astype(str)) == set(offline.METHODS)
+
+
+@FAST
+@given(cases, st.sampled_from(["ref", "zero"]), st.floats(0.0, 4.0))
+def test_lcb_bonus_matches_an_independent_mahalanobis_norm(case, reference, beta):
+    """r̂ = φθ̂ − β‖φ − ν‖_{Σ⁻¹}: the batched whitening agrees with rlbandit.reward.mahalanobis_norm
+    and with an explicit solve of Σ, per problem."""
+    from rlbandit.reward import mahalanobis_norm
+
+    seed, scenario, n, x, k, d = case
+    problems, data = _problem_and_data(seed, scenario, n, 2, x, k, d)
+    model = offline.fit_reward(problems, data)
+    nu = offline.reference_features(problems, reference)
+    rewards = offline.lcb_rewards(problems.features, model.theta, model.factor, nu, beta)
+    for s in range(2):
+        gap = problems.features[s] - nu[s][:, None, :]
+        explicit = np.sqrt(np.einsum("xkd,xkd->xk", gap, np.linalg.solve(model.cov[s], gap.reshape(-1, d).T).T.reshape(gap.shape)))
+        np.testing.assert_allclose(mahalanobis_norm(gap, model.cov[s]), explicit, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(rewards[s], problems.features[s] @ model.theta[s] - beta * explicit, rtol=1e-9, atol=1e-12)
