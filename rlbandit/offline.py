@@ -218,6 +218,10 @@ class _Dual:
         self.white = _whiten(factor, features)                               # G = L⁻¹φ (B, X, K, d)
         nu_bar = np.einsum("bx,bxd->bd", probs, nu)
         self.nu_white = _whiten(factor, nu_bar[:, None, :])[:, 0, :]         # L⁻¹ν̄ (B, d)
+        # Round-off floor of F (η·logsumexp of logits of this size): no decrease below it is meaningful.
+        size = np.abs(np.where(np.isfinite(self.base), self.base, 0.0)).max(axis=(-2, -1))
+        size = size + beta / eta * np.linalg.norm(self.white, axis=-1).max(axis=(-2, -1))
+        self.floor = 64 * np.finfo(float).eps * eta * (1.0 + size)
 
     def policy(self, v):
         logits = self.base - (self.beta / self.eta)[:, None, None] * np.einsum("bxkd,bd->bxk", self.white, v)
@@ -255,7 +259,7 @@ class _Dual:
             # (a capped Newton step is still a descent direction).
             step /= np.maximum(1.0, np.linalg.norm(step, axis=-1))[:, None]
             decrement = np.einsum("bd,bd->b", grad, step)
-            small = decrement <= tol * np.maximum(1.0, np.abs(value))
+            small = decrement <= np.maximum(tol * np.maximum(1.0, np.abs(value)), self.floor)
             # One last full step where the decrement is already tiny (quadratic convergence).
             v = np.where((small & ~done)[:, None], v - step, v)
             done |= small
@@ -265,7 +269,7 @@ class _Dual:
             for _ in range(40):
                 candidate = v - size[:, None] * step
                 new_value = self.evaluate(candidate, mu, derivatives=False)
-                ok = new_value <= value - 0.25 * size * decrement + 1e-15 * np.abs(value)
+                ok = new_value <= value - 0.25 * size * decrement + self.floor
                 if ok.all():
                     break
                 size = np.where(ok, size, 0.5 * size)
@@ -311,7 +315,7 @@ def _solve_dual(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 slope = np.einsum("bd,bd->b", v, hv) / np.maximum(norm, 1e-300) ** 3
                 proposal = mu - (1.0 / np.maximum(norm, 1e-300) - 1.0) / slope
-            bisect = np.where(lo > 0, np.sqrt(lo * hi), 0.5 * hi)
+            bisect = np.where(lo > 0, np.sqrt(lo * hi), 1e-2 * hi)   # no lower bracket yet: shrink fast
             good = np.isfinite(proposal) & (proposal > lo) & (proposal < hi)
             mu = np.where(finished, mu, np.maximum(np.where(good, proposal, bisect), np.where(lo > 0, 0.0, floor)))
         # Interior solutions: μ = 0 exactly (Newton from the near-interior point).

@@ -62,8 +62,11 @@ def test_option_one_dual_solver_agrees_with_cvxpy(case, reference, beta, eta):
     np.testing.assert_allclose(dual.value, dual.dual_value, atol=1e-9)
 
 
+wide_etas = st.one_of(st.sampled_from([1e-4, 1e-2, 1e2, 1e4]), st.floats(0.05, 4.0))
+
+
 @FAST
-@given(cases, st.sampled_from(["ref", "zero"]), st.floats(0.0, 5.0), st.floats(0.05, 4.0), st.integers(0, 2**31))
+@given(cases, st.sampled_from(["ref", "zero"]), st.floats(0.0, 5.0), wide_etas, st.integers(0, 2**31))
 def test_option_one_maximizes_the_pessimistic_objective(case, reference, beta, eta, policy_seed):
     seed, scenario, n, x, k, d = case
     problems, data = _problem_and_data(seed, scenario, n, 2, x, k, d)
@@ -77,9 +80,12 @@ def test_option_one_maximizes_the_pessimistic_objective(case, reference, beta, e
     for scale in (0.3, 1.0, 3.0):  # perturbations of the optimum and random full-support policies
         others.append(best.logprobs + scale * rng.standard_normal(best.logprobs.shape))
         others[-1] = others[-1] - logsumexp(others[-1], axis=-1, keepdims=True)
+    slack = 1e-9 * np.maximum(1.0, np.abs(best.value))
     for other in others:
         value = offline.pessimistic_objective(other, *args)
-        assert np.all(value <= best.value + 1e-9)
+        assert np.all(value <= best.value + slack)
+    if best.dual_value is not None:  # strong duality at the saddle point, for every η
+        np.testing.assert_allclose(best.value, best.dual_value, atol=1e-8, rtol=1e-9)
 
 
 @FAST
