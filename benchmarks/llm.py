@@ -472,7 +472,8 @@ def _summary(frame, final, bridge) -> str:
         lines.append(f"π0's gold reward is {start:.2f} in the LM world (held-out samples; one evaluation's standard "
                      f"error ≈ {se:.2f}) and {bandit_start:.2f} in the bandit world built from its samples.")
         if "ppo" in final["method"].values:
-            lines.append(f"- **PPO matches the bandit optimum's reward**: the LM's PPO ends at gold "
+            frac = gain("ppo", "lm") / max(gain("ppo", "bandit"), 1e-9)
+            lines.append(f"- **PPO recovers {frac:.0%} of the bandit optimum's gold gain**: the LM's PPO ends at gold "
                          f"{get('ppo', 'gold_reward (lm)'):.2f} with KL {get('ppo', 'kl_to_ref (lm)'):.2f}, against "
                          f"{get('ppo', 'gold_reward (bandit)'):.2f} at KL {get('ppo', 'kl_to_ref (bandit)'):.2f} for the "
                          f"exact Gibbs policy O(r*, η, π0) it approximates (win rate against π0: "
