@@ -142,6 +142,18 @@ def _speed(config: OfflineConfig) -> pd.DataFrame:
                          for name, sec in seconds.items()])
 
 
+def _rows(problems, eta, seeds, n, method, logprobs, reference, beta, beta_rule, diag, bound_key) -> pd.DataFrame:
+    """One row per seed: the exact metrics of a learned policy and, for the LCBs, its diagnostics."""
+    row = dict(seed=seeds, n=n, method=method, reference=reference, beta=np.broadcast_to(beta, seeds.shape),
+               beta_rule=beta_rule, suboptimality=problems.suboptimality(logprobs, eta),
+               combined=problems.combined_metric(logprobs, eta), kl_to_ref=problems.kl_to_ref(logprobs),
+               gold_reward=problems.gold_reward(logprobs))
+    if diag is not None:
+        row.update(width=diag.width, covered=diag.covered, coverage=diag.coverage, bound=getattr(diag, bound_key),
+                   bound_mean_norm=diag.bound)
+    return pd.DataFrame(row)
+
+
 def run(config: OfflineConfig) -> pd.DataFrame:
     """All methods × n × β for one scenario and η, vectorised over the seeds (or the solver timing)."""
     if config.kind == "speed":
@@ -164,19 +176,9 @@ def run(config: OfflineConfig) -> pd.DataFrame:
         data = offline.sample_offline_data(problems, int(n), rng, design)
         model = offline.fit_reward(problems, data, config.reg)
         theory = offline.theory_beta(problems.diffs(data), config.reg, theta_bound, config.delta, model.theta)
-        base = {"seed": seeds, "n": int(n)}
 
-        def record(method, logprobs, reference="", beta=np.nan, beta_rule="", diag=None, bound_key=None):
-            row = dict(base, method=method, reference=reference, beta=np.broadcast_to(beta, seeds.shape),
-                       beta_rule=beta_rule,
-                       suboptimality=problems.suboptimality(logprobs, eta),
-                       combined=problems.combined_metric(logprobs, eta),
-                       kl_to_ref=problems.kl_to_ref(logprobs),
-                       gold_reward=problems.gold_reward(logprobs))
-            if diag is not None:
-                row.update(width=diag.width, covered=diag.covered, coverage=diag.coverage,
-                           bound=getattr(diag, bound_key), bound_mean_norm=diag.bound)
-            frames.append(pd.DataFrame(row))
+        def record(method, logprobs, reference="", beta=np.nan, beta_rule="", diag=None, bound_key=None, n=int(n)):
+            frames.append(_rows(problems, eta, seeds, n, method, logprobs, reference, beta, beta_rule, diag, bound_key))
 
         record("mle", offline.learn(problems, data, eta, "mle", reg=config.reg), beta=0.0)
         for method in ("ensemble_min", "ensemble_mean_std"):
@@ -284,7 +286,6 @@ def report(frame: pd.DataFrame) -> ReportContent:
     # 5. Rates: log–log slope of mean SubOpt against n (n ≥ 100).
     rates = (head.groupby(["scenario", "eta", "method"]).apply(_slope).rename("slope").unstack("method"))
     rates = rates[[m for m in METHOD_ORDER if m in rates]].round(2).reset_index()
-    cov = head[head["method"] == "mle"].groupby(["scenario", "eta", "n"])["coverage"].median() if "coverage" in head else None
     coverage = (frame[frame["method"] == "lcb_policy"].groupby(["scenario", "n"])["coverage"].median().unstack("n").round(2)
                 .reset_index())
 
@@ -436,10 +437,11 @@ def _summary(head, ratio_all, best, bound_check, tight_check, rates, ref_table, 
     def ref(scenario, eta, method, column):
         return refs.loc[(scenario, eta, method), column] if (scenario, eta, method) in refs.index else np.nan
 
-    lines = ["Offline KL-regularised RLHF from a fixed preference dataset: plain MLE versus pointwise (Option II, "
+    intro = ("Offline KL-regularised RLHF from a fixed preference dataset: plain MLE versus pointwise (Option II, "
              "`lcb`) and policy-level (Option I, `lcb_policy`) pessimism and bootstrap reward ensembles, with exact "
              f"SubOpt. Ratios are geometric means over n of SubOpt(method)/SubOpt(MLE); LCBs at β = {beta0:g}, "
-             "ν = φ(x,π0) unless said otherwise.", ""]
+             "ν = φ(x,π0) unless said otherwise.")
+    lines = [intro, ""]
     lo_eta, hi_eta = min(head["eta"]), max(head["eta"])
     lines.append(
         f"- **Pessimism helps when rarely compared trap actions lie along an unexplored direction** (`partial_coverage`, "

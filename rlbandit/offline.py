@@ -335,7 +335,7 @@ def _solve_cvxpy(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     """The primal concave program solved by cvxpy (CLARABEL), one problem at a time."""
     import cvxpy as cp
 
-    batch, n_contexts, n_actions, d = features.shape
+    batch, n_contexts, n_actions, _ = features.shape
     out = np.full((batch, n_contexts, n_actions), -np.inf)
     for b in range(batch):
         factor = cholesky(cov[b])

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
-from rlbandit import ProblemConfig, make_problem, make_problems
-from rlbandit import offline
+from rlbandit import ProblemConfig, make_problem, make_problems, offline
 from rlbandit.oracle import gibbs
 
 FAST = settings(max_examples=15, deadline=None)
