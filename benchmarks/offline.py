@@ -384,8 +384,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
                 ax.set_ylabel("mean SubOpt")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    figures.append(ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) (blue) "
-                                                  "vs ν = 0 (red), pointwise (solid) and policy-level (dashed), beside MLE."))
+    figures.append(ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) (circles) "
+                                                  "vs ν = 0 (squares), pointwise (solid) and policy-level (dashed), beside MLE."))
 
     summary = _summary(head, ratio_all, best, bound_check, tight_check, rates, ref_table, beta0, n_max)
     speed_table = None
