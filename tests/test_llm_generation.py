@@ -26,11 +26,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    import os
-
-    os.environ["RLBANDIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return default_model(TinyLMConfig.tiny(), progress=False)
+def tiny_lm():
+    return default_model(TinyLMConfig.tiny(), cache=False, progress=False)
 
 
 def test_sequence_logprobs_masking_matches_manual(tiny_lm):
@@ -167,3 +164,19 @@ def test_packed_logprobs_equal_padded(tiny_lm):
     assert packing_supported(tiny_lm.model, tok.pad_token_id)
     place, rows = _pack([5, 3, 4, 2], 8)
     assert rows == 2 and sorted(place) == [(0, 0), (0, 5), (1, 0), (1, 4)]
+
+
+def test_default_model_is_built_once_and_reused(tmp_path, monkeypatch):
+    from llm.models import cache_dir
+
+    monkeypatch.setenv("RLBANDIT_CACHE", str(tmp_path))
+    config = TinyLMConfig.tiny(steps=3, corpus_size=200)
+    first = default_model(config, progress=False)
+    folder = cache_dir() / f"tiny-lm-{config.key()}"
+    assert (folder / "done").exists() and (folder / "config.json").exists()
+    second = default_model(config, progress=False)  # loaded from disk, not rebuilt
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(),
+                                                  second.model.state_dict().values()))
+    assert second.tokenizer.eos_token_id == first.tokenizer.eos_token_id
+    with pytest.raises(ValueError, match="steps"):
+        TinyLMConfig(steps=-1)

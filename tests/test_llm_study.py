@@ -31,23 +31,22 @@ def test_configs_cover_every_algorithm_and_enhancer():
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    import os
-
     import torch
 
     torch.set_num_threads(1)
-    os.environ["RLBANDIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     small = dict(model="tiny", iterations=1, m=4, n_candidates=2, dpo_steps=2, ppo_steps=1, bon_max=2, pool_size=4,
                  eval_samples=1, max_new_tokens=8)
     configs = [c for c in STUDY.configs(True) if c.algorithm != "bridge"
                and (c.algorithm != "iterative_dpo" or c.enhancer in ("rejection", "ucb"))]
     frames = []
-    for config in configs:
-        config = replace(config, **small)
-        result = STUDY.run(config)
-        for key, value in asdict(config).items():
-            result[key] = value
-        frames.append(result.assign(run_id=len(frames)))
+    with pytest.MonkeyPatch.context() as patch:  # the test-size LM is built in a temporary cache
+        patch.setenv("RLBANDIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        for config in configs:
+            config = replace(config, **small)
+            result = STUDY.run(config)
+            for key, value in asdict(config).items():
+                result[key] = value
+            frames.append(result.assign(run_id=len(frames)))
     return pd.concat(frames, ignore_index=True)
 
 

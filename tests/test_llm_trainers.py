@@ -36,11 +36,8 @@ SHORT = SamplingConfig(max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    import os
-
-    os.environ["RLBANDIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return default_model(TinyLMConfig.tiny(), progress=False)
+def base():
+    return default_model(TinyLMConfig.tiny(), cache=False, progress=False)
 
 
 @pytest.fixture(scope="module")
