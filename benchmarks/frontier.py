@@ -261,6 +261,10 @@ def report(frame: pd.DataFrame) -> ReportContent:
         if kl_key in row:
             text += (f" Best-of-{n_top} reaches {row[frac_key]:.0%} of the gain at KL {row[kl_key]:.3g}, "
                      f"{row['frontier − BoN reward at that KL']:.3g} below the frontier there.")
+        mine = gaps[gaps["scenario"] == row["scenario"]].groupby("N")["gap"].mean()
+        if len(mine):
+            text += (f" Its largest shortfall is {mine.max():.3g} reward units "
+                     f"({mine.max() / (row['E max r*'] - row['E_π0 r*']):.1%} of the achievable gain) at N = {int(mine.idxmax())}.")
         lines.append(text)
     worst = gaps["gap"].min() if not gaps.empty else np.nan
     summary = "\n".join([
