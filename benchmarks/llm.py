@@ -37,7 +37,9 @@ import pandas as pd
 
 from rlbandit.study import ReportContent, ReportFigure, Study
 
-ALGORITHMS = ("offline_dpo", "iterative_dpo", "ppo", "best_of_n", "bridge")
+ALGORITHMS = ("offline_dpo", "iterative_dpo", "ppo", "best_of_n", "bridge", "dpo_losses")
+#: loss types of rlbandit.losses compared with sigmoid DPO on the same offline data (``dpo_losses`` runs).
+LOSS_TYPES = ("ipo", "hinge", "apo_zero")
 ENHANCER_NAMES = ("rejection", "ucb", "optimistic", "reference", "self")
 
 
@@ -117,6 +119,7 @@ def configs(smoke: bool) -> list[LLMConfig]:
         out += [LLMConfig(algorithm="iterative_dpo", enhancer=e, seed=seed, **base) for e in ENHANCER_NAMES]
         out.append(LLMConfig(algorithm="ppo", seed=seed, **base))
         out.append(LLMConfig(algorithm="best_of_n", seed=seed, **base))
+        out.append(LLMConfig(algorithm="dpo_losses", seed=seed, **base))
     out.append(LLMConfig(algorithm="bridge", seed=0, **base))
     return out
 
@@ -207,6 +210,26 @@ def _run_offline(config, world):
         policy = gibbs(problem.features @ theta_hat, problem.ref_logprobs, config.eta)
         rows.append(_bandit_row(problem, policy, iteration=t, n_comparisons=n, method="offline"))
     return pd.concat([_lm_start(world), lm_rows, pd.DataFrame(rows)], ignore_index=True).assign(method="offline")
+
+
+def _run_losses(config, world):
+    """Offline DPO with other loss types of ``rlbandit.losses`` on the same π0-vs-π0 data as
+    ``offline_dpo`` (same seed ⇒ same prompts, responses and labels), LM world only."""
+    from llm.online import OnlineDPOConfig, online_dpo
+    from llm.trainers import DPOConfig
+
+    frames = [_lm_start(world).assign(method=f"dpo_{loss}") for loss in LOSS_TYPES]
+    for loss in LOSS_TYPES:
+        cfg = OnlineDPOConfig(enhancer="self", offline=True, iterations=config.iterations,
+                              prompts_per_iteration=config.m, n_candidates=2, reg=config.reg,
+                              dpo=DPOConfig(beta=config.eta, loss_type=loss, steps=config.dpo_steps, lr=config.dpo_lr,
+                                            batch_size=16),
+                              sampling=world["sampling"], seed=config.seed)
+        rows = online_dpo(world["lm"].copy(), world["lm"].frozen(), world["prompts"], world["gold"], cfg,
+                          eval_prompts=world["eval_prompts"], ref_eval_rewards=world["ref_eval_rewards"],
+                          progress=False)
+        frames.append(rows.assign(world="lm", method=f"dpo_{loss}"))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _lm_start(world) -> pd.DataFrame:
@@ -334,7 +357,8 @@ def _run_bridge(config):
     return pd.DataFrame(rows)
 
 
-_RUNS = {"offline_dpo": _run_offline, "iterative_dpo": _run_iterative, "ppo": _run_ppo, "best_of_n": _run_best_of_n}
+_RUNS = {"offline_dpo": _run_offline, "iterative_dpo": _run_iterative, "ppo": _run_ppo, "best_of_n": _run_best_of_n,
+         "dpo_losses": _run_losses}
 
 
 def run(config: LLMConfig) -> pd.DataFrame:
@@ -359,7 +383,7 @@ def run(config: LLMConfig) -> pd.DataFrame:
 
 def _final(frame: pd.DataFrame) -> pd.DataFrame:
     """Last iteration of each world × method (BoN: the largest N), averaged over seeds."""
-    body = frame[frame["world"] != "bridge"]
+    body = frame[(frame["world"] != "bridge") & ~frame["method"].astype(str).str.startswith("dpo_")]
     last = body.groupby(["world", "method", "seed"])["iteration"].transform("max")
     final = body[body["iteration"] == last]
     table = final.groupby(["method", "world"]).agg(
@@ -398,7 +422,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
             title="KL(π ‖ π0) against comparisons"),
             "KL of the learned policy to the reference: exact in the bandit world, the k1 estimate from the "
             "policy's own samples in the LM world."))
-    body = frame[frame["world"] != "bridge"].dropna(subset=["kl_to_ref", "gold_reward"])
+    body = frame[(frame["world"] != "bridge") & ~frame["method"].astype(str).str.startswith("dpo_")]
+    body = body.dropna(subset=["kl_to_ref", "gold_reward"])
     if not body.empty:
         fig, axes = plots.new_figure(2, ncols=2)
         for ax, world in zip(axes, ("bandit", "lm")):
@@ -415,7 +440,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
         figures.append(ReportFigure("gold_vs_kl", fig,
                                     "Gold reward against √KL(π‖π0) for every method (points: iterations, or N = 1, 2, "
                                     "4, … for best-of-N, whose LM-world KL is the bound log N − (N−1)/N)."))
-    lm_win = frame[(frame["world"] == "lm") & frame["win_rate"].notna() & (frame["method"] != "best_of_n")]
+    lm_win = frame[(frame["world"] == "lm") & frame["win_rate"].notna() & (frame["method"] != "best_of_n")
+                   & ~frame["method"].astype(str).str.startswith("dpo_")]
     if not lm_win.empty:
         figures.append(ReportFigure("win_rate", plots.line_plot(
             lm_win, "iteration", "win_rate", hue="method", band=None,
@@ -425,6 +451,10 @@ def report(frame: pd.DataFrame) -> ReportContent:
     tables = []
     final = _final(frame)
     tables.append(("Final iteration, both worlds (mean over seeds)", final.round(3)))
+    losses = _loss_table(frame)
+    if not losses.empty:
+        tables.append(("LM world: DPO loss types on the same offline data (last iteration, mean over seeds)",
+                       losses.round(3)))
     bridge = frame[frame["world"] == "bridge"]
     if not bridge.empty:
         cols = ["method", "kl_ref_to_optimal", "kl_to_optimal", "suboptimality", "kl_to_ref", "kl_k1", "kl_k1_se",
@@ -432,7 +462,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
         tables.append(("Bridge (single-token world): distance to the exact Gibbs policy O(r*, η, π0) and the "
                        "sampled KL estimators against the exact KL", bridge[[c for c in cols if c in bridge]]
                        .reset_index(drop=True)))
-    summary = _summary(frame, final, bridge)
+    summary = _summary(frame, final, bridge, losses)
     notes = ("- LM-world numbers are estimates from held-out samples (20 prompts × `eval_samples`), so small "
              "differences between enhancers are within noise at this CPU scale; the bandit world is exact.\n"
              "- PPO here is critic-free (leave-one-out baseline over 4 samples per prompt, clipped ratio, 2 epochs) "
@@ -455,7 +485,19 @@ def report(frame: pd.DataFrame) -> ReportContent:
     return ReportContent(summary=summary, tables=tuple(tables), figures=tuple(figures), notes=notes)
 
 
-def _summary(frame, final, bridge) -> str:
+def _loss_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Offline sigmoid DPO and the other loss types, LM world, last iteration."""
+    keep = frame["method"].astype(str).str.startswith("dpo_") | (frame["method"] == "offline")
+    sub = frame[keep & (frame["world"] == "lm")]
+    if sub.empty or not sub["method"].astype(str).str.startswith("dpo_").any():
+        return pd.DataFrame()
+    last = sub.groupby(["method", "seed"])["iteration"].transform("max")
+    sub = sub[sub["iteration"] == last].replace({"method": {"offline": "dpo_sigmoid"}})
+    return sub.groupby("method").agg(gold_reward=("gold_reward", "mean"), kl_to_ref=("kl_to_ref", "mean"),
+                                     win_rate=("win_rate", "mean"), seeds=("seed", "nunique")).reset_index()
+
+
+def _summary(frame, final, bridge, losses=None) -> str:
     """Findings in plain words, every number computed from the frame."""
     lines = []
     if not final.empty:
@@ -508,6 +550,12 @@ def _summary(frame, final, bridge) -> str:
                          "differences between enhancers are within a few standard errors, so the ordering there is "
                          "not a finding; the bandit world's metrics are exact for each learned policy (its differences still carry "
                          "the randomness of the comparisons drawn, over the seeds run).")
+    if losses is not None and not losses.empty and "dpo_sigmoid" in losses["method"].values:
+        table = losses.set_index("method")
+        parts = [f"{m[4:]}: gold {r.gold_reward:.2f} at KL {r.kl_to_ref:.1f}" for m, r in table.iterrows()]
+        least = table["kl_to_ref"].idxmin()[4:]
+        lines.append(f"- **DPO loss types** on the same offline comparisons (LM world): {'; '.join(parts)}. "
+                     f"The smallest KL to π0: {least}.")
     if not bridge.empty:
         lines.append("- **Bridge** (single-token world, the LM's next-token distribution is the bandit policy):")
         for _, row in bridge.iterrows():

@@ -70,3 +70,5 @@ def test_report_has_tables_figures_and_numbers(frame):
     names = {f.name for f in content.figures}
     assert {"learning_curves", "gold_vs_kl", "win_rate"} <= names
     assert "offline" in content.summary and any(ch.isdigit() for ch in content.summary)
+    losses = dict(content.tables)["LM world: DPO loss types on the same offline data (last iteration, mean over seeds)"]
+    assert set(losses["method"]) == {"dpo_sigmoid", "dpo_ipo", "dpo_hinge", "dpo_apo_zero"}
