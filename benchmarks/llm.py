@@ -100,7 +100,8 @@ class LLMConfig:
 
 
 def configs(smoke: bool) -> list[LLMConfig]:
-    """Full: 2 seeds × (offline, 5 enhancers, PPO, BoN) + the bridge (~25 min on 2 CPU cores).
+    """Full: 4 seeds × (offline DPO, 5 enhancers, PPO, BoN, DPO loss types) + the bridge, T = 4 iterations of
+    m = 32 comparisons (~15 min with one worker on an idle 2-core CPU; the default LM is built first, ~1 min).
 
     Smoke: 1 seed, T = 2 iterations of m = 12, short DPO/PPO — a few minutes. On a GPU, scale
     m, iterations, dpo_steps, ppo_steps, eval_samples up (e.g. m = 256, T = 8, a 0.5B instruct model
@@ -111,8 +112,8 @@ def configs(smoke: bool) -> list[LLMConfig]:
                     max_new_tokens=32)
         seeds = (0,)
     else:
-        base = {}
-        seeds = (0, 1)
+        base = dict(iterations=4)
+        seeds = (0, 1, 2, 3)
     out = []
     for seed in seeds:
         out.append(LLMConfig(algorithm="offline_dpo", seed=seed, **base))
@@ -416,7 +417,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
             title="Gold reward of the main agent against comparisons collected"),
             "Gold reward E r*(x, y) of the learned policy against the number of comparisons, offline DPO "
             "(π0-vs-π0 data) and iterative DPO per enhancer; left the exact bandit built from π0's samples, "
-            "right the language model (held-out samples); means over seeds (too few seeds for a useful CI band)."))
+            "right the language model (held-out samples); means over seeds (a t-based CI over a handful of seeds is too wide to read)."))
         figures.append(ReportFigure("kl_curves", plots.line_plot(
             dpo_like, "n_comparisons", "kl_to_ref", hue="method", col="world", band=None,
             title="KL(π ‖ π0) against comparisons"),
