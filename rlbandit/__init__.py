@@ -24,16 +24,21 @@ __all__ = [
 ]
 
 #: Submodules loaded lazily on attribute access (some import torch).
-_LAZY_MODULES = {"offline", "online", "nash", "losses", "policies", "policy_gradient", "dpo",
-                 "best_of_n_oracle", "study", "plots", "store", "runner", "reports", "cli"}
+_LAZY_MODULES = {"offline", "online", "nash", "general_preferences", "losses", "policies", "policy_gradient",
+                 "dpo", "sampling_oracles", "study", "plots", "store", "runner", "reports", "cli"}
 #: Functions re-exported lazily from the module that defines them.
 _LAZY_NAMES = {
     "best_of_n": "rlbandit.sampling_oracles",
     "best_of_n_kl": "rlbandit.sampling_oracles",
     "best_of_n_win_rate": "rlbandit.sampling_oracles",
+    "best_of_n_kl_bound": "rlbandit.sampling_oracles",
     "select_top_per_prompt": "rlbandit.sampling_oracles",
     "select_top_k": "rlbandit.sampling_oracles",
 }
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_NAMES))
 
 
 def __getattr__(name: str):
