@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_int
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 __all__ = ["FrontierConfig", "configs", "run", "report", "STUDY"]
@@ -57,12 +58,10 @@ class FrontierConfig:
     def __post_init__(self):
         from rlbandit import SCENARIOS as REGISTRY
 
-        if self.scenario not in REGISTRY:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(REGISTRY)}")
+        check_choice(self.scenario, "scenario", REGISTRY)
         for name in ("n_contexts", "n_actions", "dim", "n_seeds", "n_etas"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (2 if name in ("n_seeds", "n_etas") else 1):
-                raise ValueError(f"{name}: must be an integer >= {2 if name in ('n_seeds', 'n_etas') else 1}, got {value!r}")
+            minimum = 2 if name in ("n_seeds", "n_etas") else 1
+            check_int(getattr(self, name), name, minimum=minimum, numpy_ints=False)
         if not (0 < self.eta_min < self.eta_max < np.inf):
             raise ValueError(f"eta_min, eta_max: need 0 < eta_min < eta_max < inf, got {self.eta_min}, {self.eta_max}")
         if not isinstance(self.bon_ns, tuple) or not all(isinstance(n, int) and n >= 1 for n in self.bon_ns):

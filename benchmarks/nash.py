@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_positive_float
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 EXPERIMENTS = ("offline", "online", "solvers", "nash_md")
@@ -82,12 +83,9 @@ class NashStudyConfig:
 
         if self.experiment not in EXPERIMENTS:
             raise ValueError(f"experiment: unknown experiment {self.experiment!r}; choose one of {EXPERIMENTS}")
-        if self.scenario not in PREFERENCE_SCENARIOS:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(PREFERENCE_SCENARIOS)}")
-        if self.enhancer not in ENHANCERS:
-            raise ValueError(f"enhancer: unknown enhancer {self.enhancer!r}; choose one of {sorted(ENHANCERS)}")
-        if not (np.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"eta: must be finite and > 0, got {self.eta}")
+        check_choice(self.scenario, "scenario", PREFERENCE_SCENARIOS)
+        check_choice(self.enhancer, "enhancer", ENHANCERS)
+        check_positive_float(self.eta, "eta")
         if self.n_seeds < 1:
             raise ValueError(f"n_seeds: must be >= 1, got {self.n_seeds}")
         if not self.n_values or any(int(n) != n or n < 1 for n in self.n_values):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_positive_float
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 #: Scenario → data design (rlbandit.offline.DESIGNS); the rest use π0-vs-π0 comparisons.
@@ -76,10 +77,8 @@ class OfflineConfig:
             raise ValueError(f"kind: expected 'sweep' or 'speed', got {self.kind!r}")
         from rlbandit.problem import SCENARIOS as registry
 
-        if self.scenario not in registry:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(registry)}")
-        if not (np.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"eta: must be finite and > 0, got {self.eta}")
+        check_choice(self.scenario, "scenario", registry)
+        check_positive_float(self.eta, "eta")
         if not self.n_values or any(int(n) != n or n < 1 for n in self.n_values):
             raise ValueError(f"n_values: need positive integers, got {self.n_values}")
         if self.n_seeds < 2:

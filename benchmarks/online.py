@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 SCENARIOS = ("coverage_shift", "partial_coverage", "few_good", "random")
@@ -77,25 +78,19 @@ class OnlineConfig:
         from rlbandit.online import ENHANCERS
         from rlbandit.problem import SCENARIOS as registry
 
-        if self.scenario not in registry:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(registry)}")
-        if not (np.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"eta: must be finite and > 0, got {self.eta}")
+        check_choice(self.scenario, "scenario", registry)
+        check_positive_float(self.eta, "eta")
         if self.mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {self.mode!r}")
-        if self.mode != "offline" and self.enhancer not in ENHANCERS:
-            raise ValueError(f"enhancer: unknown enhancer {self.enhancer!r}; choose one of {sorted(ENHANCERS)}")
-        if not (np.isfinite(self.beta_scale) and self.beta_scale >= 0):
-            raise ValueError(f"beta_scale: must be finite and >= 0, got {self.beta_scale}")
-        for name in ("T", "m", "n_seeds", "n_contexts", "n_actions", "dim", "n_draws"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
+        if self.mode != "offline":
+            check_choice(self.enhancer, "enhancer", ENHANCERS)
+        check_positive_float(self.beta_scale, "beta_scale", allow_zero=True)
+        check_positive_ints(self, ("T", "m", "n_seeds", "n_contexts", "n_actions", "dim", "n_draws"), numpy_ints=False)
         if not isinstance(self.n_offline, int) or self.n_offline < 0 or (self.mode == "hybrid" and self.n_offline < 1):
             raise ValueError(f"n_offline: must be an integer >= 0 (>= 1 for hybrid), got {self.n_offline!r}")
         if self.n_seeds < 2:
             raise ValueError(f"n_seeds: need at least 2 seeds, got {self.n_seeds}")
-        if not (self.reg > 0):
-            raise ValueError(f"reg: must be > 0, got {self.reg}")
+        check_positive_float(self.reg, "reg", finite=False)
 
 
 def configs(smoke: bool) -> list[OnlineConfig]:

@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 SCENARIOS = ("random", "coverage_shift", "few_good")
@@ -78,16 +79,11 @@ class OraclesConfig:
     def __post_init__(self):
         from rlbandit.problem import SCENARIOS as registry
 
-        if self.scenario not in registry:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(registry)}")
-        if not (np.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"eta: must be finite and > 0, got {self.eta}")
-        if self.method not in METHODS:
-            raise ValueError(f"method: unknown method {self.method!r}; choose one of {sorted(METHODS)}")
-        for name in ("n_seeds", "n_contexts", "n_actions", "dim", "steps", "batch_contexts", "group_size",
-                     "max_comparisons", "max_n"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
+        check_choice(self.scenario, "scenario", registry)
+        check_positive_float(self.eta, "eta")
+        check_choice(self.method, "method", METHODS)
+        check_positive_ints(self, ("n_seeds", "n_contexts", "n_actions", "dim", "steps", "batch_contexts", "group_size",
+                                   "max_comparisons", "max_n"), numpy_ints=False)
         if self.group_size < 2:
             raise ValueError(f"group_size: RLOO/GRPO need at least 2, got {self.group_size}")
 

@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_positive_float, check_positive_ints
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 PROXIES = ("limited", "misspecified", "ample")
@@ -84,10 +85,8 @@ class OveroptConfig:
             raise ValueError(f"proxy: must be one of {PROXIES}, got {self.proxy!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("n_seeds", "n_contexts", "n_actions", "dim", "n_hack", "n_limited", "n_ample", "max_log2_n",
-                     "ppo_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
+        check_positive_ints(self, ("n_seeds", "n_contexts", "n_actions", "dim", "n_hack", "n_limited", "n_ample",
+                                   "max_log2_n", "ppo_steps"), numpy_ints=False)
         if not 0 <= self.n_missing < self.dim:
             raise ValueError(f"n_missing: must lie in [0, dim), got {self.n_missing}")
         if self.n_hack >= self.n_actions:
@@ -96,8 +95,7 @@ class OveroptConfig:
             raise ValueError("hack_rarity >= 0, theta_norm > 0 and reg > 0 are required")
         if self.ppo_mode not in ("sampled", "exact"):
             raise ValueError(f"ppo_mode: must be 'sampled' or 'exact', got {self.ppo_mode!r}")
-        if not self.ppo_eta > 0:
-            raise ValueError(f"ppo_eta: must be > 0, got {self.ppo_eta}")
+        check_positive_float(self.ppo_eta, "ppo_eta", finite=False)
 
 
 def make_world(config: OveroptConfig):

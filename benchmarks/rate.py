@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_choice, check_int, check_positive_float, check_positive_ints
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 __all__ = ["RateConfig", "configs", "run", "report", "STUDY", "loglog_slope", "bootstrap_slopes", "slope_table"]
@@ -60,12 +61,9 @@ class RateConfig:
     def __post_init__(self):
         from rlbandit import SCENARIOS
 
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(SCENARIOS)}")
-        for name in ("dim", "n_contexts", "n_actions", "n_min", "base_seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "base_seed" else 1):
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        check_choice(self.scenario, "scenario", SCENARIOS)
+        check_positive_ints(self, ("dim", "n_contexts", "n_actions", "n_min"), numpy_ints=False)
+        check_int(self.base_seed, "base_seed", minimum=0, numpy_ints=False)
         if not isinstance(self.n_seeds, int) or self.n_seeds < 2:
             raise ValueError(f"n_seeds: need at least 2 seeds for intervals, got {self.n_seeds!r}")
         if not isinstance(self.n_max, int) or self.n_max <= self.n_min:
@@ -74,8 +72,7 @@ class RateConfig:
             raise ValueError(f"n_points: need at least 3 sizes to fit a slope, got {self.n_points!r}")
         if not isinstance(self.etas, tuple) or not self.etas or not all(np.isfinite(e) and e > 0 for e in self.etas):
             raise ValueError(f"etas: must be a non-empty tuple of finite η > 0, got {self.etas!r}")
-        if not (np.isfinite(self.reg) and self.reg > 0):
-            raise ValueError(f"reg: λ must be finite and > 0, got {self.reg}")
+        check_positive_float(self.reg, "reg")
 
     @property
     def sizes(self) -> np.ndarray:

@@ -80,3 +80,41 @@ def check_broadcast(shape_a, shape_b, name_a: str, name_b: str) -> tuple[int, ..
         return np.broadcast_shapes(shape_a, shape_b)
     except ValueError:
         raise ValueError(f"{name_a} has shape {shape_a}, which does not broadcast with {name_b} of shape {shape_b}") from None
+
+
+# --- config fields ----------------------------------------------------------------------------
+# The ``__post_init__`` of the config dataclasses validate their fields with these; each raises a
+# ``ValueError`` whose message starts with the field name.
+
+
+def check_int(value, name: str, *, minimum: int = 1, numpy_ints: bool = True, allow_bool: bool = True):
+    """An integer >= ``minimum``. ``numpy_ints``: also accept numpy integer scalars;
+    ``allow_bool``: accept ``True``/``False`` (a ``bool`` is an ``int`` to Python)."""
+    kinds = (int, np.integer) if numpy_ints else int
+    if (not allow_bool and isinstance(value, bool)) or not isinstance(value, kinds) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: must be {wanted}, got {value!r}")
+    return value
+
+
+def check_positive_ints(obj, names, *, numpy_ints: bool = True, allow_bool: bool = True) -> None:
+    """:func:`check_int` (>= 1) on each attribute of ``obj`` named in ``names``, in order."""
+    for name in names:
+        check_int(getattr(obj, name), name, numpy_ints=numpy_ints, allow_bool=allow_bool)
+
+
+def check_positive_float(value, name: str, *, allow_zero: bool = False, finite: bool = True):
+    """A number > 0 (>= 0 with ``allow_zero``), finite unless ``finite=False``; NaN always fails.
+    The value is not converted: a non-number raises whatever the comparison raises."""
+    in_range = value >= 0 if allow_zero else value > 0
+    if not (in_range and (not finite or np.isfinite(value))):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: must be {'finite and ' if finite else ''}{bound}, got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices, *, kind: str | None = None):
+    """``value`` is a key of ``choices`` (a registry dict or a collection of names)."""
+    if value not in choices:
+        raise ValueError(f"{name}: unknown {kind or name} {value!r}; choose one of {sorted(choices)}")
+    return value

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlbandit._checks import check_eta
+from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
 from rlbandit.losses import LOSSES, preference_loss
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
@@ -69,18 +69,13 @@ class DPOConfig:
         if self.policy not in ("log_linear", "tabular"):
             raise ValueError(f"policy: expected 'log_linear' or 'tabular', got {self.policy!r}")
         check_eta(self.beta)
-        if self.loss_type not in LOSSES:
-            raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
-        if not self.reg >= 0:
-            raise ValueError(f"reg: must be >= 0, got {self.reg}")
+        check_choice(self.loss_type, "loss_type", LOSSES)
+        check_positive_float(self.reg, "reg", allow_zero=True, finite=False)
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"optimizer: expected 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps: must be a positive integer, got {self.steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
-        if not self.tolerance >= 0:
-            raise ValueError(f"tolerance: must be >= 0, got {self.tolerance}")
+        check_int(self.steps, "steps", numpy_ints=False, allow_bool=False)
+        check_positive_float(self.lr, "lr", finite=False)
+        check_positive_float(self.tolerance, "tolerance", allow_zero=True, finite=False)
 
 
 def _make(problem, config: DPOConfig, init=None):
@@ -226,18 +221,12 @@ class OnlineDPOConfig:
     def __post_init__(self):
         if not isinstance(self.dpo, DPOConfig):
             raise ValueError(f"dpo: expected a DPOConfig, got {type(self.dpo).__name__}")
-        for name in ("iterations", "pairs_per_iteration"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler: unknown {self.sampler!r}; expected one of {sorted(SAMPLERS)}")
-        if not self.xpo_alpha >= 0:
-            raise ValueError(f"xpo_alpha: must be >= 0, got {self.xpo_alpha}")
+        check_positive_ints(self, ("iterations", "pairs_per_iteration"), numpy_ints=False, allow_bool=False)
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        check_positive_float(self.xpo_alpha, "xpo_alpha", allow_zero=True, finite=False)
         if self.xpo_alpha > 0 and self.sampler != "reference":
             raise ValueError("xpo_alpha: XPO's term needs sampler='reference' (a² ∼ π0)")
-        if not isinstance(self.offline_pairs, int) or self.offline_pairs < 0:
-            raise ValueError(f"offline_pairs: must be a non-negative integer, got {self.offline_pairs!r}")
+        check_int(self.offline_pairs, "offline_pairs", minimum=0, numpy_ints=False)
 
 
 @dataclass(frozen=True)

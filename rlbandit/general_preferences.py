@@ -30,7 +30,16 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from rlbandit._checks import as_float_array, check_context_probs, check_finite, check_logprobs
+from rlbandit._checks import (
+    as_float_array,
+    check_choice,
+    check_context_probs,
+    check_finite,
+    check_int,
+    check_logprobs,
+    check_positive_float,
+    check_positive_ints,
+)
 from rlbandit.preferences import PreferenceData, sample_actions, sample_categorical
 from rlbandit.reward import fit_bt
 
@@ -193,8 +202,7 @@ def rock_paper_scissors(n_contexts: int, n_actions: int = 3, margin: float = 1.0
     Returns:
         P, shape (X, K, K).
     """
-    if not isinstance(n_contexts, (int, np.integer)) or n_contexts < 1:
-        raise ValueError(f"n_contexts: must be a positive integer, got {n_contexts!r}")
+    check_int(n_contexts, "n_contexts")
     if not isinstance(n_actions, (int, np.integer)) or n_actions < 3:
         raise ValueError(f"n_actions: a cycle needs at least 3 actions, got {n_actions!r}")
     margin = float(margin)
@@ -460,20 +468,14 @@ class PreferenceConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.scenario not in PREFERENCE_SCENARIOS:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(PREFERENCE_SCENARIOS)}")
-        for name in ("n_contexts", "n_actions", "dim", "n_annotators"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        check_choice(self.scenario, "scenario", PREFERENCE_SCENARIOS)
+        check_positive_ints(self, ("n_contexts", "n_actions", "dim", "n_annotators"))
         if self.scenario == "rps" and self.n_actions < 3:
             raise ValueError(f"n_actions: the rps scenario needs at least 3 actions, got {self.n_actions}")
         if self.scenario in ("linear_general",) and self.dim < 2:
             raise ValueError(f"dim: the linear general model needs d >= 2, got {self.dim}")
         for name in ("theta_norm", "strength", "ref_scale"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}: must be finite and >= 0, got {value}")
+            check_positive_float(getattr(self, name), name, allow_zero=True)
         if self.scenario == "rps" and not (0 < self.strength <= 1):
             raise ValueError(f"strength: the rps margin must lie in (0, 1], got {self.strength}")
 

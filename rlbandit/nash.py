@@ -31,7 +31,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from rlbandit._checks import as_float_array, check_context_probs, check_eta, check_logprobs
+from rlbandit._checks import (
+    as_float_array,
+    check_choice,
+    check_context_probs,
+    check_eta,
+    check_int,
+    check_logprobs,
+    check_positive_float,
+    check_positive_ints,
+)
 from rlbandit.general_preferences import (
     PreferenceProblem,
     _linear_general,
@@ -246,8 +255,7 @@ def nash_md_iterates(pref, ref_logprobs, eta, n_steps: int, *, step: float | Non
     η_t = 2/(τ(t+2)) by default (Theorem 1's schedule), or the constant ``step``. π_0 = π0 unless ``init``.
     """
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
+    check_int(n_steps, "n_steps", minimum=0)
     if step is not None and not (np.isfinite(step) and 0 < step <= 1.0 / eta):
         raise ValueError(f"step: a constant step must lie in (0, 1/η], got {step}")
     support = np.isfinite(ref)
@@ -346,15 +354,12 @@ def solve(pref, ref_logprobs, eta, method: str = "extragradient", *, tol: float 
     Returns:
         log π_η, shape (..., X, K) (and the iteration count when asked).
     """
-    if method not in SOLVERS:
-        raise ValueError(f"method: unknown solver {method!r}; choose one of {sorted(SOLVERS)}")
+    check_choice(method, "method", SOLVERS, kind="solver")
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     tol = float(tol)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: must be finite and > 0, got {tol}")
+    check_positive_float(tol, "tol")
     max_iter = _DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
-    if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: must be a positive integer, got {max_iter!r}")
+    check_int(max_iter, "max_iter")
     if init is not None:
         init = np.broadcast_to(_check_policy(init, ref.shape, "init"), ref.shape)
     logprobs, iterations = SOLVERS[method](pref, ref, eta, tol=tol, max_iter=max_iter, init=init)
@@ -466,20 +471,12 @@ class OnlineNashConfig:
 
     def __post_init__(self):
         check_eta(self.eta)
-        for name in ("n_iterations", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if not isinstance(self.n_offline, (int, np.integer)) or self.n_offline < 0:
-            raise ValueError(f"n_offline: must be an integer >= 0, got {self.n_offline!r}")
-        if self.enhancer not in ENHANCERS:
-            raise ValueError(f"enhancer: unknown enhancer {self.enhancer!r}; choose one of {sorted(ENHANCERS)}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver: unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}")
-        if not (np.isfinite(self.beta) and self.beta >= 0):
-            raise ValueError(f"beta: must be finite and >= 0, got {self.beta}")
-        if not (np.isfinite(self.reg) and self.reg > 0):
-            raise ValueError(f"reg: must be finite and > 0, got {self.reg}")
+        check_positive_ints(self, ("n_iterations", "batch_size"))
+        check_int(self.n_offline, "n_offline", minimum=0)
+        check_choice(self.enhancer, "enhancer", ENHANCERS)
+        check_choice(self.solver, "solver", SOLVERS)
+        check_positive_float(self.beta, "beta", allow_zero=True)
+        check_positive_float(self.reg, "reg")
 
 
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:

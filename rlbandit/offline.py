@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from rlbandit._checks import as_float_array, check_eta, check_logprobs
+from rlbandit._checks import as_float_array, check_choice, check_eta, check_int, check_logprobs, check_positive_float
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, normalize_logits
 from rlbandit.preferences import PreferenceData
 from rlbandit.problem import LinearBandit
@@ -384,8 +384,7 @@ def lcb_policy(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=
     Returns:
         :class:`LCBPolicySolution`; β = 0 returns exactly O(φθ̂, η, π0).
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver: unknown solver {solver!r}; choose one of {sorted(SOLVERS)}")
+    check_choice(solver, "solver", SOLVERS)
     eta = check_eta(eta)
     features = as_float_array(features, "features", min_ndim=3)
     batch = features.shape[:-3]
@@ -464,8 +463,7 @@ def theory_beta(diffs, reg: float, theta_bound: float, delta: float = 0.1, theta
         theta_hat: the fitted θ̂ (..., d) (the ``self_normalized`` rule needs it); rule: a key of
         :data:`BETA_RULES`.
     """
-    if rule not in BETA_RULES:
-        raise ValueError(f"rule: unknown β rule {rule!r}; choose one of {sorted(BETA_RULES)}")
+    check_choice(rule, "rule", BETA_RULES, kind="β rule")
     diffs = as_float_array(diffs, "diffs", min_ndim=2)
     reg = _positive(reg, "reg")
     theta_bound = _positive(theta_bound, "theta_bound")
@@ -544,9 +542,7 @@ def _positive(value, name, *, allow_zero=False):
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a float, got {value!r}") from None
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name}: must be finite and {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return value
+    return check_positive_float(value, name, allow_zero=allow_zero)
 
 
 def _check_reference(reference):
@@ -594,8 +590,7 @@ class LCBOptions(MLEOptions):
             _positive(self.theta_bound, "theta_bound")
         if not (0.0 < float(self.delta) < 1.0):
             raise ValueError(f"delta: must be in (0, 1), got {self.delta}")
-        if self.beta_rule not in BETA_RULES:
-            raise ValueError(f"beta_rule: unknown rule {self.beta_rule!r}; choose one of {sorted(BETA_RULES)}")
+        check_choice(self.beta_rule, "beta_rule", BETA_RULES, kind="rule")
         _check_reference(self.reference)
 
 
@@ -607,8 +602,7 @@ class LCBPolicyOptions(LCBOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver: unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}")
+        check_choice(self.solver, "solver", SOLVERS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -623,8 +617,7 @@ class EnsembleOptions:
     reference: str | np.ndarray = "ref"
 
     def __post_init__(self):
-        if not isinstance(self.n_models, (int, np.integer)) or self.n_models < 1:
-            raise ValueError(f"n_models: must be a positive integer, got {self.n_models!r}")
+        check_int(self.n_models, "n_models")
         _positive(self.reg, "reg")
         for r in tuple(self.regs):
             _positive(r, "regs")
@@ -707,8 +700,7 @@ METHODS: dict[str, Method] = {
 
 def make_options(method: str, **options):
     """The validated options dataclass of ``method`` (unknown option → ValueError naming it)."""
-    if method not in METHODS:
-        raise ValueError(f"method: unknown method {method!r}; choose one of {sorted(METHODS)}")
+    check_choice(method, "method", METHODS)
     cls = METHODS[method].options
     known = {f.name for f in fields(cls)}
     for name in options:
@@ -865,8 +857,7 @@ DESIGNS: dict[str, Callable] = {"reference": _design_reference, "uniform": _desi
 
 def behaviour_policies(problem: LinearBandit, design: str, n: int):
     """(log π¹, log π²) of the data design ``design`` for a dataset of n comparisons."""
-    if design not in DESIGNS:
-        raise ValueError(f"design: unknown design {design!r}; choose one of {sorted(DESIGNS)}")
+    check_choice(design, "design", DESIGNS)
     return DESIGNS[design](problem, n)
 
 

@@ -25,7 +25,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from rlbandit._checks import as_float_array, check_eta, check_finite, check_logprobs
+from rlbandit._checks import (
+    as_float_array,
+    check_choice,
+    check_eta,
+    check_finite,
+    check_int,
+    check_logprobs,
+    check_positive_float,
+)
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, normalize_logits
 from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels
 from rlbandit.problem import LinearBandit, _gather_rewards, stack_problems
@@ -146,12 +154,9 @@ def theory_beta(dim: int, T: int, m: int, reg: float, reward_bound: float, delta
     the ridge bias of the MLE. The same form is the offline β of Zhu, Jordan & Jiao (2023).
     """
     for name, value in (("dim", dim), ("T", T), ("m", m)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    if not (np.isfinite(reg) and reg >= 0):
-        raise ValueError(f"reg: must be finite and >= 0, got {reg}")
-    if not (np.isfinite(reward_bound) and reward_bound > 0):
-        raise ValueError(f"reward_bound: must be finite and > 0, got {reward_bound}")
+        check_int(value, name)
+    check_positive_float(reg, "reg", allow_zero=True)
+    check_positive_float(reward_bound, "reward_bound")
     if not (0 < delta < 1):
         raise ValueError(f"delta: must lie in (0, 1), got {delta}")
     gamma = 1.0 / (2.0 + np.exp(-reward_bound) + np.exp(reward_bound))
@@ -193,16 +198,13 @@ class OnlineOptions:
     progress: bool = False
 
     def __post_init__(self):
-        if not (np.isfinite(self.reg) and self.reg > 0):
-            raise ValueError(f"reg: must be finite and > 0, got {self.reg}")
+        check_positive_float(self.reg, "reg")
         if not (0 < self.delta < 1):
             raise ValueError(f"delta: must lie in (0, 1), got {self.delta}")
         if self.reward_bound is not None and not (np.isfinite(self.reward_bound) and self.reward_bound > 0):
             raise ValueError(f"reward_bound: must be finite and > 0 (or None), got {self.reward_bound}")
         for name, low in (("n_draws", 2), ("n_random_directions", 0), ("n_tilts", 1), ("n_refine", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+            check_int(getattr(self, name), name, minimum=low)
         if self.constraint not in _CONSTRAINTS:
             raise ValueError(f"constraint: must be one of {_CONSTRAINTS}, got {self.constraint!r}")
 
@@ -360,8 +362,7 @@ def best_of_n_logprobs(logprobs, scores, n: int) -> np.ndarray:
     scores = as_float_array(scores, "scores", min_ndim=1)
     check_finite(scores, "scores")
     logprobs, scores = np.broadcast_arrays(logprobs, scores)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: must be a positive integer, got {n!r}")
+    check_int(n, "n")
     k = scores.shape[-1]
     order = np.argsort(scores, axis=-1, kind="stable")
     s = np.take_along_axis(scores, order, axis=-1)
@@ -668,11 +669,9 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
     """
     problem = _as_batch(problem)
     eta = check_eta(eta)
-    if enhancer not in ENHANCERS:
-        raise ValueError(f"enhancer: unknown enhancer {enhancer!r}; choose one of {sorted(ENHANCERS)}")
+    check_choice(enhancer, "enhancer", ENHANCERS)
     for name, value in (("T", T), ("m", m)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        check_int(value, name)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     opts = OnlineOptions.from_kwargs(options)
@@ -748,8 +747,7 @@ def offline_baseline(problem: LinearBandit, eta, sizes, rng: np.random.Generator
     sizes = np.asarray(sizes)
     if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) or (sizes < 0).any():
         raise ValueError(f"sizes: expected a 1-d array of non-negative integers, got {sizes!r}")
-    if not (np.isfinite(reg) and reg > 0):
-        raise ValueError(f"reg: must be finite and > 0, got {reg}")
+    check_positive_float(reg, "reg")
     n_max = int(sizes.max())
     if data is None:
         data = problem.sample_preferences(problem.ref_logprobs, problem.ref_logprobs, max(n_max, 1), rng)

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlbandit._checks import check_eta
+from rlbandit._checks import check_choice, check_eta, check_positive_float, check_positive_ints
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, expected_reward
 from rlbandit.policies import POLICIES, as_tensor, make_policy
@@ -298,39 +298,30 @@ class PGConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: unknown {self.algorithm!r}; expected one of {sorted(ALGORITHMS)}")
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy: unknown {self.policy!r}; expected one of {sorted(POLICIES)}")
+        check_choice(self.algorithm, "algorithm", ALGORITHMS)
+        check_choice(self.policy, "policy", POLICIES)
         check_eta(self.eta)
-        for name in ("steps", "batch_contexts", "group_size", "epochs", "minibatches", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("steps", "batch_contexts", "group_size", "epochs", "minibatches", "log_every"),
+                            allow_bool=False)
         if self.mode not in ("sampled", "exact"):
             raise ValueError(f"mode: expected 'sampled' or 'exact', got {self.mode!r}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"lr: must be finite and > 0, got {self.lr}")
-        if not self.lr_decay >= 0:
-            raise ValueError(f"lr_decay: must be >= 0, got {self.lr_decay}")
+        check_positive_float(self.lr, "lr")
+        check_positive_float(self.lr_decay, "lr_decay", allow_zero=True, finite=False)
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"kl_estimator: unknown {self.kl_estimator!r}; expected one of {sorted(KL_ESTIMATORS)}")
+        check_choice(self.kl_estimator, "kl_estimator", KL_ESTIMATORS)
         if self.kl_placement not in ("reward", "loss"):
             raise ValueError(f"kl_placement: expected 'reward' or 'loss', got {self.kl_placement!r}")
         if not 0 < self.clip < 1:
             raise ValueError(f"clip: must lie in (0, 1), got {self.clip}")
-        if self.advantage is not None and self.advantage not in ADVANTAGES:
-            raise ValueError(f"advantage: unknown {self.advantage!r}; expected one of {sorted(ADVANTAGES)}")
+        if self.advantage is not None:
+            check_choice(self.advantage, "advantage", ADVANTAGES)
         if self.mode == "sampled" and self.advantage_name in ("loo", "group") and self.group_size < 2:
             raise ValueError(f"group_size: the {self.advantage_name!r} advantage needs group_size >= 2")
         if self.target_kl is not None and not self.target_kl > 0:
             raise ValueError(f"target_kl: must be > 0 or None, got {self.target_kl}")
-        if not self.kl_horizon > 0:
-            raise ValueError(f"kl_horizon: must be > 0, got {self.kl_horizon}")
-        if not self.value_lr > 0:
-            raise ValueError(f"value_lr: must be > 0, got {self.value_lr}")
+        check_positive_float(self.kl_horizon, "kl_horizon", finite=False)
+        check_positive_float(self.value_lr, "value_lr", finite=False)
 
     @property
     def advantage_name(self) -> str:

@@ -16,10 +16,13 @@ import numpy as np
 from rlbandit._checks import (
     as_float_array,
     check_broadcast,
+    check_choice,
     check_context_probs,
     check_eta,
     check_finite,
     check_logprobs,
+    check_positive_float,
+    check_positive_ints,
 )
 from rlbandit.oracle import (
     _gibbs_unchecked,
@@ -262,16 +265,10 @@ class ProblemConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario: unknown scenario {self.scenario!r}; choose one of {sorted(SCENARIOS)}")
-        for name in ("n_contexts", "n_actions", "dim"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if not (np.isfinite(self.theta_norm) and self.theta_norm > 0):
-            raise ValueError(f"theta_norm: must be finite and > 0, got {self.theta_norm}")
-        if not (np.isfinite(self.ref_scale) and self.ref_scale >= 0):
-            raise ValueError(f"ref_scale: must be finite and >= 0, got {self.ref_scale}")
+        check_choice(self.scenario, "scenario", SCENARIOS)
+        check_positive_ints(self, ("n_contexts", "n_actions", "dim"))
+        check_positive_float(self.theta_norm, "theta_norm")
+        check_positive_float(self.ref_scale, "ref_scale", allow_zero=True)
         if not np.isfinite(self.shift):
             raise ValueError(f"shift: must be finite, got {self.shift}")
         if not (1 <= self.n_good <= self.n_actions):
