@@ -368,13 +368,25 @@ _PACKING: dict = {}
 
 
 def packing_supported(model, pad_token_id: int) -> bool:
-    """Whether this model class gives the same log-probs packed as padded (checked once per class)."""
+    """Whether this model gives the same log-probs packed as padded.
+
+    Checked once per (model class, attention implementation, vocabulary size) with token ids
+    inside the model's vocabulary, so a tiny-vocabulary model (the single-token bridge) can
+    neither fail the probe nor decide the answer for a different model of the same class.
+    """
     import torch
 
-    key = type(model).__name__
+    config = getattr(model, "config", None)
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    key = (type(model).__name__, getattr(config, "_attn_implementation", None), vocab)
     if key not in _PACKING:
+        usable = [i for i in range(vocab) if i != pad_token_id][:10]
+        if len(usable) < 2:
+            _PACKING[key] = False
+            return False
+        pick = lambda n, start: [usable[(start + j) % len(usable)] for j in range(n)]  # noqa: E731
         try:
-            prompts, responses = [[5, 6, 7], [8]], [[9, 10], [11, 12, 13, 14]]
+            prompts, responses = [pick(3, 0), pick(1, 3)], [pick(2, 4), pick(4, 6)]
             with torch.no_grad():
                 device = next(model.parameters()).device
                 a = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
