@@ -29,7 +29,7 @@ import torch
 
 from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
 from rlbandit.losses import LOSSES, preference_loss
-from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts
+from rlbandit.oracle import _kl_unchecked, _weigh_contexts
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
 from rlbandit.preferences import PreferenceData
 

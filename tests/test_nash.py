@@ -43,7 +43,6 @@ from rlbandit.general_preferences import (
     rock_paper_scissors,
     sample_comparisons,
     unpack_weights,
-    win_rate,
 )
 
 ITERATIVE = ("fixed_point", "extragradient", "nash_md")
