@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlbandit._checks import check_int, check_positive_float
+
 __all__ = [
     "Batch",
     "Samples",
@@ -45,12 +47,9 @@ class SamplingConfig:
     top_p: float = 1.0
 
     def __post_init__(self):
-        if int(self.max_new_tokens) < 1:
-            raise ValueError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
-        if not (np.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature: must be a finite number > 0, got {self.temperature}")
-        if int(self.top_k) < 0:
-            raise ValueError(f"top_k: must be >= 0 (0 = no top-k filter), got {self.top_k}")
+        check_int(self.max_new_tokens, "max_new_tokens")
+        check_positive_float(self.temperature, "temperature")
+        check_int(self.top_k, "top_k", minimum=0)  # 0 = no top-k filter
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
 

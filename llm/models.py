@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlbandit._checks import check_int, check_positive_float, check_positive_ints
+
 __all__ = [
     "LanguageModel",
     "TinyLMConfig",
@@ -79,18 +81,14 @@ class TinyLMConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "n_layers", "n_heads", "intermediate_size", "max_length",
-                     "corpus_size", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.steps < 0:
-            raise ValueError(f"steps: must be >= 0, got {self.steps}")
+        check_positive_ints(self, ("vocab_size", "hidden_size", "n_layers", "n_heads", "intermediate_size",
+                                   "max_length", "corpus_size", "batch_size"))
+        check_int(self.steps, "steps", minimum=0)
         if self.vocab_size < 260:
             raise ValueError(f"vocab_size: a byte-level BPE needs >= 260 tokens, got {self.vocab_size}")
         if self.hidden_size % self.n_heads:
             raise ValueError(f"n_heads: must divide hidden_size = {self.hidden_size}, got {self.n_heads}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_positive_float(self.lr, "lr", finite=False)
 
     @staticmethod
     def tiny(**overrides) -> TinyLMConfig:

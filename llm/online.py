@@ -32,6 +32,7 @@ import pandas as pd
 
 from llm.generation import SamplingConfig, generate, sequence_logprobs
 from llm.trainers import DPOConfig, _torch_generator, dpo, prepare_dpo_data
+from rlbandit._checks import check_positive_ints
 
 __all__ = ["ENHANCERS", "REFERENCES", "OnlineDPOConfig", "evaluate_policy", "online_dpo"]
 
@@ -95,9 +96,7 @@ class OnlineDPOConfig:
             raise ValueError(f"enhancer: unknown {self.enhancer!r}; expected one of {sorted(ENHANCERS)}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference: expected one of {REFERENCES}, got {self.reference!r}")
-        for name in ("iterations", "prompts_per_iteration"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        check_positive_ints(self, ("iterations", "prompts_per_iteration"))
         if self.n_candidates < 2:
             raise ValueError(f"n_candidates: need >= 2 responses per prompt, got {self.n_candidates}")
         if not (self.bonus >= 0 and self.reg > 0):

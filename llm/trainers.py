@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from llm.generation import Batch, SamplingConfig, encode, generate, make_batch, missing_eos_penalty, sequence_logprobs
+from rlbandit._checks import check_int, check_positive_float, check_positive_ints
 
 __all__ = [
     "KL_MODES",
@@ -47,13 +48,6 @@ __all__ = [
 
 class NonFiniteLossError(ValueError):
     """A loss or gradient became NaN/inf; training stopped before the weights were updated."""
-
-
-def _check_positive(name, value, *, integer=False, allow_zero=False):
-    bad = value < 0 if allow_zero else value <= 0
-    if (integer and int(value) != value) or not np.isfinite(value) or bad:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}: must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
 class _Guard:
@@ -148,10 +142,10 @@ class SFTConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive("steps", self.steps, integer=True, allow_zero=True)
-        _check_positive("batch_size", self.batch_size, integer=True)
-        _check_positive("lr", self.lr)
-        _check_positive("warmup", self.warmup, integer=True, allow_zero=True)
+        check_int(self.steps, "steps", minimum=0)
+        check_int(self.batch_size, "batch_size")
+        check_positive_float(self.lr, "lr")
+        check_int(self.warmup, "warmup", minimum=0)
 
 
 def sft(lm, prompts: Sequence[str], responses: Sequence[str], config: SFTConfig, *, progress: bool = True,
@@ -210,10 +204,10 @@ class DPOConfig:
 
         if self.loss_type not in LOSSES:
             raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
-        _check_positive("beta", self.beta)
-        _check_positive("steps", self.steps, integer=True, allow_zero=True)
-        _check_positive("batch_size", self.batch_size, integer=True)
-        _check_positive("lr", self.lr)
+        check_positive_float(self.beta, "beta")
+        check_int(self.steps, "steps", minimum=0)
+        check_int(self.batch_size, "batch_size")
+        check_positive_float(self.lr, "lr")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
 
@@ -388,18 +382,17 @@ class PGConfig:
     def __post_init__(self):
         if self.target_kl is not None and not (np.isfinite(self.target_kl) and self.target_kl > 0):
             raise ValueError(f"target_kl: must be a finite number > 0 (or None), got {self.target_kl}")
-        _check_positive("kl_horizon", self.kl_horizon)
+        check_positive_float(self.kl_horizon, "kl_horizon")
         if self.algorithm not in PG_ALGORITHMS:
             raise ValueError(f"algorithm: expected one of {sorted(PG_ALGORITHMS)}, got {self.algorithm!r}")
         if self.kl_mode not in KL_MODES:
             raise ValueError(f"kl_mode: expected one of {KL_MODES}, got {self.kl_mode!r}")
         if self.kl_kind not in ("k1", "k2", "k3"):
             raise ValueError(f"kl_kind: expected k1, k2 or k3, got {self.kl_kind!r}")
-        _check_positive("eta", self.eta, allow_zero=True)
-        for name in ("steps", "prompts_per_step", "samples_per_prompt", "epochs", "minibatches"):
-            _check_positive(name, getattr(self, name), integer=True)
-        _check_positive("clip", self.clip)
-        _check_positive("lr", self.lr)
+        check_positive_float(self.eta, "eta", allow_zero=True)
+        check_positive_ints(self, ("steps", "prompts_per_step", "samples_per_prompt", "epochs", "minibatches"))
+        check_positive_float(self.clip, "clip")
+        check_positive_float(self.lr, "lr")
 
 
 def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, config: PGConfig, *,
@@ -492,7 +485,7 @@ def best_of_n(policy, prompts: Sequence[str], n: int, reward_fn: Callable, sampl
     Returns (responses, rewards (m,), all_rewards (m, n)). Its KL to the sampler is at most
     log n − (n − 1)/n (Beirami et al. 2024), the bound the study prints beside the estimate.
     """
-    _check_positive("n", n, integer=True)
+    check_int(n, "n")
     prompts = list(prompts)
     flat = [p for p in prompts for _ in range(n)]
     samples = generate(policy, flat, sampling, generator)
@@ -515,8 +508,7 @@ class RSConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("rounds", "n", "prompts_per_round"):
-            _check_positive(name, getattr(self, name), integer=True)
+        check_positive_ints(self, ("rounds", "n", "prompts_per_round"))
 
 
 def rejection_sampling_finetune(policy, prompts: Sequence[str], reward_fn: Callable, config: RSConfig, *,
@@ -594,9 +586,9 @@ class RMConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive("steps", self.steps, integer=True, allow_zero=True)
-        _check_positive("batch_size", self.batch_size, integer=True)
-        _check_positive("lr", self.lr)
+        check_int(self.steps, "steps", minimum=0)
+        check_int(self.batch_size, "batch_size")
+        check_positive_float(self.lr, "lr")
 
 
 def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, progress: bool = True):
