@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -48,16 +50,21 @@ def pairs():
 
 
 class HashGold:
-    """A cheap linear gold reward for smoke tests: φ = normalised character-trigram hashes (d = 16)."""
+    """A cheap linear gold reward for smoke tests: φ = normalised character-trigram hashes (d = 16).
 
-    def __init__(self, d=16):
-        self.theta = np.random.default_rng(0).standard_normal(d)
+    The hash is crc32, not ``hash()``: Python salts string hashes per process (PYTHONHASHSEED), which
+    made the features, and so every test using them, differ from one run to the next.
+    θ* is scaled so reward differences (std ≈ 2.3) carry information; at unit scale they are ≈ 0.55
+    and the labels are close to coin flips."""
+
+    def __init__(self, d=16, scale=4.0):
+        self.theta = scale * np.random.default_rng(0).standard_normal(d)
 
     def features(self, prompts, responses):
         out = np.zeros((len(responses), len(self.theta)))
         for i, text in enumerate(responses):
             for j in range(max(0, len(text) - 2)):
-                out[i, hash(text[j:j + 3]) % len(self.theta)] += 1.0
+                out[i, zlib.crc32(text[j:j + 3].encode()) % len(self.theta)] += 1.0
         return out / np.maximum(1.0, np.linalg.norm(out, axis=-1, keepdims=True))
 
     def __call__(self, prompts, responses, samples=None):
@@ -155,11 +162,12 @@ def test_bt_head_on_features_is_the_mle():
     from rlbandit.reward import fit_bt
 
     gold = HashGold()
-    prompts, r1, _ = reviews(300, np.random.default_rng(3))
-    _, r2, _ = reviews(300, np.random.default_rng(4))
+    prompts, r1, _ = reviews(1000, np.random.default_rng(3))
+    _, r2, _ = reviews(1000, np.random.default_rng(4))
     labels = bt_labels(gold(prompts, r1), gold(prompts, r2), np.random.default_rng(5))
     theta = fit_bt(gold.features(prompts, r1) - gold.features(prompts, r2), labels, reg=1.0)
-    assert np.corrcoef(theta, gold.theta)[0, 1] > 0.5  # the MLE recovers the direction of θ*
+    # 0.97–0.99 over 40 salted variants of the hash; 0.9 leaves a margin that is not luck
+    assert np.corrcoef(theta, gold.theta)[0, 1] > 0.9  # the MLE recovers the direction of θ*
     from llm.features import fit_feature_reward
 
     proxy = fit_feature_reward(gold.features(prompts, r1), gold.features(prompts, r2), labels, reg=1.0)
