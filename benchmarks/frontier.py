@@ -215,10 +215,6 @@ def bon_gaps(frame: pd.DataFrame) -> pd.DataFrame:
 def report(frame: pd.DataFrame) -> ReportContent:
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("gain_fraction", r"reward gain $\frac{\mathbb{E}_\pi r^* - \mathbb{E}_{\pi_0} r^*}"
-                                           r"{\mathbb{E}\max r^* - \mathbb{E}_{\pi_0} r^*}$")
-    plots.register_symbol("gap", r"frontier $-$ best-of-$N$ reward at equal KL")
     frame = frame.copy()
     frame["method"] = frame["kind"].map({"gibbs": "Gibbs O(r*, η, π0)", "best_of_n": "best-of-N"})
     frame["step"] = np.where(frame["kind"] == "gibbs", -np.log(frame["eta"]), np.log(frame["N"].fillna(1.0)))
@@ -299,5 +295,10 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "gain_fraction": (r"reward gain $\frac{\mathbb{E}_\pi r^* - \mathbb{E}_{\pi_0} r^*}"
+                          r"{\mathbb{E}\max r^* - \mathbb{E}_{\pi_0} r^*}$"),
+        "gap": r"frontier $-$ best-of-$N$ reward at equal KL",
+    },
     tags=("bandit", "oracle"),
 )

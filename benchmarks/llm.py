@@ -403,7 +403,6 @@ _COLORS = dict(zip(_METHODS, ("#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467
 def report(frame: pd.DataFrame) -> ReportContent:
     from rlbandit import plots
 
-    plots.apply_style()
     frame = frame.copy()
     if "algorithm" in frame:  # rows without a method (a run's π0 row) belong to the run's method
         implied = frame["algorithm"].map({"offline_dpo": "offline", "ppo": "ppo", "best_of_n": "best_of_n"})

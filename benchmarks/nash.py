@@ -334,12 +334,6 @@ def _offline_table(offline: pd.DataFrame) -> pd.DataFrame:
 def report(frame: pd.DataFrame) -> ReportContent:
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("win_rate_vs_bt", r"$P(\pi \succ \pi_{\mathrm{BT}})$")
-    plots.register_symbol("win_rate_vs_ref", r"$P(\pi \succ \pi_0)$")
-    plots.register_symbol("payoff_vs_bt", r"$f(\pi, \pi_{\mathrm{BT}})$")
-    plots.register_symbol("kl_max_over_contexts", r"$\max_x \mathrm{KL}(\pi^*\|\pi_T)$")
-    plots.register_symbol("T", r"Nash-MD iteration $T$")
     tables, figures, summary = [], [], []
 
     offline = frame[frame.experiment == "offline"].dropna(axis=1, how="all")
@@ -481,5 +475,12 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "win_rate_vs_bt": r"$P(\pi \succ \pi_{\mathrm{BT}})$",
+        "win_rate_vs_ref": r"$P(\pi \succ \pi_0)$",
+        "payoff_vs_bt": r"$f(\pi, \pi_{\mathrm{BT}})$",
+        "kl_max_over_contexts": r"$\max_x \mathrm{KL}(\pi^*\|\pi_T)$",
+        "T": r"Nash-MD iteration $T$",
+    },
     tags=("nash", "general-preferences"),
 )

@@ -190,16 +190,8 @@ def _at_budget(frame: pd.DataFrame, column: str = "suboptimality") -> pd.DataFra
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("n_online", r"online comparisons $(t-1)\,m$")
-    plots.register_symbol("best_suboptimality", r"best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$")
-    plots.register_symbol("kl_enhancer_main", r"$\mathrm{KL}(\pi^2_t\|\pi^1_t)$")
-    plots.register_symbol("uncertainty", r"$\mathbb{E}_x\|\phi(x,\pi^1)-\phi(x,\pi^2)\|_{\Sigma_t^{-1}}$")
     frame = frame.copy()
     if "beta_scale" not in frame:
         frame["beta_scale"] = 1.0
@@ -426,5 +418,11 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "n_online": r"online comparisons $(t-1)\,m$",
+        "best_suboptimality": r"best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$",
+        "kl_enhancer_main": r"$\mathrm{KL}(\pi^2_t\|\pi^1_t)$",
+        "uncertainty": r"$\mathbb{E}_x\|\phi(x,\pi^1)-\phi(x,\pi^2)\|_{\Sigma_t^{-1}}$",
+    },
     tags=("bandit", "online"),
 )

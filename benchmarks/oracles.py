@@ -286,15 +286,8 @@ def _first_reaching(group: pd.DataFrame, column: str, tol: float) -> float:
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("kl_to_target", r"$\mathbb{E}_x\,\mathrm{KL}(\hat\pi\,\|\,\pi^*)$")
-    plots.register_symbol("samples", "samples (actions drawn) / comparisons")
-    plots.register_symbol("step", "gradient step")
     frame = frame.copy()
     scenarios = [s for s in SCENARIOS if s in set(frame["scenario"])]
     etas = sorted(frame["eta"].unique())
@@ -467,5 +460,10 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "kl_to_target": r"$\mathbb{E}_x\,\mathrm{KL}(\hat\pi\,\|\,\pi^*)$",
+        "samples": "samples (actions drawn) / comparisons",
+        "step": "gradient step",
+    },
     tags=("bandit", "oracles"),
 )

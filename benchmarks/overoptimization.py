@@ -273,15 +273,8 @@ def fit_form(d: np.ndarray, gain: np.ndarray, form: str) -> dict[str, float]:
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("d", r"$d = \sqrt{\mathbb{E}_x \mathrm{KL}(\pi\|\pi_0)}$")
-    plots.register_symbol("gold_gain", "gold reward gain over π0")
-    plots.register_symbol("proxy_gain", "proxy reward gain over π0")
     proxies = [p for p in PROXIES if p in set(frame["proxy"])]
     curves = sorted(frame["curve"].unique(), key=lambda c: (not c.startswith("Gibbs"), not c.startswith("best"), c))
 
@@ -408,5 +401,10 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "d": r"$d = \sqrt{\mathbb{E}_x \mathrm{KL}(\pi\|\pi_0)}$",
+        "gold_gain": "gold reward gain over π0",
+        "proxy_gain": "proxy reward gain over π0",
+    },
     tags=("bandit", "oracles"),
 )

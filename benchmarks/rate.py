@@ -253,9 +253,6 @@ def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
 def report(frame: pd.DataFrame) -> ReportContent:
     from rlbandit import plots
 
-    plots.apply_style()
-    plots.register_symbol("local_slope", r"local slope $d\log\mathrm{SubOpt}/d\log n$")
-    plots.register_symbol("scaled_subopt", r"$\mathrm{SubOpt}\cdot\eta n/d$")
     frame = frame.copy()
     frame["scaled_subopt"] = frame["subopt"] * frame["eta"] * frame["n"] / frame["dim"]
     slopes = slope_table(frame)
@@ -374,5 +371,9 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=report,
+    symbols={
+        "local_slope": r"local slope $d\log\mathrm{SubOpt}/d\log n$",
+        "scaled_subopt": r"$\mathrm{SubOpt}\cdot\eta n/d$",
+    },
     tags=("bandit", "offline", "rates"),
 )

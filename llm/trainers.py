@@ -145,6 +145,7 @@ class SFTConfig:
         check_int(self.steps, "steps", minimum=0)
         check_int(self.batch_size, "batch_size")
         check_positive_float(self.lr, "lr")
+        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
         check_int(self.warmup, "warmup", minimum=0)
 
 
@@ -208,6 +209,7 @@ class DPOConfig:
         check_int(self.steps, "steps", minimum=0)
         check_int(self.batch_size, "batch_size")
         check_positive_float(self.lr, "lr")
+        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
 
@@ -393,6 +395,7 @@ class PGConfig:
         check_positive_ints(self, ("steps", "prompts_per_step", "samples_per_prompt", "epochs", "minibatches"))
         check_positive_float(self.clip, "clip")
         check_positive_float(self.lr, "lr")
+        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
 
 
 def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, config: PGConfig, *,
@@ -589,6 +592,7 @@ class RMConfig:
         check_int(self.steps, "steps", minimum=0)
         check_int(self.batch_size, "batch_size")
         check_positive_float(self.lr, "lr")
+        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
 
 
 def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, progress: bool = True):

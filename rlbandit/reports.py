@@ -120,12 +120,10 @@ def write_report(study: Study | str, *, results: str | os.PathLike | None = None
     if frame.empty or not ok:
         raise ValueError(f"results: no finished runs of {study.name!r} in {results} "
                          f"({len(failed)} failed, {len(missing)} not run)")
-    from rlbandit import plots
+    import matplotlib
 
-    plots.apply_style()
-    content = study.report(frame)
-    if not isinstance(content, ReportContent):
-        raise ValueError(f"report: study {study.name!r} returned {type(content).__name__}, expected ReportContent")
+    matplotlib.use("Agg")  # the report writer renders to files, never to a screen
+    content = study.render(frame)
 
     out.mkdir(parents=True, exist_ok=True)
     written = set()

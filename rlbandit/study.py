@@ -10,12 +10,16 @@ A study module (``benchmarks/NAME.py``) defines ``STUDY = Study(...)``:
 - ``report(frame)`` → :class:`ReportContent`: the headline tables and figures of the report,
   computed from the concatenated frame of all runs (config columns included). It returns
   figures and never writes files; only the report writer does.
+- ``symbols`` → axis labels (DESIGN's notation) for the study's own columns, added to
+  :data:`rlbandit.plots.SYMBOLS`; :meth:`Study.render` applies them and the one report style
+  before calling ``report``, so a study's ``report`` only computes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -52,7 +56,24 @@ class Study:
     run: Callable[[Any], pd.DataFrame]
     report: Callable[[pd.DataFrame], ReportContent]
     tags: tuple[str, ...] = field(default=())
+    symbols: Mapping[str, str] = field(default_factory=dict)  # column → axis label
 
     def __post_init__(self):
         if not self.name.isidentifier():
             raise ValueError(f"name: a study name must be a Python identifier, got {self.name!r}")
+        bad = [k for k, v in dict(self.symbols).items() if not (isinstance(k, str) and k and isinstance(v, str))]
+        if bad:
+            raise ValueError(f"symbols: expected column-name → label strings, got bad entries for {bad!r}")
+        object.__setattr__(self, "symbols", MappingProxyType(dict(self.symbols)))
+
+    def render(self, frame: pd.DataFrame) -> ReportContent:
+        """``report(frame)`` with the report style and this study's axis labels in place."""
+        from rlbandit import plots
+
+        plots.apply_style()
+        for column, text in self.symbols.items():
+            plots.register_symbol(column, text)
+        content = self.report(frame)
+        if not isinstance(content, ReportContent):
+            raise ValueError(f"report: study {self.name!r} returned {type(content).__name__}, expected ReportContent")
+        return content

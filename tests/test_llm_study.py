@@ -65,7 +65,7 @@ def test_smoke_sweep_rows_in_both_worlds(frame):
 
 
 def test_report_has_tables_figures_and_numbers(frame):
-    content = STUDY.report(frame)
+    content = STUDY.render(frame)
     assert content.tables and content.tables[0][1].shape[0] >= 4
     names = {f.name for f in content.figures}
     assert {"learning_curves", "gold_vs_kl", "win_rate"} <= names

@@ -199,6 +199,10 @@ def test_config_validation():
         OnlineDPOConfig(reference="nope")
     with pytest.raises(ValueError, match="noise"):
         bt_labels(np.zeros(2), np.zeros(2), np.random.default_rng(0), noise=0.6)
+    for config in (SFTConfig, DPOConfig, PGConfig, RMConfig):
+        with pytest.raises(ValueError, match="max_grad_norm"):
+            config(max_grad_norm=float("nan"))
+        config(max_grad_norm=0.0)  # 0 turns clipping off
 
 
 def test_prompt_too_long_for_training(base):

@@ -310,7 +310,7 @@ def test_offline_study_smoke():
     frame = pd.concat(frames, ignore_index=True)
     assert set(frame["method"]) == set(offline.METHODS)
     assert np.isfinite(frame["suboptimality"]).all() and (frame["suboptimality"] >= -1e-9).all()
-    content = STUDY.report(frame)
+    content = STUDY.render(frame)
     assert "pessimism" in content.summary and "β" in content.summary
     assert {f.name for f in content.figures} >= {"subopt_vs_n", "beta_sweep", "bound", "reference"}
     headline = content.tables[0][1]

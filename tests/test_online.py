@@ -313,7 +313,7 @@ def test_online_study_smoke():
         for key, value in dataclasses.asdict(config).items():
             frame[key] = value
         frames.append(frame.assign(run_id=str(i)))
-    content = STUDY.report(pd.concat(frames, ignore_index=True))
+    content = STUDY.render(pd.concat(frames, ignore_index=True))
     assert "exploration" in content.summary and content.tables and content.figures
     headline = content.tables[0][1]
     assert set(headline["method"].astype(str)) >= {"optimistic", "ucb", "self", "offline (π0 data)"}

@@ -279,6 +279,22 @@ def test_report_writes_markdown_and_figures(tmp_path):
         write_report(TOY, results=tmp_path / "missing", out=out)
 
 
+def test_render_applies_the_study_symbols(monkeypatch):
+    monkeypatch.setattr(plots, "SYMBOLS", dict(plots.SYMBOLS))  # keep the label out of other tests
+    study = Study("labelled", "", toy_configs, toy_run, toy_report, symbols={"value": r"$V(n)$"})
+    frame = toy_run(ToyConfig()).assign(run_id="r", scale=1.0)
+    content = study.render(frame)
+    axis = content.figures[0].figure.axes[0]
+    assert axis.get_ylabel() == r"$V(n)$" and plots.label("value") == r"$V(n)$"
+    with pytest.raises(TypeError):
+        study.symbols["value"] = "changed"  # a study is frozen, its labels too
+    with pytest.raises(ValueError, match="symbols"):
+        Study("bad", "", toy_configs, toy_run, toy_report, symbols={"value": 3})
+    not_content = Study("bad_report", "", toy_configs, toy_run, lambda frame: "text")
+    with pytest.raises(ValueError, match="report"):
+        not_content.render(frame)
+
+
 def test_markdown_table_formats_numbers():
     table = markdown_table(pd.DataFrame({"a": [1, 2], "b": [0.000012345, 123.456], "c": ["x|y", None]}))
     lines = table.splitlines()
