@@ -223,10 +223,7 @@ def _slope(group: pd.DataFrame) -> float:
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rlbandit import plots
 
     speed = frame[frame["kind"] == "speed"] if "kind" in frame else frame.iloc[:0]
     frame = frame[frame["kind"] != "speed"] if "kind" in frame else frame
@@ -236,7 +233,6 @@ def report(frame: pd.DataFrame) -> ReportContent:
     head = _headline(frame, beta0)
     n_max, n_min = frame["n"].max(), frame["n"].min()
     scenarios = [s for s in SCENARIOS if s in set(frame["scenario"])] + sorted(set(frame["scenario"]) - set(SCENARIOS))
-    etas = sorted(frame["eta"].unique())
     n_mid = sorted(frame["n"].unique())[len(frame["n"].unique()) // 2]
 
     # 1. Headline table: mean SubOpt ± s.e. at the smallest, middle and largest n.
@@ -295,96 +291,56 @@ def report(frame: pd.DataFrame) -> ReportContent:
     mle_mean = frame[frame["method"] == "mle"].groupby(["scenario", "eta"])["suboptimality"].mean().rename("mle")
     ref_table = ref_table.merge(mle_mean.reset_index(), on=["scenario", "eta"]).round(4)
 
+    # Figures: plots.line_plot on tidy frames (seed means, 95 % t-bands across seeds), scenario × η panels;
+    # categorical columns keep the scenarios and methods in the tables' order.
+    def ordered(part: pd.DataFrame) -> pd.DataFrame:
+        part = part.assign(scenario=pd.Categorical(part["scenario"], scenarios))
+        return part.assign(method=pd.Categorical(part["method"], METHOD_ORDER)) if "method" in part else part
+
     figures = []
-    colors = dict(zip(METHOD_ORDER, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     # Figure 1: SubOpt vs n per scenario × η.
-    fig, axes = plt.subplots(len(etas), len(scenarios), figsize=(4.2 * len(scenarios), 3.4 * len(etas)), squeeze=False)
-    for i, eta in enumerate(etas):
-        for j, scenario in enumerate(scenarios):
-            ax = axes[i, j]
-            part = head[(head["eta"] == eta) & (head["scenario"] == scenario)]
-            for method in METHOD_ORDER:
-                g = part[part["method"] == method].groupby("n")["suboptimality"]
-                if g.ngroups == 0:
-                    continue
-                m, s = g.mean(), g.std(ddof=1) / np.sqrt(g.size())
-                ax.errorbar(m.index, m.values, yerr=s.values, marker="o", ms=3, capsize=2, label=method, color=colors[method])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{scenario}, η={eta:g}", fontsize=9)
-            ax.set_xlabel("n comparisons")
-            if j == 0:
-                ax.set_ylabel("SubOpt (mean ± s.e.)")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    fig = plots.line_plot(ordered(head), x="n", y="suboptimality", hue="method", col="scenario", row="eta", logx=True, logy=True,
+                          title=f"SubOpt against n (LCBs at β = {beta0:g}, ν = φ(x,π0))")
     figures.append(ReportFigure("subopt_vs_n", fig, f"Exact SubOpt against n for every method (LCBs at β={beta0:g}, "
-                                                     "ν=φ(x,π0)), per scenario (columns) and η (rows); log–log."))
+                                                     "ν=φ(x,π0)), per scenario (columns) and η (rows); log–log; lines are "
+                                                     "seed means, bands 95 % t-intervals across seeds."))
 
-    # Figure 2: β sweep at n_mid and n_max.
-    fig, axes = plt.subplots(len(etas), len(scenarios), figsize=(4.2 * len(scenarios), 3.4 * len(etas)), squeeze=False)
-    for i, eta in enumerate(etas):
-        for j, scenario in enumerate(scenarios):
-            ax = axes[i, j]
-            part = fixed[(fixed["eta"] == eta) & (fixed["scenario"] == scenario)]
-            for method, style in (("lcb", "-"), ("lcb_policy", "--")):
-                for n, marker in ((n_mid, "o"), (n_max, "s")):
-                    g = part[(part["method"] == method) & (part["n"] == n)].groupby("beta")["suboptimality"].mean()
-                    x = np.where(g.index > 0, g.index, min(b for b in g.index if b > 0) / 4) if len(g) else g.index
-                    ax.plot(x, g.values, style, marker=marker, ms=3, label=f"{method}, n={n}")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{scenario}, η={eta:g}", fontsize=9)
-            ax.set_xlabel("β (leftmost point: β = 0, the MLE)")
-            if j == 0:
-                ax.set_ylabel("mean SubOpt")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    figures.append(ReportFigure("beta_sweep", fig, "Mean SubOpt against β for the pointwise (solid) and policy-level "
-                                                   f"(dashed) LCB at n={n_mid} and n={n_max}; ν=φ(x,π0)."))
+    # Figure 2: β sweep at n_mid and n_max; β = 0 (the MLE) is drawn left of the smallest positive β.
+    positive = fixed.loc[fixed["beta"] > 0, "beta"]
+    beta_zero_at = positive.min() / 4 if len(positive) else 1.0
+    at_n = fixed[fixed["n"].isin([n_mid, n_max])]
+    at_n = at_n.assign(beta_with_zero=np.where(at_n["beta"] > 0, at_n["beta"], beta_zero_at))
+    fig = plots.line_plot(ordered(at_n), x="beta_with_zero", y="suboptimality", hue="n", style="method", col="scenario", row="eta",
+                          logx=True, logy=True, title="β sweep of the LCBs (ν = φ(x,π0))")
+    figures.append(ReportFigure("beta_sweep", fig, "Mean SubOpt against β for the pointwise (solid, circles) and "
+                                                   f"policy-level (dashed, squares) LCB at n={n_mid} and n={n_max} (colour); "
+                                                   f"ν=φ(x,π0); β = 0 (the MLE) is drawn at β = {beta_zero_at:g}, left of "
+                                                   "the smallest positive β; bands are 95 % t-intervals across seeds."))
 
-    # Figure 3: bound vs realised SubOpt (lcb_policy; theory β and fixed β when covered).
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4.2 * len(scenarios), 3.4), squeeze=False)
-    for j, scenario in enumerate(scenarios):
-        ax = axes[0, j]
-        for rule, part, color in (("theory β", theory, "C3"), (f"β={beta0:g}", tight, "C0")):
-            p = part[(part["scenario"] == scenario) & (part["method"] == "lcb_policy") & (part["reference"] == "ref")]
-            g = p.groupby("n")
-            ax.plot(g["suboptimality"].mean(), "-o", ms=3, color=color, label=f"SubOpt, {rule}")
-            ax.plot(g["bound"].mean(), "--", color=color, label=f"bound 2β‖E[φ(π*)−ν]‖, {rule}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(scenario, fontsize=9)
-        ax.set_xlabel("n comparisons")
-    axes[0, 0].set_ylabel("mean over seeds and η")
-    axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    figures.append(ReportFigure("bound", fig, "Option I (lcb_policy): realised SubOpt (solid) beside the theory's bound "
-                                              "2β‖E_x[φ(x,π*) − ν(x)]‖_{Σ⁻¹} (dashed), for the theory β and a fixed β."))
+    # Figure 3: bound vs realised SubOpt (lcb_policy, ν = φ(π0); theory β and the fixed β), long form.
+    rules = pd.concat([theory.assign(rule="theory"), tight.assign(rule=f"{beta0:g}")], ignore_index=True)
+    rules = rules[(rules["method"] == "lcb_policy") & (rules["reference"] == "ref")]
+    long = (rules.melt(id_vars=["scenario", "eta", "n", "seed", "rule"], value_vars=["suboptimality", "bound"],
+                       var_name="quantity", value_name="subopt_or_bound")
+            .rename(columns={"rule": "beta"}))
+    long["quantity"] = long["quantity"].map(
+        {"suboptimality": "SubOpt", "bound": r"bound $2\beta\|\mathbb{E}_x[\phi(x,\pi^*)-\nu(x)]\|_{\Sigma^{-1}}$"})
+    fig = plots.line_plot(ordered(long), x="n", y="subopt_or_bound", hue="beta", style="quantity", col="scenario", row="eta",
+                          logx=True, logy=True, title="Option I (lcb_policy): realised SubOpt and the theory's bound")
+    figures.append(ReportFigure("bound", fig, "Option I (lcb_policy, ν=φ(x,π0)): realised SubOpt (solid) beside the "
+                                              "theory's bound 2β‖E_x[φ(x,π*) − ν(x)]‖_{Σ⁻¹} (dashed), for the theory β "
+                                              f"and β={beta0:g} (colour), per scenario (columns) and η (rows); bands are "
+                                              "95 % t-intervals across seeds."))
 
-    # Figure 4: the reference ν of the LCBs (fixed β), beside the MLE, per scenario (η pooled by rows).
-    fig, axes = plt.subplots(len(etas), len(scenarios), figsize=(4.2 * len(scenarios), 3.4 * len(etas)), squeeze=False)
-    for i, eta in enumerate(etas):
-        for j, scenario in enumerate(scenarios):
-            ax = axes[i, j]
-            part = frame[(frame["eta"] == eta) & (frame["scenario"] == scenario)]
-            mle = part[part["method"] == "mle"].groupby("n")["suboptimality"].mean()
-            ax.plot(mle, "k-o", ms=3, label="mle")
-            for method, style in (("lcb", "-"), ("lcb_policy", "--")):
-                for reference, color in (("ref", "C0"), ("zero", "C3")):
-                    g = refs[(refs["eta"] == eta) & (refs["scenario"] == scenario) & (refs["method"] == method)
-                             & (refs["reference"] == reference)].groupby("n")["suboptimality"].mean()
-                    ax.plot(g, style, color=color, marker="s" if reference == "zero" else "o", ms=3,
-                            label=f"{method}, ν={'φ(x,π0)' if reference == 'ref' else '0'}")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{scenario}, η={eta:g}", fontsize=9)
-            ax.set_xlabel("n comparisons")
-            if j == 0:
-                ax.set_ylabel("mean SubOpt")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    figures.append(ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) (circles) "
-                                                  "vs ν = 0 (squares), pointwise (solid) and policy-level (dashed), beside MLE."))
+    # Figure 4: the reference ν of the LCBs (fixed β), beside the MLE, per scenario × η.
+    with_mle = pd.concat([refs, frame[frame["method"] == "mle"]], ignore_index=True)
+    with_mle["ν"] = with_mle["reference"].map({"ref": r"$\phi(x,\pi_0)$", "zero": "$0$"}).fillna("none (MLE)")
+    with_mle = ordered(with_mle).assign(method=pd.Categorical(with_mle["method"], ("lcb", "lcb_policy", "mle")))
+    fig = plots.line_plot(with_mle, x="n", y="suboptimality", hue="ν", style="method", col="scenario", row="eta",
+                          logx=True, logy=True, title=f"Reference ν of the LCB bonus (β = {beta0:g})")
+    figures.append(ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) vs ν = 0 "
+                                                  "(colour), pointwise (solid) and policy-level (dashed), beside MLE "
+                                                  "(dotted); bands are 95 % t-intervals across seeds."))
 
     summary = _summary(head, ratio_all, best, bound_check, tight_check, rates, ref_table, beta0, n_max)
     speed_table = None
@@ -398,7 +354,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
                     + ", ".join(f"{r.ratio_to_cvxpy:.3f}× cvxpy's time (X={r.n_contexts}, K={r.n_actions}, η={r.eta:g})"
                                 for r in dual.itertuples())
                     + f"; largest objective gap between the two {speed_table['value_gap'].max():.1e}.")
-    notes = ("- Every SubOpt is exact (closed-form J* on the true reward), averaged over seeds; ± is one standard error.\n"
+    notes = ("- Every SubOpt is exact (closed-form J* on the true reward), averaged over seeds; ± in the tables is one "
+             "standard error, the figures' bands are 95 % t-intervals across seeds.\n"
              "- The theory β is the explicit self-normalised radius (`rlbandit.offline.theory_beta`, rule "
              "`self_normalized`, δ = 0.1, B = ‖θ*‖); its 1/κ factor (κ = σ'(2B) ≈ 1/56 for B = 2) makes it very "
              "conservative.\n"
@@ -511,4 +468,8 @@ STUDY = Study(
     run=run,
     report=report,
     tags=("bandit", "offline", "pessimism"),
+    symbols={
+        "beta_with_zero": r"$\beta$ (leftmost point: $\beta = 0$, the MLE)",
+        "subopt_or_bound": r"SubOpt$(\hat\pi)$ and its bound",
+    },
 )

@@ -222,9 +222,15 @@ def _check_frame(frame: pd.DataFrame, columns: Iterable[str | None], name: str) 
 
 
 def _levels(frame: pd.DataFrame, column: str | None) -> list:
+    """The levels of a hue/style/panel column in plotting order: a categorical column's own
+    category order (the present ones), otherwise numbers ascending, then strings."""
     if column is None:
         return [None]
-    return sorted(frame[column].dropna().unique().tolist(), key=_sort_key)
+    values = frame[column]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.dropna().unique().tolist())
+        return [c for c in values.cat.categories.tolist() if c in present]
+    return sorted(values.dropna().unique().tolist(), key=_sort_key)
 
 
 def _sort_key(value):

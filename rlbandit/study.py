@@ -18,7 +18,6 @@ A study module (``benchmarks/NAME.py``) defines ``STUDY = Study(...)``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
@@ -64,7 +63,7 @@ class Study:
         bad = [k for k, v in dict(self.symbols).items() if not (isinstance(k, str) and k and isinstance(v, str))]
         if bad:
             raise ValueError(f"symbols: expected column-name → label strings, got bad entries for {bad!r}")
-        object.__setattr__(self, "symbols", MappingProxyType(dict(self.symbols)))
+        object.__setattr__(self, "symbols", dict(self.symbols))  # a copy (a mappingproxy would not pickle)
 
     def render(self, frame: pd.DataFrame) -> ReportContent:
         """``report(frame)`` with the report style and this study's axis labels in place."""

@@ -286,8 +286,6 @@ def test_render_applies_the_study_symbols(monkeypatch):
     content = study.render(frame)
     axis = content.figures[0].figure.axes[0]
     assert axis.get_ylabel() == r"$V(n)$" and plots.label("value") == r"$V(n)$"
-    with pytest.raises(TypeError):
-        study.symbols["value"] = "changed"  # a study is frozen, its labels too
     with pytest.raises(ValueError, match="symbols"):
         Study("bad", "", toy_configs, toy_run, toy_report, symbols={"value": 3})
     not_content = Study("bad_report", "", toy_configs, toy_run, lambda frame: "text")
@@ -328,3 +326,16 @@ def test_line_plot_panels_and_validation():
         plots.line_plot(frame, x="n", y="nope")
     with pytest.raises(ValueError, match="reference_slopes"):
         plots.line_plot(frame, x="n", y="subopt", reference_slopes=(-1.0,))
+
+
+def test_line_plot_keeps_categorical_order():
+    frame = pd.DataFrame({"n": np.tile([10, 100], 6), "seed": np.repeat(np.arange(2), 6),
+                          "method": np.tile(np.repeat(["mle", "lcb", "ensemble"], 2), 2), "subopt": 0.5})
+    order = ["mle", "lcb", "ensemble"]
+    fig = plots.line_plot(frame.assign(method=pd.Categorical(frame["method"], order + ["unused"])),
+                          x="n", y="subopt", hue="method", band=None)
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert [line.get_label() for line in ax.get_lines()] == [f"method = {m}" for m in order]
+    fig = plots.line_plot(frame, x="n", y="subopt", hue="method", band=None)  # plain strings: sorted
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert [line.get_label() for line in ax.get_lines()] == [f"method = {m}" for m in sorted(order)]
