@@ -28,6 +28,7 @@ __all__ = [
     "encode",
     "filter_logits",
     "forward_logits",
+    "forward_logits_and_hidden",
     "generate",
     "kl_from_samples",
     "make_batch",
@@ -139,6 +140,20 @@ def forward_logits(model, batch: Batch):
     out = model(input_ids=batch.input_ids[:, :-1], attention_mask=batch.attention_mask[:, :-1],
                 position_ids=_positions(batch.attention_mask)[:, :-1], use_cache=False)
     return out.logits[:, p - 1:]
+
+
+def forward_logits_and_hidden(model, batch: Batch):
+    """As :func:`forward_logits`, plus the last hidden state at the same columns.
+
+    Returns (logits (B, R, V), hidden (B, R, H)): column t holds the state s_t = (x, y_<t) that
+    predicts y_t — where a value head reads V(s_t) (trl's ``AutoModelForCausalLMWithValueHead``).
+    """
+    p = batch.prompt_length
+    if p == 0:
+        raise ValueError("batch: prompts must have at least one token (prepend BOS to empty prompts)")
+    out = model(input_ids=batch.input_ids[:, :-1], attention_mask=batch.attention_mask[:, :-1],
+                position_ids=_positions(batch.attention_mask)[:, :-1], use_cache=False, output_hidden_states=True)
+    return out.logits[:, p - 1:], out.hidden_states[-1][:, p - 1:]
 
 
 def token_logprobs(logits, tokens, mask):

@@ -25,6 +25,7 @@ from llm.trainers import (
     SFTConfig,
     best_of_n,
     dpo,
+    gae_advantages,
     policy_gradient,
     prepare_dpo_data,
     rejection_sampling_finetune,
@@ -129,6 +130,93 @@ def test_adaptive_kl_controller_moves_eta(base):
     assert history["eta"].iloc[1] == pytest.approx(0.1 * (1 - 0.2 / 20))
     with pytest.raises(ValueError, match="target_kl"):
         PGConfig(target_kl=-1.0)
+
+
+def _brute_force_gae(rewards, values, lengths, gamma, lam):
+    """A_t = Σ_l (γλ)^l δ_{t+l}, δ_t = r_t + γ V_{t+1} − V_t (V = 0 past the end), one sequence at a time."""
+    adv, ret = np.zeros_like(rewards), np.zeros_like(rewards)
+    for i, n in enumerate(lengths):
+        v = np.append(values[i, :n], 0.0)
+        delta = [rewards[i, t] + gamma * v[t + 1] - v[t] for t in range(n)]
+        for t in range(n):
+            adv[i, t] = sum((gamma * lam) ** l * delta[t + l] for l in range(n - t))
+            ret[i, t] = adv[i, t] + v[t]
+    return adv, ret
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.8), (1.0, 1.0), (0.7, 0.0)])
+def test_gae_matches_the_brute_force_sum(gamma, lam):
+    rng = np.random.default_rng(0)
+    lengths = [6, 3, 1, 0, 5]
+    rewards, values = rng.standard_normal((5, 6)), rng.standard_normal((5, 6))  # padding holds junk on purpose
+    mask = (np.arange(6)[None] < np.array(lengths)[:, None]).astype(float)
+    adv, ret = gae_advantages(torch.tensor(rewards), torch.tensor(values), torch.tensor(mask), gamma, lam)
+    want_adv, want_ret = _brute_force_gae(rewards, values, lengths, gamma, lam)
+    np.testing.assert_allclose(adv.numpy(), want_adv, atol=1e-12)
+    np.testing.assert_allclose(ret.numpy(), want_ret, atol=1e-12)
+    # a one-token response (the bridge world): A = r − V(x), the return is r
+    assert adv[2, 0].item() == pytest.approx(rewards[2, 0] - values[2, 0])
+    assert ret[2, 0].item() == pytest.approx(rewards[2, 0])
+
+
+def test_gae_rejects_bad_inputs():
+    r, v, m = torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="values"):
+        gae_advantages(r, torch.zeros(2, 4), m)
+    with pytest.raises(ValueError, match="values"):
+        gae_advantages(r[0], v[0], m[0])
+    with pytest.raises(ValueError, match="gamma"):
+        gae_advantages(r, v, m, gamma=1.5)
+    with pytest.raises(ValueError, match="lam"):
+        gae_advantages(r, v, m, lam=-0.1)
+    with pytest.raises(ValueError, match="mask"):
+        gae_advantages(r, v, torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]]))  # left padding
+    with pytest.raises(ValueError, match="mask"):
+        gae_advantages(r, v, 2 * m)
+
+
+@pytest.mark.parametrize("kl_mode", ["reward", "loss"])
+def test_gae_per_token_rewards_follow_trl(kl_mode):
+    """With V = 0 and γ = λ = 1 the return R_t is the reward still to come: score − η Σ_{s≥t} log π_old/π0
+    (kl_mode="reward"; the KL sits on every token, the score on the last) or the score alone."""
+    from llm.trainers import ADVANTAGES
+
+    rng = np.random.default_rng(1)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    old_tok, ref_tok = (torch.tensor(rng.standard_normal((3, 4)), dtype=torch.float32) * mask for _ in range(2))
+    scores = np.array([1.0, -2.0, 0.5])
+    config = PGConfig(advantage="gae", kl_mode=kl_mode, gamma=1.0, gae_lambda=1.0)
+    adv, ret = ADVANTAGES["gae"](scores, old_tok, ref_tok, mask, torch.zeros(3, 4), 0.3, config)
+    kl = (old_tok - ref_tok).double().numpy() if kl_mode == "reward" else np.zeros((3, 4))
+    to_go = scores[:, None] - 0.3 * np.flip(np.cumsum(np.flip(kl, -1), -1), -1)
+    np.testing.assert_allclose(ret.double().numpy(), to_go * mask.numpy(), atol=1e-5)
+    valid = adv[mask.bool()]  # whitened over the batch's response tokens
+    assert valid.mean().item() == pytest.approx(0.0, abs=1e-6) and valid.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert torch.all(adv[~mask.bool()] == 0)
+
+
+@pytest.mark.parametrize("kl_mode", ["reward", "loss"])
+def test_policy_gradient_with_gae_critic_smoke(base, kl_mode):
+    lm, ref = base.copy(), base.frozen()
+    gold = ProgrammaticGold(lambda p, r: sentiment_score(r))
+    config = PGConfig(advantage="gae", kl_mode=kl_mode, eta=0.1, steps=2, prompts_per_step=4, samples_per_prompt=2,
+                      sampling=SHORT)
+    history = policy_gradient(lm, ref, [prompt_for("lamp"), prompt_for("tent")], gold, config, progress=False)
+    assert list(history["step"]) == [0, 1]
+    assert np.all(np.isfinite(history[["reward", "kl", "loss", "value_loss"]])) and np.all(history["value_loss"] >= 0)
+    assert history["kl"].iloc[0] == pytest.approx(0.0, abs=1e-4)
+    assert "value_loss" not in policy_gradient(lm, ref, [prompt_for("lamp")], gold,
+                                               PGConfig(steps=1, prompts_per_step=2, samples_per_prompt=2,
+                                                        sampling=SHORT), progress=False)
+
+
+def test_pg_config_validates_the_critic_fields():
+    assert PGConfig().advantage == "loo"  # the default keeps the critic-free RLOO baseline
+    for kwargs, name in (({"advantage": "nope"}, "advantage"), ({"gamma": 1.5}, "gamma"),
+                         ({"gae_lambda": -0.1}, "gae_lambda"), ({"gae_lambda": float("nan")}, "gae_lambda"),
+                         ({"value_coef": -1.0}, "value_coef"), ({"value_clip": 0.0}, "value_clip")):
+        with pytest.raises(ValueError, match=name):
+            PGConfig(**kwargs)
 
 
 def test_best_of_n_picks_the_maximum(base):
