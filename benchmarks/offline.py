@@ -293,9 +293,9 @@ def report(frame: pd.DataFrame) -> ReportContent:
 
     # Figures: plots.line_plot on tidy frames (seed means, 95 % t-bands across seeds), scenario × η panels;
     # categorical columns keep the scenarios and methods in the tables' order.
-    def ordered(part: pd.DataFrame) -> pd.DataFrame:
+    def ordered(part: pd.DataFrame, methods=METHOD_ORDER) -> pd.DataFrame:
         part = part.assign(scenario=pd.Categorical(part["scenario"], scenarios))
-        return part.assign(method=pd.Categorical(part["method"], METHOD_ORDER)) if "method" in part else part
+        return part.assign(method=pd.Categorical(part["method"], methods)) if "method" in part else part
 
     figures = []
     # Figure 1: SubOpt vs n per scenario × η.
@@ -335,7 +335,7 @@ def report(frame: pd.DataFrame) -> ReportContent:
     # Figure 4: the reference ν of the LCBs (fixed β), beside the MLE, per scenario × η.
     with_mle = pd.concat([refs, frame[frame["method"] == "mle"]], ignore_index=True)
     with_mle["ν"] = with_mle["reference"].map({"ref": r"$\phi(x,\pi_0)$", "zero": "$0$"}).fillna("none (MLE)")
-    with_mle = ordered(with_mle).assign(method=pd.Categorical(with_mle["method"], ("lcb", "lcb_policy", "mle")))
+    with_mle = ordered(with_mle, methods=("lcb", "lcb_policy", "mle"))  # the MLE last: drawn dotted
     fig = plots.line_plot(with_mle, x="n", y="suboptimality", hue="ν", style="method", col="scenario", row="eta",
                           logx=True, logy=True, title=f"Reference ν of the LCB bonus (β = {beta0:g})")
     figures.append(ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) vs ν = 0 "

@@ -138,6 +138,18 @@ def _check_fits(lm, prompt_ids, response_ids, name="prompts"):
                          f"of {lm.max_length} tokens")
 
 
+def _check_minibatch_fields(config) -> None:
+    """The fields the minibatch trainers' configs (SFT, DPO, reward model) share: steps ≥ 0,
+    batch_size ≥ 1, lr > 0, max_grad_norm ≥ 0 (0 or inf: no clipping), and warmup ≥ 0 where the
+    config has a warmup."""
+    check_int(config.steps, "steps", minimum=0)
+    check_int(config.batch_size, "batch_size")
+    check_positive_float(config.lr, "lr")
+    check_positive_float(config.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)
+    if hasattr(config, "warmup"):
+        check_int(config.warmup, "warmup", minimum=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # SFT
 
@@ -154,11 +166,7 @@ class SFTConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_int(self.steps, "steps", minimum=0)
-        check_int(self.batch_size, "batch_size")
-        check_positive_float(self.lr, "lr")
-        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
-        check_int(self.warmup, "warmup", minimum=0)
+        _check_minibatch_fields(self)
 
 
 def sft(lm, prompts: Sequence[str], responses: Sequence[str], config: SFTConfig, *, progress: bool = True,
@@ -218,10 +226,7 @@ class DPOConfig:
         if self.loss_type not in LOSSES:
             raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
         check_positive_float(self.beta, "beta")
-        check_int(self.steps, "steps", minimum=0)
-        check_int(self.batch_size, "batch_size")
-        check_positive_float(self.lr, "lr")
-        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
+        _check_minibatch_fields(self)
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
 
@@ -751,10 +756,7 @@ class RMConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_int(self.steps, "steps", minimum=0)
-        check_int(self.batch_size, "batch_size")
-        check_positive_float(self.lr, "lr")
-        check_positive_float(self.max_grad_norm, "max_grad_norm", allow_zero=True, finite=False)  # 0: no clip
+        _check_minibatch_fields(self)
 
 
 def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, progress: bool = True):

@@ -291,6 +291,9 @@ def test_config_validation():
         with pytest.raises(ValueError, match="max_grad_norm"):
             config(max_grad_norm=float("nan"))
         config(max_grad_norm=0.0)  # 0 turns clipping off
+    for config in (SFTConfig, DPOConfig):
+        with pytest.raises(ValueError, match="warmup"):
+            config(warmup=-1)
 
 
 def test_prompt_too_long_for_training(base):
