@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from llm.generation import SamplingConfig, generate, sequence_logprobs
-from llm.trainers import DPOConfig, _torch_generator, dpo, prepare_dpo_data
+from llm.trainers import DPOConfig, dpo, prepare_dpo_data, torch_generator
 from rlbandit._checks import check_positive_ints
 
 __all__ = ["ENHANCERS", "REFERENCES", "OnlineDPOConfig", "evaluate_policy", "online_dpo"]
@@ -118,7 +118,7 @@ def evaluate_policy(policy, ref, prompts, gold, sampling: SamplingConfig, seed: 
     from llm.generation import kl_from_samples
 
     flat = [p for p in prompts for _ in range(samples_per_prompt)]
-    samples = generate(policy, flat, sampling, _torch_generator(seed, policy.device))
+    samples = generate(policy, flat, sampling, torch_generator(seed, policy.device))
     with torch.no_grad():
         logp = sequence_logprobs(policy.model, samples.batch).double().cpu().numpy()
         ref_logp = sequence_logprobs(ref.model, samples.batch).double().cpu().numpy()
@@ -155,7 +155,7 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
     rng = np.random.default_rng(config.seed)
-    gen = _torch_generator(config.seed, policy.device)
+    gen = torch_generator(config.seed, policy.device)
     m, n = config.prompts_per_iteration, config.n_candidates
     data_prompts, data_chosen, data_rejected = [], [], []
     diffs = np.zeros((0, 0))

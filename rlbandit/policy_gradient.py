@@ -52,6 +52,7 @@ import torch
 from rlbandit._checks import check_choice, check_eta, check_positive_float, check_positive_ints
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
 from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, expected_reward
+from rlbandit.pg_objectives import adaptive_kl_coefficient, clipped_surrogate, group_advantages, leave_one_out_advantages
 from rlbandit.policies import POLICIES, as_tensor, make_policy
 
 __all__ = ["PGConfig", "PGAlgorithm", "ALGORITHMS", "ADVANTAGES", "PGResult", "train_policy_gradient",
@@ -188,17 +189,15 @@ def _adv_loo(returns, batch: _Batch, values=None, eps=1e-8):
     group (exact mode: the exact per-prompt mean, the leave-one-out estimator's expectation)."""
     if batch.exact:
         return returns - _group_mean(returns, batch)
-    g = returns.shape[-1]
-    return returns - (returns.sum(-1, keepdim=True) - returns) / (g - 1)
+    return leave_one_out_advantages(returns)
 
 
 def _adv_group(returns, batch: _Batch, values=None, eps=1e-8):
     """GRPO (Shao et al. 2024, Eq. 3 outcome supervision): A = (R − mean_group) / (std_group + ε)."""
+    if not batch.exact:
+        return group_advantages(returns, scale="group", eps=eps)
     mean = _group_mean(returns, batch)
-    if batch.exact:
-        std = torch.sqrt((batch.group_weights * (returns - mean) ** 2).sum(-1, keepdim=True))
-    else:
-        std = returns.std(-1, keepdim=True, unbiased=True)
+    std = torch.sqrt((batch.group_weights * (returns - mean) ** 2).sum(-1, keepdim=True))
     return (returns - mean) / (std + eps)
 
 
@@ -391,7 +390,7 @@ def _surrogate_loss(lp_all, batch: _Batch, adv, returns, eta, config: PGConfig, 
     a = adv[:, chunk]
     if clipped:
         ratio = torch.exp(lp - batch.old_logprobs[:, chunk])
-        surrogate = torch.minimum(ratio * a, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * a)
+        surrogate = clipped_surrogate(ratio, a, config.clip)
     else:
         surrogate = a * lp
     # zero-weight entries (exact mode, π_old(a) = 0) contribute nothing, even where a term is ±inf
@@ -535,8 +534,7 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
                 lp_now = policy.logprobs()
                 p = lp_now.exp()
                 kl_now = (d0 * torch.where(p > 0, p * (lp_now - ref), torch.zeros_like(p)).sum(-1)).sum(-1)
-                error = torch.clamp(kl_now / config.target_kl - 1.0, -0.2, 0.2)
-                eta.mul_(1.0 + error / config.kl_horizon)
+                eta.copy_(adaptive_kl_coefficient(eta, kl_now, config.target_kl, config.kl_horizon))
         if step % config.log_every == 0 or step == config.steps:
             log(step)
 
