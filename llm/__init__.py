@@ -5,7 +5,12 @@ built once and cached), on a GPU with bf16 when there is one, any Hugging Face c
 
 Modules (imported on demand; transformers / sentence-transformers load lazily):
 
-- :mod:`llm.models` — ``default_model``, ``load_model``, ``TinyLMConfig``, ``LanguageModel``, device/dtype;
+- :mod:`llm.models` — ``load_model`` (local folder, hub id, or a name of ``OFFLINE_MODELS`` such as
+  ``"smollm2-135m-instruct"``), ``LanguageModel``, device/dtype;
+- :mod:`llm.tiny` — ``default_model``, ``TinyLMConfig``: the tiny model pretrained offline (fast tests);
+- :mod:`llm.prompts` — instruction prompts over many topics, chat-template rendering, train/eval split
+  by topic;
+- :mod:`llm.adapters` — ``adapt``: train all weights, LoRA adapters (peft) or only the top layers;
 - :mod:`llm.corpus` — the synthetic review corpus and a programmatic sentiment reward;
 - :mod:`llm.generation` — batching, sampling (temperature/top-k/top-p, EOS, unfinished marking),
   masked sequence log-probs (padded and packed), KL from samples (k1/k2/k3);
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = {"models", "corpus", "generation", "features", "trainers", "online", "bridge", "trl_compat"}
+_MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "features", "trainers", "online",
+            "bridge", "trl_compat"}
 
 
 def __getattr__(name: str):

@@ -171,17 +171,17 @@ def dpo_exact(world: SingleTokenWorld, beta: float, *, steps: int = 300, lr: flo
     """Full-batch DPO on the exact preference population; returns the loss curve."""
     import torch
 
-    from llm.trainers import DPOConfig, _Guard, _ref_logprobs, dpo_loss
+    from llm.trainers import DPOConfig, Guard, dpo_loss, reference_logprobs
 
     prompt_ids, chosen, rejected, weights = exact_preference_pairs(world)
-    ref_c = _ref_logprobs(world.ref, prompt_ids, chosen)
-    ref_r = _ref_logprobs(world.ref, prompt_ids, rejected)
+    ref_c = reference_logprobs(world.ref, prompt_ids, chosen)
+    ref_r = reference_logprobs(world.ref, prompt_ids, rejected)
     config = DPOConfig(beta=beta, loss_type=loss_type, steps=steps, lr=lr, batch_size=len(prompt_ids))
     model = world.policy.model
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.01)
-    guard = _Guard(model)
+    guard = Guard(model)
     curve = []
     for step in range(steps):
         loss, _, _ = dpo_loss(model, world.policy.tokenizer.pad_token_id, prompt_ids, chosen, rejected, ref_c, ref_r,

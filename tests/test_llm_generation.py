@@ -12,6 +12,7 @@ pytest.importorskip("transformers")
 
 from llm.generation import (
     SamplingConfig,
+    check_tokenizer,
     encode,
     filter_logits,
     generate,
@@ -20,7 +21,8 @@ from llm.generation import (
     sequence_logprobs,
     token_logprobs,
 )
-from llm.models import LanguageModel, TinyLMConfig, check_tokenizer, default_model, load_model
+from llm.models import LanguageModel, load_model
+from llm.tiny import TinyLMConfig, default_model
 
 torch.set_num_threads(1)
 

@@ -13,8 +13,8 @@ pytest.importorskip("transformers")
 from llm.corpus import prompt_for, reviews, sentiment_score
 from llm.features import ProgrammaticGold, bt_labels
 from llm.generation import SamplingConfig, generate
-from llm.models import TinyLMConfig, default_model
 from llm.online import ENHANCERS, OnlineDPOConfig, online_dpo
+from llm.tiny import TinyLMConfig, default_model
 from llm.trainers import (
     DPOConfig,
     DPOData,
