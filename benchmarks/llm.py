@@ -1,30 +1,48 @@
-"""Study ``llm``: the same RLHF algorithms in both worlds, side by side (issue 8; DESIGN §6).
+"""Study ``llm``: RLHF on a real pretrained language model, offline (DESIGN §6; issue 11).
 
-**The language-model world.** π0 is the offline default LM of :mod:`llm.models` (a Llama-style
-model pretrained on synthetic product reviews, built once and cached); prompts are the 20
-"Review of the <product>:" prompts; φ(x, y) is the all-MiniLM-L6-v2 embedding of prompt+response
-(384-d, unit norm); the gold reward is linear, r*(x, y) = ⟨φ(x, y), θ*⟩ with θ* = ``gold_scale`` ×
-the unit "positive minus negative review" direction; preferences are Bradley–Terry on r*.
+**The language-model world.** π0 is Hugging Face's SmolLM2-135M-Instruct (``llm.models.load_model(
+"smollm2-135m-instruct")``, offline), frozen; the policy is a copy whose top two decoder layers
+train (``llm.adapters``; ``adaptation`` in the config: "lora" adapters on every linear layer or
+"full" fine-tuning instead — on these 2 CPU cores a LoRA step backpropagates through all 30 layers
+and costs about 2.5× a top-two-layer step, so the CPU study buys more steps with "top"; the GPU
+study fine-tunes every weight). Prompts are real instructions over many topics
+(``llm.prompts``: "Write a short review of …", "Explain … in one sentence.", …) rendered with the
+model's chat template and split **by topic** into training and held-out evaluation prompts: every
+number in the report is measured on evaluation prompts no method trained on. φ(x, y) is the
+all-MiniLM-L6-v2 embedding of instruction + response (384-d, unit norm); the gold reward is linear,
+r*(x, y) = ⟨φ(x, y), θ*⟩ with θ* = ``gold_scale`` × the unit "positive minus negative review"
+direction, so every number is a gold number; preferences are Bradley–Terry on r*.
 
-**The bandit world** is built from the same pieces: contexts = the same 20 prompts, actions =
-``pool_size`` responses sampled from π0 per prompt, the same φ and θ*, π0 = uniform over the pool
-(the empirical π0). There every quantity is exact (``rlbandit``).
+**One data budget for every method.** Per seed, ``n_comparisons`` pairs (y¹, y²) ∼ π0 × π0 on the
+training prompts with BT labels. DPO trains on them directly. The classic pipeline learns a reward
+model from **the same pairs** — a BT head on φ (``llm.features.fit_feature_reward``, the MLE) and,
+in the ``reward_model`` run, a head on the LM — and PPO (value head + GAE, as trl's PPOTrainer),
+RLOO, GRPO and Dr. GRPO (trl's GRPOTrainer advantages, k3 in the loss) optimise that learned reward
+(the gold reward only evaluates), each with the same number of reward-model queries; best-of-N and
+rejection-sampling fine-tuning select with it too.
 
-Per run (one algorithm, one seed) both worlds produce rows:
+**Runs** (one method × KL coefficient η × seed each; rows are tidy, one per checkpoint):
 
-- ``offline_dpo``: π0-vs-π0 comparisons, t·m of them at iteration t; LM: DPO on all of them
-  (warm-started); bandit: O(φθ̂_MLE, η, π0) — what DPO computes on a log-linear class;
-- ``iterative_dpo`` × enhancer (rejection, ucb, optimistic, reference, self): LM: :func:`llm.online.online_dpo`;
-  bandit: :func:`rlbandit.online.iterate` with the same m, T, β;
-- ``ppo``: LM: critic-free PPO on the gold reward with the KL in the reward; bandit: its target,
-  the exact Gibbs policy O(r*, η, π0);
-- ``best_of_n``: N = 1, 2, 4, …; LM: best of N samples of π0 (KL: the bound log N − (N−1)/N);
-  bandit: the exact best-of-N distribution and its KL;
-- ``bridge``: the single-token world of :mod:`llm.bridge` — DPO on exact preferences and the LM's
-  PPO/RLOO against the exact Gibbs policy, and the sampled KL against the exact KL.
+- ``reference``: π0 on the evaluation prompts (the start of every curve);
+- ``dpo``: offline DPO on the comparisons, β = η;
+- ``ppo`` / ``rloo`` / ``grpo`` / ``dr_grpo``: policy gradient on the φ-head reward model, with
+  held-out evaluations every ``eval_every`` rollouts (gold **and** proxy reward against √KL: the
+  over-optimisation curves);
+- ``best_of_n``: N = 1, 2, 4, … π0 samples per evaluation prompt, the proxy's best (KL: the analytic
+  bound log N − (N−1)/N, marked as a bound);
+- ``rs_ft``: rejection-sampling fine-tuning (best of 4 by the proxy → SFT, two rounds, as many
+  reward-model queries as one PG run);
+- ``reward_model``: held-out pairwise accuracy of both reward models against the gold preference;
+- ``bandit``: the exact bandit built from the same comparisons — contexts = training prompts,
+  actions = their 2n/X responses, π0 = uniform over them — where O(r*, η, π0) and the plug-in
+  O(φθ̂, η, π0) are exact (what DPO and the RM-based methods approximate, restricted to the pool);
+- ``seq_bridge``: the exact sequence-level bridge (``llm.seq_bridge``): responses of up to three
+  tokens are enumerable, π*(y|x) ∝ π0(y|x) exp(r(x,y)/η) is exact, and each LM trainer's final
+  KL(π̂‖π*) is measured.
 
-Columns: world, algorithm, method, iteration, n_comparisons, gold_reward, kl_to_ref, win_rate
-(gold-BT probability σ(r*(y) − r*(y0)) that π's response beats π0's, y0 ∼ π0), seed.
+KL(π‖π0) is sequence-level and estimated the same way for every LM policy: k1 = log π(y|x) −
+log π0(y|x) averaged over the policy's own samples on the evaluation prompts, with its standard
+error. Responses' length (tokens, EOS included) and the share that ends with EOS are reported.
 """
 
 from __future__ import annotations
@@ -35,345 +53,441 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlbandit._checks import check_int, check_positive_float
 from rlbandit.study import ReportContent, ReportFigure, Study
 
-ALGORITHMS = ("offline_dpo", "iterative_dpo", "ppo", "best_of_n", "bridge", "dpo_losses")
-#: loss types of rlbandit.losses compared with sigmoid DPO on the same offline data (``dpo_losses`` runs).
-LOSS_TYPES = ("ipo", "hinge", "apo_zero")
-ENHANCER_NAMES = ("rejection", "ucb", "optimistic", "reference", "self")
+#: PG method → the PGConfig fields that make it (trl's recipes; ``llm.trainers.PGConfig``).
+PG_RECIPES = {
+    "ppo": dict(algorithm="ppo", advantage="gae", kl_mode="reward", loss_type="sequence"),
+    "rloo": dict(algorithm="rloo", advantage="loo", kl_mode="reward", loss_type="sequence"),
+    "grpo": dict(algorithm="ppo", advantage="grpo", kl_mode="loss", kl_kind="k3", loss_type="grpo"),
+    "dr_grpo": dict(algorithm="ppo", advantage="dr_grpo", kl_mode="loss", kl_kind="k3", loss_type="dr_grpo"),
+}
+#: methods with a KL coefficient η (the others run once per seed with η = 0).
+ETA_METHODS = ("dpo", *PG_RECIPES, "bandit", "seq_bridge")
+METHODS = ("reference", "dpo", *PG_RECIPES, "best_of_n", "rs_ft", "reward_model", "bandit", "seq_bridge")
+#: one colour per method in every figure (colour-blind palette order).
+COLORS = {"reference": "#000000", "dpo": "#0173b2", "ppo": "#de8f05", "rloo": "#029e73", "grpo": "#d55e00",
+          "dr_grpo": "#cc78bc", "best_of_n": "#ca9161", "rs_ft": "#56b4e9", "gibbs_gold": "#555555",
+          "gibbs_rm": "#949494"}
+MODELS = ("smollm2-135m-instruct", "tiny")
+#: the system turn of every chat prompt
+SYSTEM = "Answer in one or two short sentences."
+ADAPTATIONS = ("lora", "top", "full")
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    """One run: one algorithm (and enhancer) at one seed, in both worlds.
+    """One run: one method at one KL coefficient and seed (module docstring).
 
     Attributes:
-        algorithm: one of ALGORITHMS; enhancer: for ``iterative_dpo`` (else "none").
-        eta: η (DPO's β, PPO's KL coefficient, the Gibbs oracle's η).
-        iterations, m: T iterations of m comparisons (offline: t·m comparisons at step t).
-        n_candidates: responses per prompt for the rejection/ucb/optimistic enhancers.
-        bonus: β of ucb/optimistic (both worlds); reg: λ of the MLE and Σ.
-        dpo_steps, dpo_lr: DPO steps per iteration and learning rate.
-        ppo_steps: PPO rollouts per iteration (16 prompts × 4 samples each).
-        bon_max: largest N of best-of-N (powers of two).
-        pool_size: K responses per prompt in the bandit world.
-        eval_samples: responses per prompt when evaluating an LM policy (20 prompts).
+        method: one of METHODS; eta: KL coefficient η (DPO's β) for ETA_METHODS, else 0.
+        model: "smollm2-135m-instruct" (the real default) or "tiny" (a test-size LM built in seconds).
+        adaptation: what trains — "lora" adapters (r = 16, every linear layer), the "top" 2 decoder
+            layers, or "full" fine-tuning.
+        n_comparisons: BT comparisons per seed (DPO's data = the reward model's data); a multiple of
+            train_prompts (each training prompt gets n/X pairs).
+        train_prompts, eval_prompts: how many training / held-out prompts (disjoint topics).
+        eval_samples: responses per evaluation prompt for every held-out estimate.
         max_new_tokens: response length cap.
-        gold_scale: ‖θ*‖.
-        model: "default" (TinyLMConfig()) or "tiny" (TinyLMConfig.tiny(), for smoke tests without a cache).
+        pg_steps, prompts_per_step, samples_per_prompt: PG rollouts and their size (RM queries =
+            pg_steps × prompts_per_step × samples_per_prompt); eval_every: held-out checkpoints.
+        pg_lr, dpo_lr, dpo_steps, batch_size: optimiser settings.
+        bon_max: largest N of best-of-N (powers of two).
+        gold_scale: ‖θ*‖; reg: ridge λ of the BT MLE.
+        seed: data, sampling and training seed (the prompt split is fixed across seeds).
     """
 
-    algorithm: str = "iterative_dpo"
-    enhancer: str = "none"
-    eta: float = 0.5
-    iterations: int = 3
-    m: int = 32
-    n_candidates: int = 4
-    bonus: float = 1.0
-    reg: float = 1.0
-    dpo_steps: int = 30
-    dpo_lr: float = 3e-4
-    ppo_steps: int = 8
+    method: str = "dpo"
+    eta: float = 0.1
+    model: str = "smollm2-135m-instruct"
+    adaptation: str = "top"
+    n_comparisons: int = 96
+    train_prompts: int = 24
+    eval_prompts: int = 24
+    eval_samples: int = 2
+    max_new_tokens: int = 24
+    pg_steps: int = 10
+    prompts_per_step: int = 4
+    samples_per_prompt: int = 4
+    eval_every: int = 5
+    pg_lr: float = 2e-4
+    dpo_lr: float = 2e-4
+    dpo_steps: int = 24
+    batch_size: int = 8
     bon_max: int = 16
-    pool_size: int = 16
-    eval_samples: int = 5
-    max_new_tokens: int = 40
-    gold_scale: float = 10.0
-    model: str = "default"
+    gold_scale: float = 30.0
+    reg: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
-        if self.algorithm == "iterative_dpo" and self.enhancer not in ENHANCER_NAMES:
-            raise ValueError(f"enhancer: expected one of {ENHANCER_NAMES} for iterative_dpo, got {self.enhancer!r}")
-        if self.algorithm != "iterative_dpo" and self.enhancer != "none":
-            raise ValueError(f"enhancer: only iterative_dpo takes an enhancer, got {self.enhancer!r}")
-        if self.model not in ("default", "tiny"):
-            raise ValueError(f"model: expected 'default' or 'tiny', got {self.model!r}")
-        for name in ("iterations", "m", "n_candidates", "dpo_steps", "ppo_steps", "bon_max", "pool_size",
-                     "eval_samples", "max_new_tokens"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if not (self.eta > 0 and self.gold_scale > 0 and self.reg > 0 and self.bonus >= 0):
-            raise ValueError("eta, gold_scale, reg: must be > 0 and bonus >= 0")
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
+        if self.adaptation not in ADAPTATIONS:
+            raise ValueError(f"adaptation: expected one of {ADAPTATIONS}, got {self.adaptation!r}")
+        if self.method in ETA_METHODS:
+            check_positive_float(self.eta, "eta")
+        elif self.eta != 0:
+            raise ValueError(f"eta: method {self.method!r} has no KL coefficient; use eta=0, got {self.eta}")
+        for name in ("n_comparisons", "train_prompts", "eval_prompts", "eval_samples", "max_new_tokens", "pg_steps",
+                     "prompts_per_step", "samples_per_prompt", "eval_every", "dpo_steps", "batch_size", "bon_max"):
+            check_int(getattr(self, name), name)
+        check_int(self.seed, "seed", minimum=0)
+        if self.n_comparisons % self.train_prompts:
+            raise ValueError(f"n_comparisons: must be a multiple of train_prompts = {self.train_prompts} (each "
+                             f"training prompt gets the same number of pairs), got {self.n_comparisons}")
+        if self.samples_per_prompt < 2:
+            raise ValueError(f"samples_per_prompt: group advantages need >= 2, got {self.samples_per_prompt}")
+        if self.eval_samples < 2:
+            raise ValueError(f"eval_samples: held-out pairs need >= 2 responses per prompt, got {self.eval_samples}")
+        for name in ("pg_lr", "dpo_lr", "gold_scale", "reg"):
+            check_positive_float(getattr(self, name), name)
+
+    @property
+    def rm_queries(self) -> int:
+        """Reward-model queries of one PG run."""
+        return self.pg_steps * self.prompts_per_step * self.samples_per_prompt
 
 
-def configs(smoke: bool) -> list[LLMConfig]:
-    """Full: 4 seeds × (offline DPO, 5 enhancers, PPO, BoN, DPO loss types) + the bridge, T = 4 iterations of
-    m = 32 comparisons (~15 min with one worker on an idle 2-core CPU; the default LM is built first, ~1 min).
+_CPU = dict(n_comparisons=96, train_prompts=24, eval_prompts=24, eval_samples=2, max_new_tokens=24, pg_steps=10,
+            prompts_per_step=4, samples_per_prompt=4, eval_every=5, dpo_steps=24, batch_size=8, bon_max=16)
+_SMOKE = dict(model="tiny", n_comparisons=8, train_prompts=4, eval_prompts=3, eval_samples=2, max_new_tokens=8,
+              pg_steps=2, prompts_per_step=2, samples_per_prompt=2, eval_every=1, dpo_steps=2, batch_size=4,
+              bon_max=4, pg_lr=1e-3, dpo_lr=1e-3)
+ETAS = (0.05, 0.2)
 
-    Smoke: 1 seed, T = 2 iterations of m = 12, short DPO/PPO — a few minutes. On a GPU, scale
-    m, iterations, dpo_steps, ppo_steps, eval_samples up (e.g. m = 256, T = 8, a 0.5B instruct model
-    through ``llm.models.load_model``) — the code paths are the same.
-    """
-    if smoke:
-        base = dict(iterations=2, m=12, dpo_steps=12, ppo_steps=3, bon_max=8, pool_size=8, eval_samples=2,
-                    max_new_tokens=32)
-        seeds = (0,)
-    else:
-        base = dict(iterations=4)
-        seeds = (0, 1, 2, 3)
+
+def sweep(base: dict, etas, seeds) -> list[LLMConfig]:
+    """Every method at every η (η methods) or once (the others), for each seed."""
     out = []
     for seed in seeds:
-        out.append(LLMConfig(algorithm="offline_dpo", seed=seed, **base))
-        out += [LLMConfig(algorithm="iterative_dpo", enhancer=e, seed=seed, **base) for e in ENHANCER_NAMES]
-        out.append(LLMConfig(algorithm="ppo", seed=seed, **base))
-        out.append(LLMConfig(algorithm="best_of_n", seed=seed, **base))
-        out.append(LLMConfig(algorithm="dpo_losses", seed=seed, **base))
-    out.append(LLMConfig(algorithm="bridge", seed=0, **base))
+        for method in METHODS:
+            for eta in (etas if method in ETA_METHODS else (0.0,)):
+                out.append(LLMConfig(method=method, eta=eta, seed=seed, **base))
     return out
 
 
+def configs(smoke: bool) -> list[LLMConfig]:
+    """Full (CPU, SmolLM2, top two layers trained): 2 seeds × η ∈ {0.05, 0.2} × (DPO, PPO, RLOO, GRPO, Dr. GRPO, bandit,
+    sequence bridge) + best-of-N, RS-FT, reward models and π0 per seed — about 50 min with 2 workers on
+    2 idle cores. Smoke: the same sweep on the test-size LM, one seed, one η (CI, a few minutes)."""
+    if smoke:
+        return sweep(_SMOKE, (0.2,), (0,))
+    return sweep(_CPU, ETAS, (0, 1))
+
+
 # ----------------------------------------------------------------------------------------------
-# Shared world (built once per process: the cached LM, the embedder, θ*, π0's evaluation samples)
+# The world of one seed (built once per process: π0, prompts, gold, comparisons, reward model)
 
 _WORLDS: dict = {}
 
 
-def _world(config: LLMConfig):
+class InstructionReward:
+    """r(x, y) = ⟨φ(instruction(x) + "\\n" + y), θ⟩: a linear reward on the MiniLM embedding of the
+    raw instruction and the response (the chat-template markup of the rendered prompt x is not text
+    a reader judges). ``instructions`` maps each rendered prompt to its instruction."""
+
+    def __init__(self, theta, embedder, instructions: dict):
+        self.theta = np.asarray(theta, dtype=np.float64)
+        self.embedder = embedder
+        self.instructions = instructions
+
+    def features(self, prompts, responses) -> np.ndarray:
+        return self.embedder([self.instructions[p] + "\n" + r for p, r in zip(prompts, responses)])
+
+    def __call__(self, prompts, responses, samples=None) -> np.ndarray:
+        return self.features(prompts, responses) @ self.theta
+
+
+def _base_model(config: LLMConfig):
+    from llm.models import load_model
+
+    if config.model == "tiny":
+        from llm.tiny import TinyLMConfig, default_model
+
+        return default_model(TinyLMConfig.tiny(), progress=False)
+    return load_model(config.model)
+
+
+def _world(config: LLMConfig) -> dict:
     import torch
 
-    from llm.corpus import PRODUCTS, prompt_for
-    from llm.features import Embedder, LinearGold, sentiment_direction
+    from llm.features import Embedder, bt_labels, fit_feature_reward, sentiment_direction
     from llm.generation import SamplingConfig, generate
-    from llm.models import TinyLMConfig, default_model
-    from rlbandit import LinearBandit
+    from llm.prompts import split_prompts
 
-    key = (config.model, config.gold_scale, config.pool_size, config.eval_samples, config.max_new_tokens, config.seed)
+    key = (config.model, config.n_comparisons, config.train_prompts, config.eval_prompts, config.eval_samples,
+           config.max_new_tokens, config.gold_scale, config.reg, config.seed)
     if key in _WORLDS:
         return _WORLDS[key]
-    torch.set_num_threads(1)
-    lm_config = TinyLMConfig() if config.model == "default" else TinyLMConfig.tiny()
-    lm = default_model(lm_config, progress=False)
+    lm = _WORLDS.get(("lm", config.model))
+    if lm is None:
+        lm = _WORLDS.setdefault(("lm", config.model), _base_model(config))
+        lm.model.eval()
+        lm.model.requires_grad_(False)  # π0 is the frozen reference of every run; adapt() copies it to train
+    # one held-out split for every seed; a short system turn replaces SmolLM2's default one (~20 tokens
+    # of every forward pass) and asks for the brief answers a 24-token budget can finish
+    split = split_prompts(lm.tokenizer, seed=0, system=SYSTEM)
+    if len(split.train) < config.train_prompts or len(split.eval) < config.eval_prompts:
+        raise ValueError(f"train_prompts: the split has {len(split.train)} training and {len(split.eval)} evaluation "
+                         "prompts")
+    train = list(split.train[:config.train_prompts])
+    held_out = list(split.eval[:config.eval_prompts])
+    instructions = dict(zip(split.train, split.train_instructions)) | dict(zip(split.eval, split.eval_instructions))
     embedder = _WORLDS.setdefault("embedder", Embedder())
     direction = _WORLDS.setdefault("direction", sentiment_direction(embedder))
-    gold = LinearGold(config.gold_scale * direction, embedder)
-    prompts = [prompt_for(p) for p in PRODUCTS]
+    gold = InstructionReward(config.gold_scale * direction, embedder, instructions)
     sampling = SamplingConfig(max_new_tokens=config.max_new_tokens)
     gen = torch.Generator().manual_seed(10_000 + config.seed)
-    eval_prompts = [p for p in prompts for _ in range(config.eval_samples)]
-    ref_eval = generate(lm, eval_prompts, sampling, gen)
-    ref_eval_rewards = gold(eval_prompts, ref_eval.responses)
-    pool_prompts = [p for p in prompts for _ in range(config.pool_size)]
+    per_prompt = config.n_comparisons // config.train_prompts
+    pool_prompts = [p for p in train for _ in range(2 * per_prompt)]  # 2 responses per comparison
     pool = generate(lm, pool_prompts, sampling, gen)
-    features = gold.features(pool_prompts, pool.responses).reshape(len(prompts), config.pool_size, -1)
-    features /= np.maximum(1.0, np.linalg.norm(features, axis=-1, keepdims=True))
-    problem = LinearBandit(features, gold.theta, np.full((len(prompts), config.pool_size), -np.log(config.pool_size)))
-    world = dict(lm=lm, gold=gold, prompts=prompts, sampling=sampling, eval_prompts=eval_prompts,
-                 ref_eval_rewards=ref_eval_rewards, problem=problem)
+    pool_features = gold.features(pool_prompts, pool.responses)
+    pool_gold = pool_features @ gold.theta
+    # comparison i of prompt x pairs its responses 2i and 2i + 1
+    first, second = np.arange(0, len(pool_prompts), 2), np.arange(1, len(pool_prompts), 2)
+    labels = bt_labels(pool_gold[first], pool_gold[second], np.random.default_rng(config.seed))
+    chosen = np.where(labels == 1, first, second)
+    rejected = np.where(labels == 1, second, first)
+    rm = fit_feature_reward(pool_features[first], pool_features[second], labels, embedder, reg=config.reg)
+    proxy = InstructionReward(rm.theta, embedder, instructions)
+    eval_flat = [p for p in held_out for _ in range(config.eval_samples)]
+    ref_eval = generate(lm, eval_flat, sampling, gen)
+    world = dict(lm=lm, train=train, held_out=held_out, eval_flat=eval_flat, gold=gold, proxy=proxy,
+                 sampling=sampling, pool_prompts=pool_prompts, pool_responses=pool.responses,
+                 pool_features=pool_features, chosen=chosen, rejected=rejected, labels=labels,
+                 ref_eval=ref_eval, ref_eval_gold=gold(eval_flat, ref_eval.responses),
+                 ref_eval_proxy=proxy(eval_flat, ref_eval.responses))
     _WORLDS[key] = world
     return world
 
 
-def _exact_win_rate(problem, logprobs) -> float:
-    """Σ_x d0(x) Σ_{a,b} π(a|x) π0(b|x) σ(r*(x,a) − r*(x,b))."""
-    from scipy.special import expit
+def _policy(config: LLMConfig, world: dict):
+    """(trainable policy, frozen π0, trainable-parameter count): a fresh copy of π0 with its adapters
+    (π0 itself, frozen once in :func:`_world`, is the reference)."""
+    from llm.adapters import adapt, trainable_parameter_count
 
-    r = problem.rewards
-    pref = expit(r[:, :, None] - r[:, None, :])
-    per = np.einsum("xa,xb,xab->x", np.exp(logprobs), np.exp(problem.ref_logprobs), pref)
-    return float(problem.context_probs @ per)
+    policy = adapt(world["lm"], _adaptation(config.adaptation, world))
+    return policy, world["lm"], trainable_parameter_count(policy.model)
 
 
-def _bandit_row(problem, logprobs, **extra) -> dict:
-    return {"world": "bandit", "gold_reward": float(problem.gold_reward(logprobs)),
-            "kl_to_ref": float(problem.kl_to_ref(logprobs)), "win_rate": _exact_win_rate(problem, logprobs), **extra}
+def _adaptation(mode: str, world: dict):
+    """``mode`` with its defaults (LoRA r = 16; the top two decoder layers, or all of a shallower model)."""
+    from llm.adapters import Adaptation
+
+    layers = int(getattr(world["lm"].model.config, "num_hidden_layers", 2))
+    return Adaptation(mode=mode, top_layers=min(2, layers))
+
+
+def _evaluate(policy, ref, world: dict, config: LLMConfig) -> dict:
+    """Held-out gold, proxy, sequence KL (k1 ± SE, k3), win rate against π0, length and EOS share."""
+    from llm.online import evaluate_policy
+
+    return evaluate_policy(policy, ref, world["eval_flat"], world["gold"], world["sampling"], 20_000 + config.seed,
+                           ref_rewards=world["ref_eval_gold"], proxy=world["proxy"])
 
 
 # ----------------------------------------------------------------------------------------------
 # Runs
 
 
-def _run_offline(config, world):
-    from llm.online import OnlineDPOConfig, online_dpo
-    from llm.trainers import DPOConfig
-    from rlbandit import fit_bt, gibbs
-
-    lm = world["lm"].copy()
-    ref = world["lm"].frozen()
-    cfg = OnlineDPOConfig(enhancer="self", offline=True, iterations=config.iterations,
-                          prompts_per_iteration=config.m, n_candidates=2, reg=config.reg,
-                          dpo=DPOConfig(beta=config.eta, steps=config.dpo_steps, lr=config.dpo_lr, batch_size=16),
-                          sampling=world["sampling"], seed=config.seed)
-    lm_rows = online_dpo(lm, ref, world["prompts"], world["gold"], cfg, eval_prompts=world["eval_prompts"],
-                         ref_eval_rewards=world["ref_eval_rewards"], progress=False)
-    lm_rows = lm_rows.assign(world="lm", method="offline")
-    problem = world["problem"]
-    rng = np.random.default_rng(config.seed)
-    n_max = config.iterations * config.m
-    data = problem.sample_preferences(problem.ref_logprobs, problem.ref_logprobs, n_max, rng)
-    diffs = problem.diffs(data)
-    rows = [_bandit_row(problem, problem.ref_logprobs, iteration=0, n_comparisons=0, method="offline")]
-    for t in range(1, config.iterations + 1):
-        n = t * config.m
-        theta_hat = fit_bt(diffs[:n], data.labels[:n], config.reg)
-        policy = gibbs(problem.features @ theta_hat, problem.ref_logprobs, config.eta)
-        rows.append(_bandit_row(problem, policy, iteration=t, n_comparisons=n, method="offline"))
-    return pd.concat([_lm_start(world), lm_rows, pd.DataFrame(rows)], ignore_index=True).assign(method="offline")
+def _run_reference(config, world):
+    ref = world["lm"]
+    row = _evaluate(ref, ref, world, config)
+    return pd.DataFrame([{**row, "step": 0, "rm_queries": 0}])
 
 
-def _run_losses(config, world):
-    """Offline DPO with other loss types of ``rlbandit.losses`` on the same π0-vs-π0 data as
-    ``offline_dpo`` (same seed ⇒ same prompts, responses and labels), LM world only."""
-    from llm.online import OnlineDPOConfig, online_dpo
-    from llm.trainers import DPOConfig
+def _run_dpo(config, world):
+    from llm.trainers import DPOConfig, dpo, prepare_dpo_data
 
-    frames = [_lm_start(world).assign(method=f"dpo_{loss}") for loss in LOSS_TYPES]
-    for loss in LOSS_TYPES:
-        cfg = OnlineDPOConfig(enhancer="self", offline=True, iterations=config.iterations,
-                              prompts_per_iteration=config.m, n_candidates=2, reg=config.reg,
-                              dpo=DPOConfig(beta=config.eta, loss_type=loss, steps=config.dpo_steps, lr=config.dpo_lr,
-                                            batch_size=16),
-                              sampling=world["sampling"], seed=config.seed)
-        rows = online_dpo(world["lm"].copy(), world["lm"].frozen(), world["prompts"], world["gold"], cfg,
-                          eval_prompts=world["eval_prompts"], ref_eval_rewards=world["ref_eval_rewards"],
-                          progress=False)
-        frames.append(rows.assign(world="lm", method=f"dpo_{loss}"))
-    return pd.concat(frames, ignore_index=True)
+    policy, ref, n_trainable = _policy(config, world)
+    prompts, responses = world["pool_prompts"], world["pool_responses"]
+    data = prepare_dpo_data(ref, [prompts[i] for i in world["chosen"]], [responses[i] for i in world["chosen"]],
+                            [responses[i] for i in world["rejected"]])
+    rows = []
 
+    def checkpoint(step: int):
+        done = step + 1
+        if done == config.dpo_steps // 2 or done == config.dpo_steps:
+            rows.append({**_evaluate(policy, ref, world, config), "step": done, "rm_queries": 0})
 
-def _lm_start(world) -> pd.DataFrame:
-    """The LM world at iteration 0: π0 itself (KL 0, win rate ½ by symmetry)."""
-    return pd.DataFrame([{"world": "lm", "iteration": 0, "n_comparisons": 0, "gold_reward":
-                          float(np.mean(world["ref_eval_rewards"])), "kl_to_ref": 0.0, "win_rate": 0.5}])
+    dpo(policy, data, DPOConfig(beta=config.eta, steps=config.dpo_steps, batch_size=config.batch_size,
+                                lr=config.dpo_lr, seed=config.seed), progress=False, callback=checkpoint)
+    return pd.DataFrame(rows).assign(trainable_parameters=n_trainable)
 
 
-def _run_iterative(config, world):
-    from llm.online import OnlineDPOConfig, online_dpo
-    from llm.trainers import DPOConfig
-    from rlbandit.online import iterate
-
-    lm = world["lm"].copy()
-    ref = world["lm"].frozen()
-    cfg = OnlineDPOConfig(enhancer=config.enhancer, iterations=config.iterations, prompts_per_iteration=config.m,
-                          n_candidates=config.n_candidates, bonus=config.bonus, reg=config.reg,
-                          dpo=DPOConfig(beta=config.eta, steps=config.dpo_steps, lr=config.dpo_lr, batch_size=16),
-                          sampling=world["sampling"], seed=config.seed)
-    lm_rows = online_dpo(lm, ref, world["prompts"], world["gold"], cfg, eval_prompts=world["eval_prompts"],
-                         ref_eval_rewards=world["ref_eval_rewards"], progress=False).assign(world="lm")
-    problem = world["problem"]
-    frame = iterate(problem, config.eta, config.enhancer, config.iterations + 1, config.m,
-                    np.random.default_rng(config.seed), beta=config.bonus, reg=config.reg,
-                    n_draws=config.n_candidates)
-    optimal = float(problem.optimal_value(config.eta))
-    bandit = pd.DataFrame({
-        "world": "bandit", "iteration": frame["n_comparisons"] // config.m, "n_comparisons": frame["n_comparisons"],
-        "kl_to_ref": frame["kl_main_ref"],
-        # J(π) = gold − η KL and J(π) = J* − SubOpt  ⇒  gold = J* − SubOpt + η KL
-        "gold_reward": optimal - frame["suboptimality"] + config.eta * frame["kl_main_ref"],
-        "suboptimality": frame["suboptimality"]})
-    out = pd.concat([_lm_start(world), lm_rows, bandit], ignore_index=True)
-    return out.assign(method=config.enhancer)
-
-
-def _run_ppo(config, world):
-    from llm.online import evaluate_policy
+def _run_pg(config, world):
     from llm.trainers import PGConfig, policy_gradient
 
-    lm = world["lm"].copy()
-    ref = world["lm"].frozen()
-    gold = world["gold"]
+    policy, ref, n_trainable = _policy(config, world)
+    pg = PGConfig(eta=config.eta, steps=config.pg_steps, prompts_per_step=config.prompts_per_step,
+                  samples_per_prompt=config.samples_per_prompt, epochs=2, lr=config.pg_lr,
+                  missing_eos_penalty=0.0, sampling=world["sampling"], seed=config.seed, **PG_RECIPES[config.method])
     rows = []
-    for t in range(1, config.iterations + 1):
-        cfg = PGConfig(algorithm="ppo", eta=config.eta, kl_mode="reward", steps=config.ppo_steps, prompts_per_step=16,
-                       samples_per_prompt=4, epochs=2, lr=5e-4, sampling=world["sampling"], seed=config.seed * 100 + t)
-        hist = policy_gradient(lm, ref, world["prompts"], gold, cfg, progress=False)
-        ev = evaluate_policy(lm, ref, world["eval_prompts"], gold, world["sampling"], config.seed + 1000,
-                             ref_rewards=world["ref_eval_rewards"])
-        rows.append({"world": "lm", "iteration": t, "n_comparisons": np.nan,
-                     "reward_queries": t * config.ppo_steps * 64, "train_reward": float(hist["reward"].mean()), **ev})
-    problem = world["problem"]
-    target = problem.optimal_policy(config.eta)
-    bandit = [_bandit_row(problem, problem.ref_logprobs, iteration=0)]
-    bandit += [_bandit_row(problem, target, iteration=t) for t in range(1, config.iterations + 1)]
-    return pd.concat([_lm_start(world), pd.DataFrame(rows), pd.DataFrame(bandit)], ignore_index=True).assign(
-        method="ppo")
+    per_step = config.prompts_per_step * config.samples_per_prompt
+
+    def checkpoint(step: int):
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.pg_steps:
+            rows.append({**_evaluate(policy, ref, world, config), "step": done, "rm_queries": done * per_step})
+
+    history = policy_gradient(policy, ref, world["train"], world["proxy"], pg, progress=False, callback=checkpoint)
+    frame = pd.DataFrame(rows)
+    train = history.groupby(np.minimum((history["step"] // config.eval_every + 1) * config.eval_every,
+                                       config.pg_steps))[["reward", "kl"]].mean()
+    frame["train_proxy_reward"] = frame["step"].map(train["reward"])
+    frame["train_kl"] = frame["step"].map(train["kl"])
+    return frame.assign(trainable_parameters=n_trainable)
 
 
 def _run_best_of_n(config, world):
+    """Best-of-N by the proxy on the evaluation prompts: N = 1, 2, 4, …, bon_max from one draw of
+    bon_max π0 samples per evaluation response slot, split into bon_max/N disjoint groups of N."""
     import torch
     from scipy.special import expit
 
-    from llm.trainers import best_of_n
-    from rlbandit.sampling_oracles import best_of_n as bon_exact
-    from rlbandit.sampling_oracles import best_of_n_kl, best_of_n_kl_bound
+    from llm.generation import generate
+    from rlbandit.sampling_oracles import best_of_n_kl_bound
 
-    lm, gold, problem = world["lm"], world["gold"], world["problem"]
+    flat = world["eval_flat"]
+    gen = torch.Generator().manual_seed(30_000 + config.seed)
+    big = [p for p in flat for _ in range(config.bon_max)]
+    samples = generate(world["lm"], big, world["sampling"], gen)
+    gold = world["gold"](big, samples.responses).reshape(len(flat), config.bon_max)
+    proxy = world["proxy"](big, samples.responses).reshape(len(flat), config.bon_max)
+    lengths = samples.lengths.reshape(len(flat), config.bon_max)
+    finished = samples.finished.reshape(len(flat), config.bon_max)
     rows = []
-    ns = [2 ** i for i in range(int(np.log2(config.bon_max)) + 1)]
-    gen = torch.Generator().manual_seed(config.seed)
-    for n in ns:
-        _, best, _ = best_of_n(lm, world["eval_prompts"], n, gold, world["sampling"], gen)
-        rows.append({"world": "lm", "n": n, "gold_reward": float(best.mean()), "kl_to_ref": best_of_n_kl_bound(n),
-                     "kl_is_bound": True, "win_rate": float(expit(best - world["ref_eval_rewards"]).mean())})
-        logp = bon_exact(problem.rewards, problem.ref_logprobs, n)
-        rows.append(_bandit_row(problem, logp, n=n, kl_is_bound=False)
-                    | {"kl_exact": float(problem.context_probs @ best_of_n_kl(problem.rewards, problem.ref_logprobs, n)),
-                       "kl_bound": best_of_n_kl_bound(n)})
-    frame = pd.DataFrame(rows)
-    return frame.assign(iteration=np.log2(frame["n"]).astype(int), method="best_of_n")
-
-
-def _run_bridge(config):
-    """Single-token world: exact DPO and the LM's PPO/RLOO against O(r*, η, π0); sampled vs exact KL."""
-    import torch
-
-    from llm.bridge import BridgeConfig, dpo_exact, make_world
-    from llm.generation import SamplingConfig, generate, kl_from_samples, sequence_logprobs
-    from llm.trainers import PGConfig, policy_gradient
-    from rlbandit import kl
-
-    torch.set_num_threads(1)
-    rows = []
-    bconfig = BridgeConfig(seed=config.seed)
-    for method in ("dpo_exact", "ppo", "rloo"):
-        world = make_world(bconfig)
-        start = time.perf_counter()
-        if method == "dpo_exact":
-            dpo_exact(world, config.eta, steps=300)
-        else:
-            cfg = PGConfig(algorithm=method, eta=config.eta, kl_mode="reward", steps=150, prompts_per_step=64,
-                           samples_per_prompt=8, epochs=2, lr=1e-2, max_grad_norm=0.0, missing_eos_penalty=0.0,
-                           sampling=SamplingConfig(max_new_tokens=1), seed=config.seed)
-            policy_gradient(world.policy, world.ref, world.prompts, world.reward_fn, cfg, progress=False)
-        seconds = time.perf_counter() - start
-        lp = world.policy_logprobs()
-        star = world.problem.optimal_policy(config.eta)
-        prompts = [p for p in world.prompts for _ in range(2000)]
-        samples = generate(world.policy, prompts, SamplingConfig(max_new_tokens=1),
-                           torch.Generator().manual_seed(config.seed))
-        with torch.no_grad():
-            logp = sequence_logprobs(world.policy.model, samples.batch).double().numpy()
-            ref_logp = sequence_logprobs(world.ref.model, samples.batch).double().numpy()
-        est = {k: kl_from_samples(logp, ref_logp, k) for k in ("k1", "k2", "k3")}
-        rows.append({"world": "bridge", "method": method, "iteration": 1, "seconds": seconds,
-                     "kl_to_optimal": float(world.problem.context_probs @ kl(lp, star)),
-                     "kl_ref_to_optimal": float(world.problem.context_probs @ kl(world.problem.ref_logprobs, star)),
-                     "suboptimality": float(world.problem.suboptimality(lp, config.eta)),
-                     "kl_to_ref": float(world.problem.kl_to_ref(lp)),
-                     **{f"kl_{k}": v[0] for k, v in est.items()}, **{f"kl_{k}_se": v[1] for k, v in est.items()},
-                     "gold_reward": float(world.problem.gold_reward(lp)),
-                     "win_rate": _exact_win_rate(world.problem, lp)})
+    n = 1
+    while n <= config.bon_max:
+        groups = config.bon_max // n
+        g = gold[:, :groups * n].reshape(len(flat), groups, n)
+        pick = proxy[:, :groups * n].reshape(len(flat), groups, n).argmax(-1)[..., None]
+        take = lambda a: np.take_along_axis(a[:, :groups * n].reshape(len(flat), groups, n), pick, -1)[..., 0]  # noqa: E731
+        best_gold = np.take_along_axis(g, pick, -1)[..., 0]
+        rows.append({"n": n, "step": n, "rm_queries": n * len(flat), "gold_reward": float(best_gold.mean()),
+                     "gold_reward_se": float(best_gold.mean(-1).std(ddof=1) / np.sqrt(len(flat))),
+                     "proxy_reward": float(take(proxy).mean()), "kl_to_ref": best_of_n_kl_bound(n),
+                     "kl_is_bound": True, "length": float(take(lengths).mean()),
+                     "finished": float(take(finished).mean()),
+                     "win_rate": float(expit(best_gold - world["ref_eval_gold"][:, None]).mean())})
+        n *= 2
     return pd.DataFrame(rows)
 
 
-_RUNS = {"offline_dpo": _run_offline, "iterative_dpo": _run_iterative, "ppo": _run_ppo, "best_of_n": _run_best_of_n,
-         "dpo_losses": _run_losses}
+def _run_rs_ft(config, world):
+    from llm.trainers import RSConfig, SFTConfig, rejection_sampling_finetune
+
+    policy, ref, n_trainable = _policy(config, world)
+    # as many reward-model queries as one PG run: rounds × prompts × n = pg_steps × prompts × samples
+    rs = RSConfig(rounds=2, n=4, prompts_per_round=max(1, config.rm_queries // 8),
+                  sft=SFTConfig(steps=max(2, config.dpo_steps // 4), batch_size=config.batch_size, lr=config.dpo_lr),
+                  sampling=world["sampling"], missing_eos_penalty=0.0, seed=config.seed)
+    rejection_sampling_finetune(policy, world["train"], world["proxy"], rs, progress=False)
+    queries = rs.rounds * rs.prompts_per_round * rs.n
+    return pd.DataFrame([{**_evaluate(policy, ref, world, config), "step": rs.rounds, "rm_queries": queries,
+                          "trainable_parameters": n_trainable}])
+
+
+def _pair_accuracy(scores, gold) -> float:
+    """Share of held-out pairs (responses 2i, 2i+1 of one prompt) the scores order as the gold reward does."""
+    s, g = np.asarray(scores).reshape(-1, 2), np.asarray(gold).reshape(-1, 2)
+    return float(np.mean(np.sign(s[:, 0] - s[:, 1]) == np.sign(g[:, 0] - g[:, 1])))
+
+
+def _run_reward_model(config, world):
+    """Both reward models of the same comparisons, scored on held-out pairs (π0's two responses to
+    each evaluation prompt) against the gold preference sign(r*(y¹) − r*(y²)), and on the
+    training pairs against their BT labels."""
+    from llm.adapters import adapt
+    from llm.trainers import RMConfig, train_lm_reward_model
+
+    flat, responses = world["eval_flat"], world["ref_eval"].responses
+    pairs = [(i, i + 1) for i in range(0, len(flat) - 1, 2) if flat[i] == flat[i + 1]]
+    idx = np.asarray(pairs).reshape(-1)
+    gold = world["ref_eval_gold"][idx]
+    prompts, pool = world["pool_prompts"], world["pool_responses"]
+    chosen = [pool[i] for i in world["chosen"]]
+    rejected = [pool[i] for i in world["rejected"]]
+    c_prompts = [prompts[i] for i in world["chosen"]]
+    start = time.perf_counter()
+    # the reward model trains its head and the top two decoder layers of a copy of π0
+    base = adapt(world["lm"], _adaptation("top", world))
+    lm_rm, history = train_lm_reward_model(base, c_prompts, chosen, rejected,
+                                           RMConfig(steps=config.dpo_steps, batch_size=config.batch_size,
+                                                    lr=config.dpo_lr, seed=config.seed), progress=False)
+    seconds = time.perf_counter() - start
+    sub = [flat[i] for i in idx]
+    texts = [responses[i] for i in idx]
+    rows = []
+    for name, rm in (("phi_head", world["proxy"]), ("lm_head", lm_rm)):
+        train_margin = np.asarray(rm(c_prompts, chosen)) - np.asarray(rm(c_prompts, rejected))
+        rows.append({"reward_model": name, "heldout_accuracy": _pair_accuracy(rm(sub, texts), gold),
+                     "train_label_accuracy": float(np.mean(train_margin > 0)), "heldout_pairs": len(pairs),
+                     "comparisons": config.n_comparisons, "seconds": seconds if name == "lm_head" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def _run_bandit(config, world):
+    """The exact bandit on the comparison pool: X = training prompts, K = 2n/X responses each."""
+    from rlbandit import LinearBandit, gibbs
+
+    x = config.train_prompts
+    features = world["pool_features"].reshape(x, -1, world["pool_features"].shape[-1])
+    features = features / np.maximum(1.0, np.linalg.norm(features, axis=-1, keepdims=True))
+    k = features.shape[1]
+    problem = LinearBandit(features, world["gold"].theta, np.full((x, k), -np.log(k)))
+    rows = []
+    for name, theta in (("gibbs_gold", world["gold"].theta), ("gibbs_rm", world["proxy"].theta)):
+        policy = gibbs(features @ theta, problem.ref_logprobs, config.eta)
+        rows.append({"policy": name, "gold_reward": float(problem.gold_reward(policy)),
+                     "proxy_reward": float(problem.context_probs @ (np.exp(policy) * (features @ world["proxy"].theta))
+                                           .sum(-1)),
+                     "kl_to_ref": float(problem.kl_to_ref(policy)),
+                     "suboptimality": float(problem.suboptimality(policy, config.eta)), "pool_size": k})
+    return pd.DataFrame(rows)
+
+
+#: the LM trainers measured in the sequence-level bridge (keys of ``llm.seq_bridge.SEQUENCE_METHODS``).
+BRIDGE_METHODS = ("dpo_exact", "ppo", "ppo_gae", "rloo", "grpo", "dr_grpo")
+
+
+def _run_seq_bridge(config):
+    """Each LM trainer in the exact sequence-level world at this η (one fresh world per method)."""
+    from llm.seq_bridge import SequenceBridgeConfig, make_sequence_world, run_method
+
+    rows = []
+    for method in BRIDGE_METHODS:
+        world = make_sequence_world(SequenceBridgeConfig(seed=config.seed))
+        result = run_method(world, method, config.eta, seed=config.seed)
+        rows.append({"bridge_method": result.pop("method"),
+                     **{k: v for k, v in result.items() if k not in ("eta", "seed")}})
+    return pd.DataFrame(rows)
+
+
+_RUNS = {"reference": _run_reference, "dpo": _run_dpo, **{m: _run_pg for m in PG_RECIPES},
+         "best_of_n": _run_best_of_n, "rs_ft": _run_rs_ft, "reward_model": _run_reward_model, "bandit": _run_bandit}
 
 
 def run(config: LLMConfig) -> pd.DataFrame:
-    """Both worlds for one algorithm (see the module docstring); one row per world × iteration."""
+    """One method at one η and seed; rows as the module docstring says."""
+    import torch
+
+    torch.set_num_threads(1)
     start = time.perf_counter()
-    if config.algorithm == "bridge":
-        frame = _run_bridge(config)
+    if config.method == "seq_bridge":
+        frame = _run_seq_bridge(config)
+        world_name = "seq_bridge"
     else:
-        frame = _RUNS[config.algorithm](config, _world(config))
-    frame = frame.assign(seed=config.seed, run_seconds=time.perf_counter() - start)
-    for column in ("n_comparisons", "win_rate", "kl_to_ref", "gold_reward"):
-        if column not in frame:
-            frame[column] = np.nan
-    print(f"[llm] {config.algorithm}/{config.enhancer} seed={config.seed}: {len(frame)} rows in "
+        world = _world(config)
+        built = time.perf_counter() - start
+        frame = _RUNS[config.method](config, world).assign(world_seconds=built)
+        world_name = "bandit" if config.method == "bandit" else "lm"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    frame = frame.assign(world=world_name, run_seconds=time.perf_counter() - start, device=device)
+    print(f"[llm] {config.method} eta={config.eta} seed={config.seed}: {len(frame)} rows in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     return frame
 
@@ -381,202 +495,312 @@ def run(config: LLMConfig) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # Report
 
-
-def _final(frame: pd.DataFrame) -> pd.DataFrame:
-    """Last iteration of each world × method (BoN: the largest N), averaged over seeds."""
-    body = frame[(frame["world"] != "bridge") & ~frame["method"].astype(str).str.startswith("dpo_")]
-    last = body.groupby(["world", "method", "seed"])["iteration"].transform("max")
-    final = body[body["iteration"] == last]
-    table = final.groupby(["method", "world"]).agg(
-        gold_reward=("gold_reward", "mean"), kl_to_ref=("kl_to_ref", "mean"), win_rate=("win_rate", "mean"),
-        n_comparisons=("n_comparisons", "max"), seeds=("seed", "nunique")).reset_index()
-    wide = table.pivot(index="method", columns="world", values=["gold_reward", "kl_to_ref", "win_rate"])
-    wide.columns = [f"{a} ({b})" for a, b in wide.columns]
-    order = ["offline"] + list(ENHANCER_NAMES) + ["ppo", "best_of_n"]
-    return wide.reindex([m for m in order if m in wide.index]).reset_index()
+_POLICY_METHODS = ("dpo", *PG_RECIPES, "rs_ft")
 
 
-_METHODS = ("offline",) + ENHANCER_NAMES + ("ppo", "best_of_n")
-_COLORS = dict(zip(_METHODS, ("#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#ff7f0e", "#17becf")))
+def _se(values) -> float:
+    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def _final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last held-out checkpoint of every LM policy run (DPO, PG, RS-FT) and π0's row."""
+    lm = frame[(frame["world"] == "lm") & frame["method"].isin(("reference",) + _POLICY_METHODS)]
+    last = lm.groupby("run_id")["step"].transform("max")
+    return lm[lm["step"] == last]
+
+
+def final_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Held-out results per method × η: means over seeds ± the standard error across seeds."""
+    final = _final_rows(frame)
+    rows = []
+    for (method, eta), g in final.groupby(["method", "eta"], sort=False):
+        rows.append({"method": method, "eta": eta, "gold_reward": g["gold_reward"].mean(),
+                     "gold_se": _se(g["gold_reward"]), "proxy_reward": g["proxy_reward"].mean(),
+                     "kl_to_ref": g["kl_to_ref"].mean(), "kl_se": _se(g["kl_to_ref"]),
+                     "kl_sample_se": g["kl_to_ref_se"].mean(), "win_rate": g["win_rate"].mean(),
+                     "length": g["length"].mean(), "finished": g["finished"].mean(), "seeds": g["seed"].nunique()})
+    table = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(METHODS)}
+    return table.sort_values(["method", "eta"], key=lambda c: c.map(order) if c.name == "method" else c) \
+        .reset_index(drop=True)
+
+
+def budget_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """What each method consumed per run, in stated units: BT comparisons (the shared data), reward-
+    model queries, policy samples drawn while training, optimiser steps, trainable weights, wall time."""
+    rows = []
+    for method, g in frame[frame["world"] == "lm"].groupby("method", sort=False):
+        c = g.iloc[0]
+        n = int(c["n_comparisons"])
+        if method == "reference":
+            continue
+        if method == "dpo":
+            spent = dict(rm_queries=0, train_samples=0, optimiser_steps=int(c["dpo_steps"]))
+        elif method in PG_RECIPES:
+            q = int(c["pg_steps"] * c["prompts_per_step"] * c["samples_per_prompt"])
+            epochs = 1 if PG_RECIPES[method]["algorithm"] == "rloo" else 2
+            spent = dict(rm_queries=q, train_samples=q, optimiser_steps=int(c["pg_steps"]) * epochs)
+        elif method == "rs_ft":
+            q = int(g["rm_queries"].max())
+            spent = dict(rm_queries=q, train_samples=q, optimiser_steps=2 * max(2, int(c["dpo_steps"]) // 4))
+        elif method == "best_of_n":
+            spent = dict(rm_queries=f"N × {int(c['eval_prompts'] * c['eval_samples'])} (at inference)",
+                         train_samples=0, optimiser_steps=0)
+        elif method == "reward_model":
+            spent = dict(rm_queries=0, train_samples=0, optimiser_steps=int(c["dpo_steps"]))
+        else:
+            continue
+        trainable = g["trainable_parameters"].dropna()
+        rows.append({"method": method, "comparisons": n,
+                     "comparisons_used_via": "directly" if method in ("dpo", "reward_model") else "reward model",
+                     **spent, "trainable_parameters": int(trainable.iloc[0]) if len(trainable) else np.nan,
+                     "run_seconds": g.groupby("run_id")["run_seconds"].first().mean()})
+    return pd.DataFrame(rows)
+
+
+def reward_model_table(frame: pd.DataFrame) -> pd.DataFrame:
+    rm = frame[frame["method"] == "reward_model"]
+    if rm.empty:
+        return pd.DataFrame()
+    return rm.groupby("reward_model", sort=False).agg(
+        heldout_accuracy=("heldout_accuracy", "mean"), heldout_se=("heldout_accuracy", _se),
+        train_label_accuracy=("train_label_accuracy", "mean"), heldout_pairs=("heldout_pairs", "first"),
+        comparisons=("comparisons", "first"), seeds=("seed", "nunique")).reset_index()
+
+
+def best_of_n_table(frame: pd.DataFrame) -> pd.DataFrame:
+    bon = frame[frame["method"] == "best_of_n"]
+    if bon.empty:
+        return pd.DataFrame()
+    return bon.groupby("n").agg(gold_reward=("gold_reward", "mean"), gold_se=("gold_reward", _se),
+                                proxy_reward=("proxy_reward", "mean"), kl_bound=("kl_to_ref", "first"),
+                                win_rate=("win_rate", "mean"), length=("length", "mean"),
+                                finished=("finished", "mean"), seeds=("seed", "nunique")).reset_index()
+
+
+def bandit_table(frame: pd.DataFrame) -> pd.DataFrame:
+    b = frame[frame["world"] == "bandit"]
+    if b.empty:
+        return pd.DataFrame()
+    return b.groupby(["policy", "eta"]).agg(gold_reward=("gold_reward", "mean"), gold_se=("gold_reward", _se),
+                                            proxy_reward=("proxy_reward", "mean"), kl_to_ref=("kl_to_ref", "mean"),
+                                            pool_size=("pool_size", "first"), seeds=("seed", "nunique")).reset_index()
+
+
+def bridge_table(frame: pd.DataFrame) -> pd.DataFrame:
+    b = frame[frame["world"] == "seq_bridge"]
+    if b.empty:
+        return pd.DataFrame()
+    cols = [c for c in ("kl_ref_to_optimal", "kl_to_optimal", "kl_ratio", "target", "kl_to_target",
+                        "kl_target_to_optimal", "kl_to_ref", "sampled_kl_k1", "sampled_kl_k1_se", "seconds") if c in b]
+    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(b[c])]
+    agg = {c: (c, "mean") for c in numeric} | {c: (c, "first") for c in cols if c not in numeric}
+    return b.groupby(["bridge_method", "eta"], sort=False).agg(**agg, seeds=("seed", "nunique")).reset_index()
+
+
+def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
+    from rlbandit import plots
+
+    fig, axes = plots.new_figure(1, panel_size=(6.0, 4.3))
+    ax = axes[0]
+    for method in _POLICY_METHODS + ("reference",):
+        sub = final[final["method"] == method]
+        if sub.empty:
+            continue
+        x = np.sqrt(sub["kl_to_ref"].clip(lower=0))
+        # SE of √KL by the delta method: se(KL) / (2 √KL)
+        xerr = sub["kl_se"] / (2 * np.maximum(x, 1e-9))
+        ax.errorbar(x, sub["gold_reward"], xerr=xerr.fillna(0), yerr=sub["gold_se"].fillna(0), fmt="o",
+                    color=COLORS[method], label=method, capsize=3, ms=5)
+        for _, r in sub.iterrows():
+            if method != "reference":
+                ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_reward"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points", color=COLORS[method])
+    bon = best_of_n_table(frame)
+    if not bon.empty:
+        ax.plot(np.sqrt(bon["kl_bound"]), bon["gold_reward"], ls="--", marker="s", ms=4, color=COLORS["best_of_n"],
+                label="best_of_n (x: √ of the KL bound)")
+    ax.set_xlabel(r"$\sqrt{\mathrm{KL}(\pi\|\pi_0)}$ (sequence level, held-out samples)")
+    ax.set_ylabel("held-out gold reward")
+    ax.set_title("Reward–KL frontier on held-out prompts")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def _overopt_figure(frame: pd.DataFrame):
+    """Gold and proxy along PG training (checkpoints), against √KL, per method; η by line style."""
+    from rlbandit import plots
+
+    pg = frame[(frame["world"] == "lm") & frame["method"].isin(tuple(PG_RECIPES) + ("dpo",))]
+    ref = frame[(frame["world"] == "lm") & (frame["method"] == "reference")]
+    fig, axes = plots.new_figure(2, ncols=2, panel_size=(4.6, 3.6))
+    etas = sorted(pg["eta"].unique())
+    styles = dict(zip(etas, ("-", "--", ":", "-.")))
+    for ax, column, name in zip(axes, ("gold_reward", "proxy_reward"), ("gold", "proxy (learned reward model)")):
+        for (method, eta), g in pg.groupby(["method", "eta"], sort=False):
+            means = g.groupby("step")[["kl_to_ref", column]].mean().sort_index()
+            start = pd.DataFrame({"kl_to_ref": [0.0], column: [ref[column].mean()]})
+            path = pd.concat([start, means], ignore_index=True)
+            ax.plot(np.sqrt(path["kl_to_ref"].clip(lower=0)), path[column], marker="o", ms=3,
+                    color=COLORS[method], ls=styles[eta], label=f"{method} η={eta:g}")
+        ax.set_xlabel(r"$\sqrt{\mathrm{KL}(\pi\|\pi_0)}$")
+        ax.set_ylabel(f"held-out {name} reward")
+    axes[0].set_title("Gold reward along training")
+    axes[1].set_title("Proxy reward along training")
+    axes[1].legend(fontsize=6, loc="best", ncol=2)
+    return fig
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    from rlbandit import plots
-
     frame = frame.copy()
-    if "algorithm" in frame:  # rows without a method (a run's π0 row) belong to the run's method
-        implied = frame["algorithm"].map({"offline_dpo": "offline", "ppo": "ppo", "best_of_n": "best_of_n"})
-        implied = implied.fillna(frame.get("enhancer", implied))
-        frame["method"] = frame["method"].fillna(implied)
-    dpo_like = frame[frame["method"].isin(("offline",) + ENHANCER_NAMES) & (frame["world"] != "bridge")]
-    figures = []
-    if not dpo_like.empty:
-        figures.append(ReportFigure("learning_curves", plots.line_plot(
-            dpo_like, "n_comparisons", "gold_reward", hue="method", col="world", band=None,
-            title="Gold reward of the main agent against comparisons collected"),
-            "Gold reward E r*(x, y) of the learned policy against the number of comparisons, offline DPO "
-            "(π0-vs-π0 data) and iterative DPO per enhancer; left the exact bandit built from π0's samples, "
-            "right the language model (held-out samples); means over seeds (a t-based CI over a handful of seeds is too wide to read)."))
-        figures.append(ReportFigure("kl_curves", plots.line_plot(
-            dpo_like, "n_comparisons", "kl_to_ref", hue="method", col="world", band=None,
-            title="KL(π ‖ π0) against comparisons"),
-            "KL of the learned policy to the reference: exact in the bandit world, the k1 estimate from the "
-            "policy's own samples in the LM world."))
-    body = frame[(frame["world"] != "bridge") & ~frame["method"].astype(str).str.startswith("dpo_")]
-    body = body.dropna(subset=["kl_to_ref", "gold_reward"])
-    if not body.empty:
-        fig, axes = plots.new_figure(2, ncols=2)
-        for ax, world in zip(axes, ("bandit", "lm")):
-            sub = body[body["world"] == world]
-            means = sub.groupby(["method", "iteration"])[["kl_to_ref", "gold_reward"]].mean().reset_index()
-            for method, g in means.groupby("method"):
-                g = g.sort_values("iteration")
-                ax.plot(np.sqrt(g["kl_to_ref"].clip(lower=0)), g["gold_reward"], marker="o", ms=3, label=method,
-                        color=_COLORS.get(method), ls="--" if method in ("ppo", "best_of_n") else "-")
-            ax.set_xlabel("√KL(π ‖ π0)")
-            ax.set_ylabel("gold reward")
-            ax.set_title(f"{world} world")
-        axes[-1].legend(fontsize=7, loc="best")
-        figures.append(ReportFigure("gold_vs_kl", fig,
-                                    "Gold reward against √KL(π‖π0) for every method (points: iterations, or N = 1, 2, "
-                                    "4, … for best-of-N, whose LM-world KL is the bound log N − (N−1)/N)."))
-    lm_win = frame[(frame["world"] == "lm") & frame["win_rate"].notna() & (frame["method"] != "best_of_n")
-                   & ~frame["method"].astype(str).str.startswith("dpo_")]
-    if not lm_win.empty:
-        figures.append(ReportFigure("win_rate", plots.line_plot(
-            lm_win, "iteration", "win_rate", hue="method", band=None,
-            title="LM world: win rate against π0"),
-            "Gold-BT win rate σ(r*(y) − r*(y0)) of the policy's responses against π0's on held-out samples, per "
-            "iteration (DPO rounds; PPO: blocks of rollouts)."))
+    final = final_table(frame)
     tables = []
-    final = _final(frame)
-    tables.append(("Final iteration, both worlds (mean over seeds)", final.round(3)))
-    losses = _loss_table(frame)
-    if not losses.empty:
-        tables.append(("LM world: DPO loss types on the same offline data (last iteration, mean over seeds)",
-                       losses.round(3)))
-    bridge = frame[frame["world"] == "bridge"]
-    if not bridge.empty:
-        cols = ["method", "kl_ref_to_optimal", "kl_to_optimal", "suboptimality", "kl_to_ref", "kl_k1", "kl_k1_se",
-                "kl_k2", "kl_k3", "kl_k3_se", "seconds"]
-        tables.append(("Bridge (single-token world): distance to the exact Gibbs policy O(r*, η, π0) and the "
-                       "sampled KL estimators against the exact KL", bridge[[c for c in cols if c in bridge]]
-                       .reset_index(drop=True)))
-    summary = _summary(frame, final, bridge, losses)
-    notes = ("- LM-world numbers are estimates from held-out samples (20 prompts × `eval_samples`), so small "
-             "differences between enhancers are within noise at this CPU scale; the bandit world is exact.\n"
-             "- PPO here is critic-free (leave-one-out baseline over 4 samples per prompt, clipped ratio, 2 epochs) "
-             "with the KL in the reward; its bandit-world row is its target O(r*, η, π0).\n"
-             "- Best-of-N in the LM world reports the analytical KL bound log N − (N−1)/N; the bandit world "
-             "reports the exact KL (always below the bound).\n"
-             "- DPO uses π0 as its reference in every round (the theory's objective); `reference=\"previous\"` "
-             "exists in `llm.online` but is not swept.\n"
-             "- Loss types: trl's (and `rlbandit.losses`') `ipo` and `sigmoid_norm` use length-normalised log-ratios, so "
-             "IPO's target margin 1/(2β) is per token — about |y|/(2β) nats per sequence — and at the same β it does "
-             "not stay closer to π0 than sigmoid DPO; `hinge` stops pushing once the margin exceeds 1/β.\n"
-             "- The bandit world restricts each prompt to `pool_size` responses sampled from π0, so its optimum is a "
-             "lower bound on the LM's (the LM can write responses outside the pool), and KL values are not "
-             "comparable across worlds (a distribution over the pool against one over token sequences); gold and win "
-             "rate are.\n"
-             "- Parity with trl (tests/test_llm_parity.py): one DPO loss on the same tiny model (policy ≠ reference) "
-             "and batch equals trl 1.16 DPOTrainer's to a tolerance of 1e-5 (abs + rel; measured ≈ 1e-7, float32) "
-             "for sigmoid, ipo, hinge, robust and apo_zero.\n"
-             "- Speed against trl and Hugging Face generate: `python -m benchmarks.speed_llm --out reports/llm/speed.md` "
-             "(see [speed.md](speed.md)); DPO steps use a padding-free packed forward.\n"
-             "- GPU scale: same commands with `llm.models.load_model(\"<0.5B instruct model>\")`, m = 256, "
-             "T = 8, dpo_steps = 200, eval_samples = 16.")
-    return ReportContent(summary=summary, tables=tuple(tables), figures=tuple(figures), notes=notes)
-
-
-def _loss_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Offline sigmoid DPO and the other loss types, LM world, last iteration."""
-    keep = frame["method"].astype(str).str.startswith("dpo_") | (frame["method"] == "offline")
-    sub = frame[keep & (frame["world"] == "lm")]
-    if sub.empty or not sub["method"].astype(str).str.startswith("dpo_").any():
-        return pd.DataFrame()
-    last = sub.groupby(["method", "seed"])["iteration"].transform("max")
-    sub = sub[sub["iteration"] == last].replace({"method": {"offline": "dpo_sigmoid"}})
-    return sub.groupby("method").agg(gold_reward=("gold_reward", "mean"), kl_to_ref=("kl_to_ref", "mean"),
-                                     win_rate=("win_rate", "mean"), seeds=("seed", "nunique")).reset_index()
-
-
-def _summary(frame, final, bridge, losses=None) -> str:
-    """Findings in plain words, every number computed from the frame."""
-    lines = []
     if not final.empty:
-        def get(method, col):
-            row = final[final["method"] == method]
-            return float(row[col].iloc[0]) if len(row) and col in row else float("nan")
-
-        lm = frame[frame["world"] == "lm"]
-        start = lm[(lm["iteration"] == 0) & (lm["method"] != "best_of_n")]["gold_reward"].mean()
-        se = float(lm["gold_reward_se"].mean()) if "gold_reward_se" in lm else float("nan")
-        gain = lambda m, w: get(m, f"gold_reward ({w})") - (start if w == "lm" else bandit_start)
-        bandit_start = frame[(frame["world"] == "bandit") & (frame["iteration"] == 0)
-                             & (frame["method"] != "best_of_n")]["gold_reward"].mean()
-        lines.append(f"π0's gold reward is {start:.2f} in the LM world (held-out samples; one evaluation's standard "
-                     f"error ≈ {se:.2f}) and {bandit_start:.2f} in the bandit world built from its samples.")
-        if "ppo" in final["method"].values:
-            frac = gain("ppo", "lm") / max(gain("ppo", "bandit"), 1e-9)
-            lines.append(f"- **PPO recovers {frac:.0%} of the bandit optimum's gold gain**: the LM's PPO ends at gold "
-                         f"{get('ppo', 'gold_reward (lm)'):.2f} with KL {get('ppo', 'kl_to_ref (lm)'):.2f}, against "
-                         f"{get('ppo', 'gold_reward (bandit)'):.2f} at KL {get('ppo', 'kl_to_ref (bandit)'):.2f} for the "
-                         f"exact Gibbs policy O(r*, η, π0) it approximates (win rate against π0: "
-                         f"{get('ppo', 'win_rate (lm)'):.2f} vs {get('ppo', 'win_rate (bandit)'):.2f}).")
-        if "best_of_n" in final["method"].values:
-            n_max = int(frame.loc[frame["method"] == "best_of_n", "n"].max())
-            methods = [m for m in final["method"] if np.isfinite(get(m, "kl_to_ref (lm)"))]
-            best = {w: max(methods, key=lambda m: gain(m, w) / max(get(m, f"kl_to_ref ({w})"), 1e-9))
-                    for w in ("lm", "bandit")}
-            lines.append(f"- **Best-of-N agrees across worlds**: at N = {n_max} the LM's best-of-N has gold "
-                         f"{get('best_of_n', 'gold_reward (lm)'):.2f} (KL ≤ {get('best_of_n', 'kl_to_ref (lm)'):.2f}, "
-                         f"the bound) and the exact bandit best-of-N {get('best_of_n', 'gold_reward (bandit)'):.2f} "
-                         f"(exact KL {get('best_of_n', 'kl_to_ref (bandit)'):.2f}). Most gold per nat of KL at the "
-                         f"last iteration: {best['lm']} in the LM world, {best['bandit']} in the bandit world.")
-        dpo = [m for m in ("offline",) + ENHANCER_NAMES if m in final["method"].values]
-        if dpo:
-            lm_eff = np.mean([gain(m, "lm") / max(get(m, "kl_to_ref (lm)"), 1e-9) for m in dpo])
-            bandit_eff = np.mean([gain(m, "bandit") / max(get(m, "kl_to_ref (bandit)"), 1e-9) for m in dpo])
-            n_final = int(frame.loc[frame["method"].isin(dpo), "n_comparisons"].max())
-            lines.append(f"- **DPO on a few comparisons overshoots the KL budget**: with the same comparisons, "
-                         f"DPO variants gain {np.mean([gain(m, 'lm') for m in dpo]):.2f} gold for "
-                         f"{np.mean([get(m, 'kl_to_ref (lm)') for m in dpo]):.1f} nats of KL on the LM "
-                         f"({lm_eff:.2f} gold per nat), while the exact plug-in policy O(φθ̂, η, π0) gains "
-                         f"{np.mean([gain(m, 'bandit') for m in dpo]):.2f} for "
-                         f"{np.mean([get(m, 'kl_to_ref (bandit)') for m in dpo]):.2f} nats ({bandit_eff:.2f} per nat): "
-                         "the DPO loss on finitely many pairs keeps pushing the margins past the BT-optimal ones "
-                         "(the IPO paper's point), which the ridge-regularised MLE of the bandit world does not.")
-            order_b = sorted(dpo, key=lambda m: -get(m, "gold_reward (bandit)"))
-            order_l = sorted(dpo, key=lambda m: -get(m, "gold_reward (lm)"))
-            lines.append(f"- **Enhancers** (after {n_final} comparisons): bandit world, best to worst by gold: "
-                         f"{', '.join(order_b)}; LM world: {', '.join(order_l)}. At this CPU scale the LM-world "
-                         "differences between enhancers are within a few standard errors, so the ordering there is "
-                         "not a finding; the bandit world's metrics are exact for each learned policy (its differences still carry "
-                         "the randomness of the comparisons drawn, over the seeds run).")
-    if losses is not None and not losses.empty and "dpo_sigmoid" in losses["method"].values:
-        table = losses.set_index("method")
-        parts = [f"{m[4:]}: gold {r.gold_reward:.2f} at KL {r.kl_to_ref:.1f}" for m, r in table.iterrows()]
-        least = table["kl_to_ref"].idxmin()[4:]
-        lines.append(f"- **DPO loss types** on the same offline comparisons (LM world): {'; '.join(parts)}. "
-                     f"The smallest KL to π0: {least}.")
+        tables.append(("Held-out results (last checkpoint; mean over seeds, ± = standard error across seeds; "
+                       "kl_sample_se = the within-run sampling SE of the KL estimate)", final.round(3)))
+    budgets = budget_table(frame)
+    if not budgets.empty:
+        tables.append(("Budgets per run, in stated units (every method sees the same BT comparisons)", budgets))
+    rms = reward_model_table(frame)
+    if not rms.empty:
+        tables.append(("Reward models from the same comparisons: held-out pairwise accuracy against the gold "
+                       "preference (π0's two responses to each evaluation prompt)", rms.round(3)))
+    bon = best_of_n_table(frame)
+    if not bon.empty:
+        tables.append(("Best-of-N by the learned reward model on held-out prompts (KL: the analytic bound "
+                       "log N − (N−1)/N, not an estimate)", bon.round(3)))
+    bandit = bandit_table(frame)
+    if not bandit.empty:
+        tables.append(("The exact bandit on the comparison pool (π0 uniform over each training prompt's "
+                       "responses): the optimum O(r*, η, π0) and the plug-in O(φθ̂, η, π0)", bandit.round(4)))
+    bridge = bridge_table(frame)
     if not bridge.empty:
-        lines.append("- **Bridge** (single-token world, the LM's next-token distribution is the bandit policy):")
-        for _, row in bridge.iterrows():
-            lines.append(f"  - {row['method']}: KL(π̂ ‖ O(r*, η, π0)) = {row['kl_to_optimal']:.1e} (from "
-                         f"{row['kl_ref_to_optimal']:.2f} at π0); sampled KL(π̂‖π0): k1 {row['kl_k1']:.3f} ± "
-                         f"{row['kl_k1_se']:.3f}, k3 {row['kl_k3']:.3f} ± {row['kl_k3_se']:.3f}, k2 {row['kl_k2']:.3f}; "
-                         f"exact {row['kl_to_ref']:.3f}.")
+        tables.append(("Sequence-level bridge: distance of each LM trainer's policy to the exact sequence-level "
+                       "Gibbs policy π* (and to its own fixed point where that differs)", bridge))
+    figures = []
+    if not final.empty:
+        figures.append(ReportFigure("pareto", _pareto_figure(frame, final),
+                                    "Held-out gold reward against √KL(π‖π0) at the last checkpoint, per method and KL "
+                                    "coefficient (error bars: ± one standard error across seeds); best-of-N's x is "
+                                    "the square root of its analytic KL bound, not an estimate."))
+        figures.append(ReportFigure("overoptimization", _overopt_figure(frame),
+                                    "Gold (left) and proxy (right) reward on held-out prompts along training, against "
+                                    "√KL(π‖π0), from π0 (KL 0) through each checkpoint; means over seeds, line style "
+                                    "= η."))
+    return ReportContent(summary=_summary(frame, final, rms, bon, bandit, bridge), tables=tuple(tables),
+                         figures=tuple(figures), notes=_notes(frame))
+
+
+def _summary(frame, final, rms, bon, bandit, bridge) -> str:
+    """Findings in plain words, each number read from a table of this report."""
+    lines = []
+    if final.empty:
+        return "No LM runs stored."
+    c = frame.iloc[0]
+    training = {"top": "its top two decoder layers trained", "lora": "LoRA adapters (r = 16) trained",
+                "full": "every weight trained"}[c["adaptation"]]
+    lines.append(f"Model: **{c['model']}** ({training}), {int(c['train_prompts'])} training prompts, "
+                 f"{int(c['eval_prompts'])} held-out prompts of unseen topics × {int(c['eval_samples'])} responses, "
+                 f"{int(c['n_comparisons'])} BT comparisons per seed for every method, responses of at most "
+                 f"{int(c['max_new_tokens'])} tokens, {int(frame['seed'].nunique())} seed(s).")
+    ref = final[final["method"] == "reference"]
+    if len(ref):
+        r = ref.iloc[0]
+        lines.append(f"- π0's held-out gold reward is {r['gold_reward']:.3f} (SE across seeds {r['gold_se']:.3f}); "
+                     f"its responses average {r['length']:.1f} tokens and {r['finished']:.0%} end with EOS.")
+    trained = final[final["method"] != "reference"]
+    if len(trained):
+        best = trained.loc[trained["gold_reward"].idxmax()]
+        ref_gold = float(ref["gold_reward"].iloc[0]) if len(ref) else float("nan")
+        lines.append(f"- Highest held-out gold: **{best['method']} at η = {best['eta']:g}**, {best['gold_reward']:.3f} "
+                     f"± {best['gold_se']:.3f} (π0: {ref_gold:.3f}) at KL {best['kl_to_ref']:.2f} ± "
+                     f"{best['kl_se']:.2f} nats, win rate against π0 {best['win_rate']:.2f}.")
+        gains = []
+        for _, r in trained.iterrows():
+            gain = r["gold_reward"] - ref_gold
+            noise = 2 * np.sqrt(np.nan_to_num(r["gold_se"]) ** 2 + np.nan_to_num(float(ref["gold_se"].iloc[0])) ** 2) \
+                if len(ref) else np.nan
+            gains.append((r["method"], r["eta"], gain, noise))
+        above = [f"{m} (η={e:g})" for m, e, g, n in gains if np.isfinite(n) and n > 0 and g > n]
+        lines.append(f"- Gains over π0 larger than two standard errors: {', '.join(above) if above else 'none'} "
+                     f"(of {len(gains)} method × η cells).")
+        lengths = trained.set_index(["method", "eta"])["length"]
+        lines.append(f"- Length moves with training: mean response length from {lengths.min():.1f} to "
+                     f"{lengths.max():.1f} tokens across methods (π0: "
+                     f"{float(ref['length'].iloc[0]) if len(ref) else float('nan'):.1f}); EOS share from "
+                     f"{trained['finished'].min():.0%} to {trained['finished'].max():.0%}.")
+        pg = frame[(frame["world"] == "lm") & frame["method"].isin(tuple(PG_RECIPES))]
+        if len(pg):
+            last = pg.groupby("run_id")["step"].transform("max")
+            end = pg[pg["step"] == last]
+            gap = (end["proxy_reward"] - end["gold_reward"]).mean()
+            ref_gap = float((ref["proxy_reward"] - ref["gold_reward"]).mean()) if len(ref) else float("nan")
+            lines.append(f"- Over-optimisation: at the end of policy-gradient training the proxy exceeds the gold "
+                         f"reward by {gap:.3f} on average (π0: {ref_gap:.3f}); the figure follows both along training.")
+    if not rms.empty:
+        parts = [f"{r['reward_model']} {r['heldout_accuracy']:.2f}" for _, r in rms.iterrows()]
+        lines.append(f"- Reward models from the same {int(rms['comparisons'].iloc[0])} comparisons, held-out pairwise "
+                     f"accuracy against the gold preference: {', '.join(parts)} "
+                     f"({int(rms['heldout_pairs'].iloc[0])} held-out pairs per seed).")
+    if not bon.empty:
+        top = bon.iloc[-1]
+        lines.append(f"- Best-of-{int(top['n'])} by the learned reward: held-out gold {top['gold_reward']:.3f} "
+                     f"(best-of-1 {bon['gold_reward'].iloc[0]:.3f}) within the KL bound {top['kl_bound']:.2f}.")
+    if not bandit.empty:
+        for eta, g in bandit.groupby("eta"):
+            opt = g[g["policy"] == "gibbs_gold"].iloc[0]
+            plug = g[g["policy"] == "gibbs_rm"].iloc[0]
+            lines.append(f"- Exact bandit on the pool (η = {eta:g}): the optimum reaches gold {opt['gold_reward']:.3f} "
+                         f"at KL {opt['kl_to_ref']:.3f}; the plug-in policy of the learned reward "
+                         f"{plug['gold_reward']:.3f} at KL {plug['kl_to_ref']:.3f}.")
+    if not bridge.empty and "kl_to_optimal" in bridge:
+        parts = [f"{r['bridge_method']} {r['kl_to_optimal']:.1e}" for _, r in bridge.iterrows()]
+        lines.append(f"- Sequence-level bridge, KL(π̂‖π*) at the end (from KL(π0‖π*) = "
+                     f"{bridge['kl_ref_to_optimal'].iloc[0]:.2f}): {'; '.join(parts)}.")
     return "\n".join(lines)
+
+
+def _notes(frame: pd.DataFrame) -> str:
+    devices = sorted(set(frame["device"].dropna())) if "device" in frame else []
+    if any(d != "cpu" for d in devices):
+        gpu_line = f"- Ran on: {', '.join(devices)} (bf16 on the GPU)."
+    else:
+        gpu_line = ("- Ran on the CPU only. The GPU scale (`bash benchmarks/llm_gpu.sh`: the `llm_gpu` study, full "
+                    "fine-tuning, 512 comparisons, 3 seeds, reports in `reports/llm_gpu/`) has not yet run on a GPU.")
+    return "\n".join([
+        "- Every LM number is estimated on held-out prompts whose topics no method trained on "
+        "(`llm.prompts.split_prompts`, split by topic); the bandit and bridge worlds are exact.",
+        "- The gold reward is linear in the MiniLM embedding of instruction + response, so the linear "
+        "theory's reward model (BT head on φ) is well specified; the LM-head reward model is not linear in φ.",
+        "- PPO here is trl's PPOTrainer recipe (zero-initialised value head on the policy trunk, per-token "
+        "k1 KL in the reward, GAE, whitened advantages, clipped value loss); RLOO uses the leave-one-out "
+        "baseline over the prompt's samples; GRPO / Dr. GRPO use trl's GRPOTrainer advantages and k3 in the "
+        "loss (token mean per response for GRPO, a constant normaliser for Dr. GRPO). With k3 in the loss and "
+        "std-normalised advantages GRPO's fixed point is not the Gibbs policy (see the bridge table).",
+        "- Every method optimises the same learned reward as it is: no penalty for responses cut at the length "
+        "cap (trl's `missing_eos_penalty` is off), so length and EOS share are outcomes, reported beside gold.",
+        "- Best-of-N's KL is the analytic bound log N − (N−1)/N (Beirami et al. 2024); the others' KL is the "
+        "sequence-level k1 estimate from the policy's own samples, with its standard error.",
+        "- The exact bandit restricts each training prompt to the responses of its comparisons, so its "
+        "numbers are not on the LM's KL scale; they show what the plug-in reward model is worth when the "
+        "oracle is exact.",
+        gpu_line,
+        "- Speed against trl and Hugging Face generate: see [speed.md](speed.md) "
+        "(`python -m benchmarks.speed_llm --out reports/llm/speed.md`).",
+    ])
 
 
 STUDY = Study(
     name="llm",
-    description=("The same RLHF algorithms — offline DPO, iterative DPO with each enhancer, PPO, best-of-N — "
-                 "on a real (tiny, offline) transformer LM and on the exact bandit built from its samples, side by "
-                 "side: gold reward against KL to π0, win rate against π0, learning curves; plus the single-token "
-                 "bridge where the LM's next-token distribution is a bandit policy."),
+    description=("RLHF on a real pretrained LM (SmolLM2-135M-Instruct, offline): DPO beside the classic "
+                 "preferences → learned reward model → PPO / RLOO / GRPO / Dr. GRPO pipeline, best-of-N and "
+                 "rejection-sampling fine-tuning, all from the same Bradley–Terry comparisons and scored on held-out "
+                 "prompts by a known gold reward; a reward–KL sweep per method; the exact bandit built from the "
+                 "comparisons; and the exact sequence-level bridge."),
     configs=configs,
     run=run,
     report=report,
     tags=("llm",),
+    symbols={"proxy_reward": "proxy reward (learned RM)", "rm_queries": "reward-model queries"},
 )

@@ -392,7 +392,7 @@ _PACKING: dict = {}
 def packing_supported(model, pad_token_id: int) -> bool:
     """Whether this model gives the same log-probs packed as padded.
 
-    Checked once per (model class, attention implementation, vocabulary size) with token ids
+    Checked once per (model class, wrapped class, attention implementation, vocabulary size) with token ids
     inside the model's vocabulary, so a tiny-vocabulary model (the single-token bridge) can
     neither fail the probe nor decide the answer for a different model of the same class.
     """
@@ -400,7 +400,9 @@ def packing_supported(model, pad_token_id: int) -> bool:
 
     config = getattr(model, "config", None)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
-    key = (type(model).__name__, getattr(config, "_attn_implementation", None), vocab)
+    # a peft wrapper (PeftModelForCausalLM) answers for the architecture it wraps
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    key = (type(model).__name__, type(base).__name__, getattr(config, "_attn_implementation", None), vocab)
     if key not in _PACKING:
         usable = [i for i in range(vocab) if i != pad_token_id][:10]
         if len(usable) < 2:

@@ -29,6 +29,7 @@ __all__ = [
     "check_tokenizer",
     "load_model",
     "parameter_count",
+    "place",
     "smollm2_135m_instruct",
 ]
 
@@ -86,7 +87,8 @@ class LanguageModel:
         return ref
 
 
-def _place(lm: LanguageModel, device, dtype=None) -> LanguageModel:
+def place(lm: LanguageModel, device=None, dtype=None) -> LanguageModel:
+    """Move ``lm``'s model to ``device`` / ``dtype`` (automatic when None: CUDA + bf16, else CPU float32)."""
     import torch
 
     device = auto_device() if device is None else torch.device(device)

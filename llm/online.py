@@ -106,8 +106,12 @@ class OnlineDPOConfig:
 
 
 def evaluate_policy(policy, ref, prompts, gold, sampling: SamplingConfig, seed: int, *, ref_rewards=None,
-                    samples_per_prompt: int = 1) -> dict:
+                    samples_per_prompt: int = 1, proxy=None) -> dict:
     """Gold reward, KL(π‖π0) (k1 and k3 from samples) and win rate against π0 on ``prompts``.
+
+    KL is sequence-level and estimated the same way for every policy: from the policy's own
+    samples, k1 = log π(y|x) − log π0(y|x) (unbiased), with its standard error (``kl_to_ref_se``).
+    ``proxy`` (a reward function like ``gold``, e.g. a learned reward model) adds ``proxy_reward``.
 
     Win rate = mean σ(r*(x, y) − r*(x, y0)) with y ∼ π, y0 ∼ π0 (the gold BT probability that π's
     response is preferred), ``ref_rewards`` = gold rewards of π0's responses to the same prompts.
@@ -124,8 +128,11 @@ def evaluate_policy(policy, ref, prompts, gold, sampling: SamplingConfig, seed: 
         ref_logp = sequence_logprobs(ref.model, samples.batch).double().cpu().numpy()
     rewards = np.asarray(gold(flat, samples.responses, samples), dtype=np.float64)
     out = {"gold_reward": float(rewards.mean()), "gold_reward_se": float(rewards.std(ddof=1) / np.sqrt(len(rewards))),
-           "kl_to_ref": kl_from_samples(logp, ref_logp, "k1")[0], "kl_k3": kl_from_samples(logp, ref_logp, "k3")[0],
+           "kl_to_ref": kl_from_samples(logp, ref_logp, "k1")[0], "kl_to_ref_se": kl_from_samples(logp, ref_logp, "k1")[1],
+           "kl_k3": kl_from_samples(logp, ref_logp, "k3")[0],
            "finished": float(samples.finished.mean()), "length": float(samples.lengths.mean())}
+    if proxy is not None:
+        out["proxy_reward"] = float(np.mean(np.asarray(proxy(flat, samples.responses, samples), dtype=np.float64)))
     if ref_rewards is not None:
         ref_rewards = np.repeat(np.asarray(ref_rewards, dtype=np.float64), samples_per_prompt)
         out["win_rate"] = float(expit(rewards - ref_rewards).mean())

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from llm.models import LanguageModel, _place, cache_dir, load_model
+from llm.models import LanguageModel, cache_dir, load_model, place
 from rlbandit._checks import check_int, check_positive_float, check_positive_ints
 
 __all__ = ["TinyLMConfig", "build_model", "build_tokenizer", "default_model", "pretrain"]
@@ -143,4 +143,4 @@ def default_model(config: TinyLMConfig | None = None, *, device=None, cache: boo
         lm.tokenizer.save_pretrained(folder)
         (folder / "config.rlbandit.json").write_text(json.dumps(asdict(config), indent=1))
         (folder / "done").write_text(f"built in {time.perf_counter() - start:.1f} s\n")
-    return _place(lm, device)
+    return place(lm, device)

@@ -1,8 +1,9 @@
-"""The ``llm`` study: configs, a reduced smoke sweep in both worlds (test-size LM), and its report."""
+"""The ``llm`` study: configs, its smoke sweep on the test-size LM (every method, every world) and
+its report; the GPU-scale study shares run and report."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -10,23 +11,50 @@ import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("sentence_transformers")
+pytest.importorskip("peft")
 
-from benchmarks.llm import ALGORITHMS, ENHANCER_NAMES, STUDY, LLMConfig
+from benchmarks.llm import ETA_METHODS, METHODS, PG_RECIPES, STUDY, LLMConfig  # noqa: E402
 
 
-def test_configs_cover_every_algorithm_and_enhancer():
+def test_configs_cover_every_method_and_share_one_budget():
     for smoke in (True, False):
         configs = STUDY.configs(smoke)
-        assert {c.algorithm for c in configs} == set(ALGORITHMS)
-        assert {c.enhancer for c in configs if c.algorithm == "iterative_dpo"} == set(ENHANCER_NAMES)
-    smoke = STUDY.configs(True)
-    assert all(c.iterations <= 2 and c.m <= 16 for c in smoke)
-    with pytest.raises(ValueError, match="enhancer"):
-        LLMConfig(algorithm="iterative_dpo", enhancer="nope")
-    with pytest.raises(ValueError, match="enhancer"):
-        LLMConfig(algorithm="ppo", enhancer="ucb")
-    with pytest.raises(ValueError, match="algorithm"):
-        LLMConfig(algorithm="nope")
+        assert {c.method for c in configs} == set(METHODS)
+        for method in ETA_METHODS:
+            assert all(c.eta > 0 for c in configs if c.method == method)
+        # one data budget: every run of a seed sees the same comparisons and the same held-out prompts
+        for seed in {c.seed for c in configs}:
+            runs = [c for c in configs if c.seed == seed]
+            assert len({(c.n_comparisons, c.train_prompts, c.eval_prompts, c.eval_samples) for c in runs}) == 1
+            pg = [c for c in runs if c.method in PG_RECIPES]
+            assert len({c.rm_queries for c in pg}) == 1
+    full = STUDY.configs(False)
+    assert {c.model for c in full} == {"smollm2-135m-instruct"} and {c.adaptation for c in full} == {"top"}
+    assert all(c.model == "tiny" for c in STUDY.configs(True))
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="method"):
+        LLMConfig(method="nope")
+    with pytest.raises(ValueError, match="eta"):
+        LLMConfig(method="best_of_n", eta=0.1)
+    with pytest.raises(ValueError, match="eta"):
+        LLMConfig(method="ppo", eta=0.0)
+    with pytest.raises(ValueError, match="n_comparisons"):
+        LLMConfig(n_comparisons=10, train_prompts=4)
+    with pytest.raises(ValueError, match="model"):
+        LLMConfig(model="gpt-5")
+    with pytest.raises(ValueError, match="adaptation"):
+        LLMConfig(adaptation="qlora")
+
+
+def test_gpu_study_is_the_same_study_at_another_scale():
+    from benchmarks.llm_gpu import STUDY as GPU
+
+    assert GPU.run is STUDY.run and GPU.report is STUDY.report
+    full = GPU.configs(False)
+    assert {c.method for c in full} == set(METHODS) and {c.adaptation for c in full} == {"full"}
+    assert min(c.n_comparisons for c in full) > max(c.n_comparisons for c in STUDY.configs(False))
 
 
 @pytest.fixture(scope="module")
@@ -34,41 +62,45 @@ def frame(tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)
-    small = dict(model="tiny", iterations=1, m=4, n_candidates=2, dpo_steps=2, ppo_steps=1, bon_max=2, pool_size=4,
-                 eval_samples=1, max_new_tokens=8)
-    configs = [c for c in STUDY.configs(True) if c.algorithm != "bridge"
-               and (c.algorithm != "iterative_dpo" or c.enhancer in ("rejection", "ucb"))]
     frames = []
     with pytest.MonkeyPatch.context() as patch:  # the test-size LM is built in a temporary cache
         patch.setenv("RLBANDIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        for config in configs:
-            config = replace(config, **small)
+        for config in STUDY.configs(True):
             result = STUDY.run(config)
             for key, value in asdict(config).items():
-                result[key] = value
-            frames.append(result.assign(run_id=len(frames)))
+                if key not in result:
+                    result[key] = value
+            frames.append(result.assign(run_id=str(len(frames))))
     return pd.concat(frames, ignore_index=True)
 
 
-def test_smoke_sweep_rows_in_both_worlds(frame):
-    assert set(frame["world"]) == {"lm", "bandit"}
-    for method in ("offline", "rejection", "ucb", "ppo", "best_of_n"):
-        sub = frame[frame["method"] == method]
-        assert set(sub["world"]) == {"lm", "bandit"}, method
-        assert np.all(np.isfinite(sub["gold_reward"])), method
+def test_smoke_sweep_rows_in_every_world(frame):
+    assert set(frame["world"]) == {"lm", "bandit", "seq_bridge"}
+    lm = frame[frame["world"] == "lm"]
+    assert set(lm["method"]) == set(METHODS) - {"bandit", "seq_bridge"}
+    policies = lm[lm["method"].isin(("reference", "dpo", *PG_RECIPES, "rs_ft"))]
+    for column in ("gold_reward", "proxy_reward", "kl_to_ref", "kl_to_ref_se", "win_rate", "length", "finished"):
+        assert np.all(np.isfinite(policies[column])), column
+    assert np.allclose(policies.loc[policies["method"] == "reference", "kl_to_ref"], 0.0)
+    bon = lm[lm["method"] == "best_of_n"]
+    assert bon["kl_is_bound"].all() and np.all(np.diff(bon.sort_values("n")["kl_to_ref"]) > 0)
+    rm = lm[lm["method"] == "reward_model"]
+    assert set(rm["reward_model"]) == {"phi_head", "lm_head"} and rm["heldout_accuracy"].between(0, 1).all()
     bandit = frame[frame["world"] == "bandit"]
-    assert (bandit["kl_to_ref"] >= -1e-12).all()
-    bon = frame[(frame["method"] == "best_of_n") & (frame["world"] == "bandit")]
-    assert (bon["kl_to_ref"] <= bon["kl_bound"] + 1e-12).all()  # exact BoN KL below log N − (N−1)/N
-    start = frame[(frame["iteration"] == 0) & (frame["world"] == "lm") & (frame["method"] != "best_of_n")]
-    assert np.allclose(start["kl_to_ref"], 0.0) and np.allclose(start["win_rate"], 0.5)
+    # the exact optimum beats the plug-in policy of the learned reward on the true objective
+    assert (bandit.loc[bandit["policy"] == "gibbs_gold", "suboptimality"] <= 1e-12).all()
+    assert (bandit["suboptimality"] >= -1e-12).all()
 
 
-def test_report_has_tables_figures_and_numbers(frame):
+def test_report_reads_its_findings_from_its_tables(frame):
     content = STUDY.render(frame)
-    assert content.tables and content.tables[0][1].shape[0] >= 4
-    names = {f.name for f in content.figures}
-    assert {"learning_curves", "gold_vs_kl", "win_rate"} <= names
-    assert "offline" in content.summary and any(ch.isdigit() for ch in content.summary)
-    losses = dict(content.tables)["LM world: DPO loss types on the same offline data (last iteration, mean over seeds)"]
-    assert set(losses["method"]) == {"dpo_sigmoid", "dpo_ipo", "dpo_hinge", "dpo_apo_zero"}
+    titles = [t for t, _ in content.tables]
+    assert titles[0].startswith("Held-out results")
+    assert any(t.startswith("Budgets per run") for t in titles)
+    assert any(t.startswith("Reward models") for t in titles)
+    assert any(t.startswith("Sequence-level bridge") for t in titles)
+    assert {f.name for f in content.figures} == {"pareto", "overoptimization"}
+    final = dict(content.tables)[titles[0]]
+    ref_gold = float(final.loc[final["method"] == "reference", "gold_reward"].iloc[0])
+    assert f"{ref_gold:.3f}" in content.summary
+    assert "has not yet run on a GPU" in content.notes

@@ -20,9 +20,9 @@ from rlbandit.runner import list_studies, load_study, plan
 from rlbandit.store import ResultStore
 
 CORE = ("rate", "frontier")
-#: `llm` has its own, smaller smoke sweep and report test in tests/test_llm_study.py (its full
-#: smoke sweep pretrains the default LM, ~90 s on 2 cores); every other study runs here.
-OTHERS = [name for name in list_studies() if name not in CORE + ("llm",)]
+#: `llm` (and `llm_gpu`, the same study at GPU scale) has its own smoke test in tests/test_llm_study.py;
+#: every other study runs here.
+OTHERS = [name for name in list_studies() if name not in CORE + ("llm", "llm_gpu")]
 
 
 def _run_and_report(name, tmp_path):

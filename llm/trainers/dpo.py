@@ -127,8 +127,11 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
 
 
 def dpo(policy, data: DPOData, config: DPOConfig, *, progress: bool = True, desc: str = "dpo",
-        checkpoint_dir=None) -> pd.DataFrame:
+        checkpoint_dir=None, callback=None) -> pd.DataFrame:
     """Offline DPO on prepared pairs (see :func:`prepare_dpo_data`); updates ``policy`` in place.
+
+    ``callback(step)`` runs after each optimiser step with the policy in eval mode (e.g. a held-out
+    evaluation at checkpoints); training then resumes with the same optimiser state.
 
     History columns: step, loss, reward_margin (β(ρ_w − ρ_l)), accuracy (share with ρ_w > ρ_l).
     """
@@ -154,6 +157,10 @@ def dpo(policy, data: DPOData, config: DPOConfig, *, progress: bool = True, desc
                          "accuracy": float((rho_w > rho_l).float().mean())})
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", margin=f"{margin:.2f}")
             bar.update()
+            if callback is not None:
+                model.eval()
+                callback(step)
+                model.train()
     model.eval()
     return pd.DataFrame(rows)
 

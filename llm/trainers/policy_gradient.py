@@ -275,7 +275,8 @@ class _PolicyWithValueHead:
 
 
 def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, config: PGConfig, *,
-                    progress: bool = True, desc: str | None = None, checkpoint_dir=None) -> pd.DataFrame:
+                    progress: bool = True, desc: str | None = None, checkpoint_dir=None,
+                    callback: Callable[[int], None] | None = None) -> pd.DataFrame:
     """PPO or RLOO (``config.algorithm``) toward max E[r] − η KL(π ‖ π0); updates ``policy`` in place.
 
     Args:
@@ -287,8 +288,11 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
     discarded on return; the loss is the policy surrogate (sum over tokens, mean over sequences,
     as with "loo") + ``value_coef`` × the clipped value loss.
 
-    History columns: step, reward (mean gold of the rollout), kl (mean sequence k1), loss,
-    finished, eta; with "gae" also value_loss (the last minibatch's).
+    ``callback(step)`` runs after each rollout's update (e.g. a held-out evaluation at checkpoints;
+    the policy is in eval mode then, and training resumes with the same optimiser state).
+
+    History columns: step, reward (mean of ``reward_fn`` over the rollout), kl (mean sequence k1),
+    loss, finished, eta; with "gae" also value_loss (the last minibatch's).
     """
     import torch
 
@@ -364,6 +368,8 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
                 eta = adaptive_kl_coefficient(eta, float(seq_kl.mean()), config.target_kl, config.kl_horizon)
             bar.set_postfix(reward=f"{rows[-1]['reward']:.3f}", kl=f"{rows[-1]['kl']:.3f}")
             bar.update()
+            if callback is not None:
+                callback(step)
     return pd.DataFrame(rows)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from llm.generation import SamplingConfig, generate, missing_eos_penalty
 from llm.trainers._common import torch_generator
 from llm.trainers.sft import SFTConfig, sft
-from rlbandit._checks import check_int, check_positive_ints
+from rlbandit._checks import check_int, check_positive_float, check_positive_ints
 
 __all__ = ["RSConfig", "best_of_n", "rejection_sampling_finetune"]
 
@@ -44,10 +44,12 @@ class RSConfig:
     prompts_per_round: int = 32
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(steps=20, lr=5e-4))
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    missing_eos_penalty: float = 1.0  # subtracted from unfinished responses' rewards before selection (trl's rule)
     seed: int = 0
 
     def __post_init__(self):
         check_positive_ints(self, ("rounds", "n", "prompts_per_round"))
+        check_positive_float(self.missing_eos_penalty, "missing_eos_penalty", allow_zero=True)
 
 
 def rejection_sampling_finetune(policy, prompts: Sequence[str], reward_fn: Callable, config: RSConfig, *,
@@ -60,7 +62,8 @@ def rejection_sampling_finetune(policy, prompts: Sequence[str], reward_fn: Calla
     rows = []
     for r in range(config.rounds):
         batch_prompts = [prompts[i] for i in rng.integers(len(prompts), size=config.prompts_per_round)]
-        picked, best, all_r = best_of_n(policy, batch_prompts, config.n, reward_fn, config.sampling, gen)
+        picked, best, all_r = best_of_n(policy, batch_prompts, config.n, reward_fn, config.sampling, gen,
+                                        missing_eos_penalty_value=config.missing_eos_penalty)
         keep = [i for i, text in enumerate(picked) if text.strip()]
         if not keep:
             raise ValueError("reward_fn: every selected response is empty; nothing to fine-tune on")
