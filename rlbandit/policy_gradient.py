@@ -32,7 +32,11 @@ Group-normalised advantages (GRPO, Shao et al. 2024) divide by the per-prompt st
 with the KL in the loss this rescales the reward per prompt, and the fixed point is the Gibbs policy
 at the effective temperature η·σ_x(π) (:func:`grpo_fixed_point`) — and for small η no such interior
 point exists, so the policy collapses to the greedy one (tested); ``dr_grpo`` (Liu et al. 2025,
-"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point. With the
+"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point. These are
+the fixed points of the exact mode, whose group moments are exact. In sampled mode the group mean
+includes the sample itself, so E[A(a)] = (G−1)/G · (r(a) − E_π r): with the KL in the loss the
+effective coefficient is η·G/(G−1) (times σ_x for GRPO) — trl's GRPOTrainer convention, measured in
+``llm.seq_bridge`` — and with the KL in the reward only the step size changes. With the
 KL in the reward (k1) the std-normalised update is ∇J/σ_R: the Gibbs fixed point survives, but the
 step is normalised and needs a decaying learning rate to settle.
 
