@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BridgeConfig", "SingleTokenWorld", "dpo_exact", "exact_preference_pairs", "make_world"]
+__all__ = ["BridgeConfig", "SingleTokenWorld", "dpo_exact", "exact_preference_pairs", "fit_reference", "make_world"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,24 @@ def _next_token_logprobs(model, prompt_ids) -> np.ndarray:
     return torch.log_softmax(logits, -1).cpu().numpy()
 
 
+def fit_reference(model, logprobs_fn, target, *, steps: int, lr: float) -> None:
+    """Fit a bridge LM to a target policy, full batch: Adam on mean_x KL(target(·|x) ‖ π(·|x)) =
+    mean_x Σ_a target (log target − log π), exact because the world is enumerable.
+
+    Args: ``logprobs_fn(model)`` → log π of shape (X, A) with gradients; ``target`` (X, A) log-probs.
+    """
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        logp = logprobs_fn(model).double()
+        loss = (target.exp() * (target - logp)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def make_world(config: BridgeConfig = BridgeConfig()) -> SingleTokenWorld:
     """Build the LM (vocabulary = K actions), fit π0, and the LinearBandit with the LM's π0."""
     import torch
@@ -133,13 +151,8 @@ def make_world(config: BridgeConfig = BridgeConfig()) -> SingleTokenWorld:
         rng = np.random.default_rng(config.seed + 1)
         target = torch.log_softmax(torch.as_tensor(config.ref_scale * rng.standard_normal((config.n_contexts, k))), -1)
         ids = torch.as_tensor(world.prompt_ids())
-        opt = torch.optim.Adam(model.parameters(), lr=3e-2)
-        for _ in range(config.ref_fit_steps):
-            logp = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[:, -1].double(), -1)
-            loss = (target.exp() * (target - logp)).sum(-1).mean()  # KL(target ‖ π)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        fit_reference(model, lambda m: torch.log_softmax(m(input_ids=ids, use_cache=False).logits[:, -1].double(), -1),
+                      target, steps=config.ref_fit_steps, lr=3e-2)
     model.eval()
     world.ref = lm.frozen()
     world.problem = LinearBandit(world_problem.features, world_problem.theta, world.policy_logprobs(world.ref),

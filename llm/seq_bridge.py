@@ -400,6 +400,7 @@ def make_sequence_world(config: SequenceBridgeConfig = SequenceBridgeConfig()) -
     enumerated responses with the LM's exact π0."""
     import torch
 
+    from llm.bridge import fit_reference
     from llm.models import LanguageModel
     from rlbandit import LinearBandit, ProblemConfig, make_problem
 
@@ -414,14 +415,8 @@ def make_sequence_world(config: SequenceBridgeConfig = SequenceBridgeConfig()) -
     if config.ref_fit_steps:
         # Fit π0 by KL(target ‖ π) over whole responses: full batch, exact (the enumeration is small).
         target = torch.as_tensor(_random_reference(config, responses, vocab.eos))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # 3e-2 breaks attention (a bigram LM)
-        model.train()
-        for _ in range(config.ref_fit_steps):
-            logp = world._logprobs(model).double()
-            loss = (target.exp() * (target - logp)).sum(-1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        # lr 1e-2: 3e-2 breaks attention (a bigram LM)
+        fit_reference(model, world._logprobs, target, steps=config.ref_fit_steps, lr=1e-2)
     model.eval()
     world.ref = lm.frozen()
     world.problem = LinearBandit(scenario.features, scenario.theta, world.sequence_logprobs(world.ref),
