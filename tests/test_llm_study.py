@@ -22,6 +22,10 @@ def test_configs_cover_every_method_and_share_one_budget():
         assert {c.method for c in configs} == set(METHODS)
         for method in ETA_METHODS:
             assert all(c.eta > 0 for c in configs if c.method == method)
+        # every method on every seed, at the largest η at least (the bands across seeds)
+        for seed in {c.seed for c in configs}:
+            assert {c.method for c in configs if c.seed == seed and c.eta in (0.0, max(c.eta for c in configs))} \
+                == set(METHODS)
         # one data budget: every run of a seed sees the same comparisons and the same held-out prompts
         for seed in {c.seed for c in configs}:
             runs = [c for c in configs if c.seed == seed]
