@@ -29,6 +29,9 @@ class DPOConfig:
     warmup: int = 0
     max_grad_norm: float = 1.0
     packed: bool = True  # padding-free packed forward when the model class supports it (verified once)
+    # each prompt run once for its chosen and rejected response (llm.generation.shared_prompt_sequence_logprobs)
+    # when the model supports it (verified once); otherwise the packed or padded forward above
+    share_prompt: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -38,6 +41,9 @@ class DPOConfig:
             raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
         check_positive_float(self.beta, "beta")
         check_minibatch_fields(self)
+        for name in ("packed", "share_prompt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
 
@@ -100,16 +106,30 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
              config: DPOConfig, weights=None, device=None):
     """Mean DPO-family loss of one minibatch: chosen and rejected in one forward pass.
 
+    The forward, by preference: the shared-prompt layout (``config.share_prompt``; each prompt once
+    per pair, :func:`llm.generation.shared_prompt_sequence_logprobs`), the packed one
+    (``config.packed``; padding-free, prompt twice), the padded batch — each used only where the
+    model was verified to give the padded batch's log-probs. All three give the same loss and
+    gradients up to float32 summation order (tests/test_llm_dpo_shared_prompt.py).
+
     Returns (loss, chosen_logratios, rejected_logratios) (the last two detached, for logging).
     """
     import torch
 
-    from llm.generation import packed_sequence_logprobs, packing_supported
+    from llm.generation import (
+        packed_sequence_logprobs,
+        packing_supported,
+        shared_prompt_sequence_logprobs,
+        shared_prompt_supported,
+    )
     from rlbandit.losses import preference_loss
 
     n = len(prompt_ids)
     prompts, responses = list(prompt_ids) + list(prompt_ids), list(chosen_ids) + list(rejected_ids)
-    if config.packed and packing_supported(model, pad_token_id):
+    if config.share_prompt and shared_prompt_supported(model, pad_token_id):
+        logps = torch.cat(shared_prompt_sequence_logprobs(model, prompt_ids, chosen_ids, rejected_ids, pad_token_id,
+                                                          device))
+    elif config.packed and packing_supported(model, pad_token_id):
         logps = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
     else:
         logps = sequence_logprobs(model, make_batch(prompts, responses, pad_token_id, device))
