@@ -252,6 +252,21 @@ def _prompt_ids(tokenizer, prompts):
     return [p if p else [start] for p in ids]
 
 
+def _cache_name() -> str:
+    """The KV cache's name in model inputs and outputs: ``cache`` from transformers 5.2x on (which
+    deprecates ``past_key_values`` and removes it in 5.40), ``past_key_values`` before."""
+    global _CACHE_NAME
+    if _CACHE_NAME is None:
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        _CACHE_NAME = "cache" if "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}) \
+            else "past_key_values"
+    return _CACHE_NAME
+
+
+_CACHE_NAME: str | None = None
+
+
 def _sample_chunk(model, prompt_ids, config, generator, eos, pad, device):
     import torch
 
@@ -283,7 +298,7 @@ def _sample_chunk(model, prompt_ids, config, generator, eos, pad, device):
         attn = torch.cat([attn, torch.ones(n, 1, dtype=attn.dtype, device=device)], dim=-1)
         position = position + 1
         out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=position[:, None],
-                    past_key_values=out.past_key_values, use_cache=True)
+                    **{_cache_name(): getattr(out, _cache_name())}, use_cache=True)
     tokens = tokens[:, :length].cpu().numpy()
     responses, done = [], []
     for row in tokens:
