@@ -454,6 +454,10 @@ def _run_bandit(config, world):
 
 #: the LM trainers measured in the sequence-level bridge (keys of ``llm.seq_bridge.SEQUENCE_METHODS``).
 BRIDGE_METHODS = ("dpo_exact", "ppo", "ppo_gae", "rloo", "grpo", "dr_grpo")
+#: a bridge run counts as converged when KL(π̂ ‖ its fixed point) is within this share of KL(π0 ‖ π*)
+#: and below BRIDGE_CONVERGED_NATS.
+BRIDGE_CONVERGED = 0.05
+BRIDGE_CONVERGED_NATS = 0.2
 
 
 def _run_seq_bridge(config):
@@ -513,15 +517,30 @@ def _final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Held-out results per method × η: means over seeds ± the standard error across seeds."""
+    """Held-out results per method × η at the last checkpoint, averaged over the seeds run.
+
+    Gains are paired: each run minus π0 of its own seed (same world, same held-out prompts), so
+    ``gold_gain`` compares every cell with the π0 it started from. ``*_se``: standard error across
+    seeds (NaN with one seed); ``*_sample_se``: the held-out estimate's own sampling standard error
+    (for a gain, policy and π0 combined), averaged over seeds.
+    """
     final = _final_rows(frame)
+    ref = final[final["method"] == "reference"].set_index("seed")
     rows = []
     for (method, eta), g in final.groupby(["method", "eta"], sort=False):
-        rows.append({"method": method, "eta": eta, "gold_reward": g["gold_reward"].mean(),
-                     "gold_se": _se(g["gold_reward"]), "proxy_reward": g["proxy_reward"].mean(),
+        base = ref.reindex(g["seed"])
+        gold_gain = g["gold_reward"].to_numpy() - base["gold_reward"].to_numpy()
+        proxy_gain = g["proxy_reward"].to_numpy() - base["proxy_reward"].to_numpy()
+        base_var = 0.0 if method == "reference" else base["gold_reward_se"].to_numpy() ** 2
+        gain_sample_se = np.sqrt(g["gold_reward_se"].to_numpy() ** 2 + base_var)
+        rows.append({"method": method, "eta": eta, "seeds": g["seed"].nunique(),
+                     "gold_reward": g["gold_reward"].mean(), "gold_sample_se": g["gold_reward_se"].mean(),
+                     "gold_gain": float(np.mean(gold_gain)), "gold_gain_se": _se(gold_gain),
+                     "gold_gain_sample_se": float(np.mean(gain_sample_se)),
+                     "proxy_reward": g["proxy_reward"].mean(), "proxy_gain": float(np.mean(proxy_gain)),
                      "kl_to_ref": g["kl_to_ref"].mean(), "kl_se": _se(g["kl_to_ref"]),
                      "kl_sample_se": g["kl_to_ref_se"].mean(), "win_rate": g["win_rate"].mean(),
-                     "length": g["length"].mean(), "finished": g["finished"].mean(), "seeds": g["seed"].nunique()})
+                     "length": g["length"].mean(), "finished": g["finished"].mean()})
     table = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(METHODS)}
     return table.sort_values(["method", "eta"], key=lambda c: c.map(order) if c.name == "method" else c) \
@@ -595,10 +614,16 @@ def bridge_table(frame: pd.DataFrame) -> pd.DataFrame:
     if b.empty:
         return pd.DataFrame()
     cols = [c for c in ("kl_ref_to_optimal", "kl_to_optimal", "kl_ratio", "target", "kl_to_target",
-                        "kl_target_to_optimal", "kl_to_ref", "sampled_kl_k1", "sampled_kl_k1_se", "seconds") if c in b]
+                        "kl_target_to_optimal", "kl_to_ref", "sampled_kl_k1", "sampled_kl_k1_se", "steps", "seconds")
+            if c in b]
     numeric = [c for c in cols if pd.api.types.is_numeric_dtype(b[c])]
     agg = {c: (c, "mean") for c in numeric} | {c: (c, "first") for c in cols if c not in numeric}
-    return b.groupby(["bridge_method", "eta"], sort=False).agg(**agg, seeds=("seed", "nunique")).reset_index()
+    table = b.groupby(["bridge_method", "eta"], sort=False).agg(**agg, seeds=("seed", "nunique")).reset_index()
+    if {"kl_to_target", "kl_ref_to_optimal"} <= set(table):
+        done = (table["kl_to_target"] <= BRIDGE_CONVERGED * table["kl_ref_to_optimal"]) \
+            & (table["kl_to_target"] <= BRIDGE_CONVERGED_NATS)
+        table["converged"] = np.where(done, "yes", "no (step cap)")
+    return table
 
 
 def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
@@ -610,11 +635,19 @@ def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
         sub = final[final["method"] == method]
         if sub.empty:
             continue
-        x = np.sqrt(sub["kl_to_ref"].clip(lower=0))
-        # SE of √KL by the delta method: se(KL) / (2 √KL)
-        xerr = sub["kl_se"] / (2 * np.maximum(x, 1e-9))
-        ax.errorbar(x, sub["gold_reward"], xerr=xerr.fillna(0), yerr=sub["gold_se"].fillna(0), fmt="o",
-                    color=COLORS[method], label=method, capsize=3, ms=5)
+        x = np.sqrt(sub["kl_to_ref"].clip(lower=0)).to_numpy()
+        # error bars: the SE across seeds where there are several, else the run's own sampling SE;
+        # SE of √KL by the delta method, se(KL) / (2 √KL)
+        several = (sub["seeds"] > 1).to_numpy()
+        gold_se = np.where(several, sub["gold_gain_se"], sub["gold_sample_se"])
+        kl_se = np.where(several, sub["kl_se"], sub["kl_sample_se"])
+        xerr = np.nan_to_num(kl_se / (2 * np.maximum(x, 1e-9)))
+        gold = sub["gold_reward"].to_numpy()
+        for mask, face in ((several, COLORS[method]), (~several, "white")):
+            if mask.any():
+                ax.errorbar(x[mask], gold[mask], xerr=xerr[mask], yerr=np.nan_to_num(gold_se[mask]), fmt="o",
+                            color=COLORS[method], mfc=face, capsize=3, ms=5,
+                            label=method if (face != "white" or not several.any()) else None)
         for _, r in sub.iterrows():
             if method != "reference":
                 ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_reward"]), fontsize=7,
@@ -659,8 +692,9 @@ def report(frame: pd.DataFrame) -> ReportContent:
     final = final_table(frame)
     tables = []
     if not final.empty:
-        tables.append(("Held-out results (last checkpoint; mean over seeds, ± = standard error across seeds; "
-                       "kl_sample_se = the within-run sampling SE of the KL estimate)", final.round(3)))
+        tables.append(("Held-out results at the last checkpoint (means over the seeds run; gains paired with π0 of the "
+                       "same seed; *_se across seeds, blank with one seed; *_sample_se the held-out estimate's own "
+                       "sampling SE)", final.round(3)))
     budgets = budget_table(frame)
     if not budgets.empty:
         tables.append(("Budgets per run, in stated units (every method sees the same BT comparisons)", budgets))
@@ -684,8 +718,10 @@ def report(frame: pd.DataFrame) -> ReportContent:
     if not final.empty:
         figures.append(ReportFigure("pareto", _pareto_figure(frame, final),
                                     "Held-out gold reward against √KL(π‖π0) at the last checkpoint, per method and KL "
-                                    "coefficient (error bars: ± one standard error across seeds); best-of-N's x is "
-                                    "the square root of its analytic KL bound, not an estimate."))
+                                    "coefficient. Filled markers: means over seeds, error bars ± one standard error "
+                                    "across seeds (of the gain over π0); hollow markers: one seed, error bars ± the "
+                                    "run's own sampling standard error. Best-of-N's x is the square root of its "
+                                    "analytic KL bound, not an estimate."))
         figures.append(ReportFigure("overoptimization", _overopt_figure(frame),
                                     "Gold (left) and proxy (right) reward on held-out prompts along training, against "
                                     "√KL(π‖π0), from π0 (KL 0) through each checkpoint; means over seeds, line style "
@@ -702,44 +738,48 @@ def _summary(frame, final, rms, bon, bandit, bridge) -> str:
     c = frame.iloc[0]
     training = {"top": "its top two decoder layers trained", "lora": "LoRA adapters (r = 16) trained",
                 "full": "every weight trained"}[c["adaptation"]]
+    seeds = frame.groupby("eta")["seed"].nunique()
     lines.append(f"Model: **{c['model']}** ({training}), {int(c['train_prompts'])} training prompts, "
                  f"{int(c['eval_prompts'])} held-out prompts of unseen topics × {int(c['eval_samples'])} responses, "
                  f"{int(c['n_comparisons'])} BT comparisons per seed for every method, responses of at most "
-                 f"{int(c['max_new_tokens'])} tokens, {int(frame['seed'].nunique())} seed(s).")
+                 f"{int(c['max_new_tokens'])} tokens; seeds per η: "
+                 + ", ".join(f"{e:g}: {n}" for e, n in seeds.items() if e > 0)
+                 + f" (methods without η: {int(seeds.get(0.0, 0))}).")
     ref = final[final["method"] == "reference"]
     if len(ref):
         r = ref.iloc[0]
-        lines.append(f"- π0's held-out gold reward is {r['gold_reward']:.3f} (SE across seeds {r['gold_se']:.3f}); "
-                     f"its responses average {r['length']:.1f} tokens and {r['finished']:.0%} end with EOS.")
+        lines.append(f"- π0's held-out gold reward is {r['gold_reward']:.3f} (sampling SE {r['gold_sample_se']:.3f}, "
+                     f"mean over {int(r['seeds'])} seeds); its responses average {r['length']:.1f} tokens and "
+                     f"{r['finished']:.0%} end with EOS.")
     trained = final[final["method"] != "reference"]
     if len(trained):
-        best = trained.loc[trained["gold_reward"].idxmax()]
-        ref_gold = float(ref["gold_reward"].iloc[0]) if len(ref) else float("nan")
-        lines.append(f"- Highest held-out gold: **{best['method']} at η = {best['eta']:g}**, {best['gold_reward']:.3f} "
-                     f"± {best['gold_se']:.3f} (π0: {ref_gold:.3f}) at KL {best['kl_to_ref']:.2f} ± "
-                     f"{best['kl_se']:.2f} nats, win rate against π0 {best['win_rate']:.2f}.")
-        gains = []
-        for _, r in trained.iterrows():
-            gain = r["gold_reward"] - ref_gold
-            noise = 2 * np.sqrt(np.nan_to_num(r["gold_se"]) ** 2 + np.nan_to_num(float(ref["gold_se"].iloc[0])) ** 2) \
-                if len(ref) else np.nan
-            gains.append((r["method"], r["eta"], gain, noise))
-        above = [f"{m} (η={e:g})" for m, e, g, n in gains if np.isfinite(n) and n > 0 and g > n]
-        lines.append(f"- Gains over π0 larger than two standard errors: {', '.join(above) if above else 'none'} "
-                     f"(of {len(gains)} method × η cells).")
-        lengths = trained.set_index(["method", "eta"])["length"]
-        lines.append(f"- Length moves with training: mean response length from {lengths.min():.1f} to "
-                     f"{lengths.max():.1f} tokens across methods (π0: "
-                     f"{float(ref['length'].iloc[0]) if len(ref) else float('nan'):.1f}); EOS share from "
-                     f"{trained['finished'].min():.0%} to {trained['finished'].max():.0%}.")
-        pg = frame[(frame["world"] == "lm") & frame["method"].isin(tuple(PG_RECIPES))]
+        name = lambda r: r["method"] + (f" (η={r['eta']:g})" if r["eta"] > 0 else "")  # noqa: E731
+        best = trained.loc[trained["gold_gain"].idxmax()]
+        spread = f", SE across seeds {best['gold_gain_se']:.3f}" if best["seeds"] > 1 else ", one seed"
+        lines.append(f"- Largest mean held-out gold gain over π0 of the same seed: {name(best)}, "
+                     f"{best['gold_gain']:+.3f} (sampling SE {best['gold_gain_sample_se']:.3f}{spread}) at KL "
+                     f"{best['kl_to_ref']:.2f} nats, win rate against π0 {best['win_rate']:.2f}. Held-out proxy gains "
+                     f"range from {trained['proxy_gain'].min():+.3f} to {trained['proxy_gain'].max():+.3f}.")
+        # a gain counts when it exceeds twice the larger of its two standard errors
+        noise = 2 * np.fmax(trained["gold_gain_se"].fillna(0).to_numpy(), trained["gold_gain_sample_se"].to_numpy())
+        gains = trained["gold_gain"].to_numpy()
+        above = [f"{name(r)} {r['gold_gain']:+.2f}" for (_, r), g, n in zip(trained.iterrows(), gains, noise) if g > n]
+        below = [f"{name(r)} {r['gold_gain']:+.2f}" for (_, r), g, n in zip(trained.iterrows(), gains, noise) if g < -n]
+        lines.append(f"- Gold gains beyond two standard errors (the larger of the across-seed and the sampling SE): "
+                     f"{', '.join(above) if above else 'none'}; losses beyond two: "
+                     f"{', '.join(below) if below else 'none'}; the other {len(trained) - len(above) - len(below)} of "
+                     f"{len(trained)} method × η cells are within noise of π0 at this budget.")
+        lines.append(f"- Length and stopping: mean response length {trained['length'].min():.1f}–"
+                     f"{trained['length'].max():.1f} tokens across cells (π0: "
+                     f"{float(ref['length'].iloc[0]) if len(ref) else float('nan'):.1f}); EOS share "
+                     f"{trained['finished'].min():.0%}–{trained['finished'].max():.0%} (π0: "
+                     f"{float(ref['finished'].iloc[0]) if len(ref) else float('nan'):.0%}).")
+        pg = trained[trained["method"].isin(tuple(PG_RECIPES))]
         if len(pg):
-            last = pg.groupby("run_id")["step"].transform("max")
-            end = pg[pg["step"] == last]
-            gap = (end["proxy_reward"] - end["gold_reward"]).mean()
-            ref_gap = float((ref["proxy_reward"] - ref["gold_reward"]).mean()) if len(ref) else float("nan")
-            lines.append(f"- Over-optimisation: at the end of policy-gradient training the proxy exceeds the gold "
-                         f"reward by {gap:.3f} on average (π0: {ref_gap:.3f}); the figure follows both along training.")
+            lines.append(f"- Over-optimisation at this budget: the policy-gradient cells moved the held-out proxy by "
+                         f"{pg['proxy_gain'].mean():+.3f} on average (in its own units) and the gold by "
+                         f"{pg['gold_gain'].mean():+.3f}: with the proxy barely optimised there is little to "
+                         "over-optimise; the figure follows both along training.")
     if not rms.empty:
         parts = [f"{r['reward_model']} {r['heldout_accuracy']:.2f}" for _, r in rms.iterrows()]
         lines.append(f"- Reward models from the same {int(rms['comparisons'].iloc[0])} comparisons, held-out pairwise "
@@ -747,8 +787,13 @@ def _summary(frame, final, rms, bon, bandit, bridge) -> str:
                      f"({int(rms['heldout_pairs'].iloc[0])} held-out pairs per seed).")
     if not bon.empty:
         top = bon.iloc[-1]
+        trained = final[final["method"] != "reference"]
+        beats = trained[trained["gold_reward"] >= top["gold_reward"]]
         lines.append(f"- Best-of-{int(top['n'])} by the learned reward: held-out gold {top['gold_reward']:.3f} "
-                     f"(best-of-1 {bon['gold_reward'].iloc[0]:.3f}) within the KL bound {top['kl_bound']:.2f}.")
+                     f"(best-of-1 {bon['gold_reward'].iloc[0]:.3f}; proxy {bon['proxy_reward'].iloc[0]:.3f} → "
+                     f"{top['proxy_reward']:.3f}) within the KL bound {top['kl_bound']:.2f}; "
+                     + ("no trained policy reaches it at this budget." if beats.empty else
+                        f"trained policies at or above it: {', '.join(beats['method'])}."))
     if not bandit.empty:
         for eta, g in bandit.groupby("eta"):
             opt = g[g["policy"] == "gibbs_gold"].iloc[0]
@@ -757,9 +802,13 @@ def _summary(frame, final, rms, bon, bandit, bridge) -> str:
                          f"at KL {opt['kl_to_ref']:.3f}; the plug-in policy of the learned reward "
                          f"{plug['gold_reward']:.3f} at KL {plug['kl_to_ref']:.3f}.")
     if not bridge.empty and "kl_to_optimal" in bridge:
-        parts = [f"{r['bridge_method']} {r['kl_to_optimal']:.1e}" for _, r in bridge.iterrows()]
-        lines.append(f"- Sequence-level bridge, KL(π̂‖π*) at the end (from KL(π0‖π*) = "
-                     f"{bridge['kl_ref_to_optimal'].iloc[0]:.2f}): {'; '.join(parts)}.")
+        for eta, g in bridge.groupby("eta"):
+            parts = [f"{r['bridge_method']} {r['kl_to_optimal']:.1e}"
+                     + ("" if r["target"] == "gibbs" else f" (to its own fixed point, {r['target']}: "
+                                                         f"{r['kl_to_target']:.1e})")
+                     + ("" if r.get("converged", "yes") == "yes" else " [not converged]") for _, r in g.iterrows()]
+            lines.append(f"- Sequence-level bridge at η = {eta:g}, KL(π̂‖π*) at the end (from KL(π0‖π*) = "
+                         f"{g['kl_ref_to_optimal'].iloc[0]:.2f}): {'; '.join(parts)}.")
     return "\n".join(lines)
 
 
