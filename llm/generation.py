@@ -406,36 +406,46 @@ def packed_sequence_logprobs(model, prompt_ids, response_ids, pad_token_id: int,
 _PACKING: dict = {}
 
 
-def packing_supported(model, pad_token_id: int) -> bool:
-    """Whether this model gives the same log-probs packed as padded.
+def _probe(cache: dict, model, pad_token_id: int, check) -> bool:
+    """Whether ``check(model, pick, device)`` holds for this kind of model, decided once per (model
+    class, wrapped class, attention implementation, vocabulary size) and remembered in ``cache``.
 
-    Checked once per (model class, wrapped class, attention implementation, vocabulary size) with token ids
-    inside the model's vocabulary, so a tiny-vocabulary model (the single-token bridge) can
-    neither fail the probe nor decide the answer for a different model of the same class.
+    ``pick(n, start)`` gives n token ids inside the model's vocabulary (never the pad), so a
+    tiny-vocabulary model (the bridges) can neither fail the probe nor decide the answer for a
+    different model of the same class; a peft wrapper answers for the architecture it wraps. Any
+    exception means no.
     """
     import torch
 
     config = getattr(model, "config", None)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
-    # a peft wrapper (PeftModelForCausalLM) answers for the architecture it wraps
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     key = (type(model).__name__, type(base).__name__, getattr(config, "_attn_implementation", None), vocab)
-    if key not in _PACKING:
+    if key not in cache:
         usable = [i for i in range(vocab) if i != pad_token_id][:10]
         if len(usable) < 2:
-            _PACKING[key] = False
+            cache[key] = False
             return False
         pick = lambda n, start: [usable[(start + j) % len(usable)] for j in range(n)]  # noqa: E731
         try:
-            prompts, responses = [pick(3, 0), pick(1, 3)], [pick(2, 4), pick(4, 6)]
             with torch.no_grad():
-                device = next(model.parameters()).device
-                a = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
-                b = sequence_logprobs(model, make_batch(prompts, responses, pad_token_id, device))
-            _PACKING[key] = bool(torch.allclose(a, b.float(), atol=1e-4, rtol=1e-4))
-        except Exception:  # noqa: BLE001 - any failure means: use the padded path
-            _PACKING[key] = False
-    return _PACKING[key]
+                cache[key] = bool(check(model, pick, next(model.parameters()).device))
+        except Exception:  # noqa: BLE001 - any failure means: use the slower, plain path
+            cache[key] = False
+    return cache[key]
+
+
+def packing_supported(model, pad_token_id: int) -> bool:
+    """Whether this model gives the same log-probs packed as padded (probed once, :func:`_probe`)."""
+    import torch
+
+    def check(model, pick, device):
+        prompts, responses = [pick(3, 0), pick(1, 3)], [pick(2, 4), pick(4, 6)]
+        a = packed_sequence_logprobs(model, prompts, responses, pad_token_id, device)
+        b = sequence_logprobs(model, make_batch(prompts, responses, pad_token_id, device))
+        return torch.allclose(a, b.float(), atol=1e-4, rtol=1e-4)
+
+    return _probe(_PACKING, model, pad_token_id, check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -579,31 +589,16 @@ _SHARED: dict = {}
 
 
 def shared_prompt_supported(model, pad_token_id: int) -> bool:
-    """Whether :func:`shared_prompt_sequence_logprobs` gives this model the padded batch's log-probs.
-
-    Checked once per key as :func:`packing_supported` (model class, wrapped class, attention
-    implementation, vocabulary size), on two pairs of unequal prompt and response lengths; any failure
-    (e.g. an attention implementation that ignores or rejects a 4D mask) means no.
+    """Whether :func:`shared_prompt_sequence_logprobs` gives this model the padded batch's log-probs,
+    probed once per kind of model (:func:`_probe`) on two pairs of unequal prompt and response
+    lengths; any failure (e.g. an attention implementation that ignores or rejects a 4D mask) means no.
     """
     import torch
 
-    config = getattr(model, "config", None)
-    vocab = int(getattr(config, "vocab_size", 0) or 0)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    key = (type(model).__name__, type(base).__name__, getattr(config, "_attn_implementation", None), vocab)
-    if key not in _SHARED:
-        usable = [i for i in range(vocab) if i != pad_token_id][:10]
-        if len(usable) < 2:
-            _SHARED[key] = False
-            return False
-        pick = lambda n, start: [usable[(start + j) % len(usable)] for j in range(n)]  # noqa: E731
-        try:
-            prompts, chosen, rejected = [pick(3, 0), pick(1, 3)], [pick(2, 4), pick(4, 6)], [pick(3, 5), pick(1, 8)]
-            with torch.no_grad():
-                device = next(model.parameters()).device
-                c, r = shared_prompt_sequence_logprobs(model, prompts, chosen, rejected, pad_token_id, device)
-                b = sequence_logprobs(model, make_batch(prompts + prompts, chosen + rejected, pad_token_id, device))
-            _SHARED[key] = bool(torch.allclose(torch.cat([c, r]), b.float(), atol=1e-4, rtol=1e-4))
-        except Exception:  # noqa: BLE001 - any failure means: use the packed or padded path
-            _SHARED[key] = False
-    return _SHARED[key]
+    def check(model, pick, device):
+        prompts, chosen, rejected = [pick(3, 0), pick(1, 3)], [pick(2, 4), pick(4, 6)], [pick(3, 5), pick(1, 8)]
+        c, r = shared_prompt_sequence_logprobs(model, prompts, chosen, rejected, pad_token_id, device)
+        b = sequence_logprobs(model, make_batch(prompts + prompts, chosen + rejected, pad_token_id, device))
+        return torch.allclose(torch.cat([c, r]), b.float(), atol=1e-4, rtol=1e-4)
+
+    return _probe(_SHARED, model, pad_token_id, check)
