@@ -590,11 +590,23 @@ def reward_model_table(frame: pd.DataFrame) -> pd.DataFrame:
         comparisons=("comparisons", "first"), seeds=("seed", "nunique")).reset_index()
 
 
+def _with_gains(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with gold_gain / proxy_gain: minus π0's held-out gold / proxy of the same seed (each seed
+    has its own comparisons, so its own reward model: proxies are comparable only within a seed)."""
+    ref = frame[(frame["world"] == "lm") & (frame["method"] == "reference")].groupby("seed")[
+        ["gold_reward", "proxy_reward"]].mean()
+    base = ref.reindex(rows["seed"])
+    return rows.assign(gold_gain=rows["gold_reward"].to_numpy() - base["gold_reward"].to_numpy(),
+                       proxy_gain=rows["proxy_reward"].to_numpy() - base["proxy_reward"].to_numpy())
+
+
 def best_of_n_table(frame: pd.DataFrame) -> pd.DataFrame:
     bon = frame[frame["method"] == "best_of_n"]
     if bon.empty:
         return pd.DataFrame()
+    bon = _with_gains(frame, bon)
     return bon.groupby("n").agg(gold_reward=("gold_reward", "mean"), gold_se=("gold_reward", _se),
+                                gold_gain=("gold_gain", "mean"), proxy_gain=("proxy_gain", "mean"),
                                 proxy_reward=("proxy_reward", "mean"), kl_bound=("kl_to_ref", "first"),
                                 win_rate=("win_rate", "mean"), length=("length", "mean"),
                                 finished=("finished", "mean"), seeds=("seed", "nunique")).reset_index()
@@ -635,6 +647,9 @@ def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
         sub = final[final["method"] == method]
         if sub.empty:
             continue
+        if method == "reference":  # the origin: π0 itself
+            ax.plot([0.0], [0.0], "o", color=COLORS[method], label="π0 (reference)", ms=5)
+            continue
         x = np.sqrt(sub["kl_to_ref"].clip(lower=0)).to_numpy()
         # error bars: the SE across seeds where there are several, else the run's own sampling SE;
         # SE of √KL by the delta method, se(KL) / (2 √KL)
@@ -642,7 +657,7 @@ def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
         gold_se = np.where(several, sub["gold_gain_se"], sub["gold_sample_se"])
         kl_se = np.where(several, sub["kl_se"], sub["kl_sample_se"])
         xerr = np.nan_to_num(kl_se / (2 * np.maximum(x, 1e-9)))
-        gold = sub["gold_reward"].to_numpy()
+        gold = sub["gold_gain"].to_numpy()
         for mask, face in ((several, COLORS[method]), (~several, "white")):
             if mask.any():
                 ax.errorbar(x[mask], gold[mask], xerr=xerr[mask], yerr=np.nan_to_num(gold_se[mask]), fmt="o",
@@ -650,37 +665,37 @@ def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
                             label=method if (face != "white" or not several.any()) else None)
         for _, r in sub.iterrows():
             if method != "reference":
-                ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_reward"]), fontsize=7,
+                ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_gain"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points", color=COLORS[method])
     bon = best_of_n_table(frame)
     if not bon.empty:
-        ax.plot(np.sqrt(bon["kl_bound"]), bon["gold_reward"], ls="--", marker="s", ms=4, color=COLORS["best_of_n"],
+        ax.plot(np.sqrt(bon["kl_bound"]), bon["gold_gain"], ls="--", marker="s", ms=4, color=COLORS["best_of_n"],
                 label="best_of_n (x: √ of the KL bound)")
     ax.set_xlabel(r"$\sqrt{\mathrm{KL}(\pi\|\pi_0)}$ (sequence level, held-out samples)")
-    ax.set_ylabel("held-out gold reward")
+    ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
+    ax.set_ylabel("held-out gold gain over π0 (same seed)")
     ax.set_title("Reward–KL frontier on held-out prompts")
     ax.legend(fontsize=7, loc="best")
     return fig
 
 
 def _overopt_figure(frame: pd.DataFrame):
-    """Gold and proxy along PG training (checkpoints), against √KL, per method; η by line style."""
+    """Gold and proxy gains over π0 (same seed) along training, against √KL, per method; η by line style."""
     from rlbandit import plots
 
-    pg = frame[(frame["world"] == "lm") & frame["method"].isin(tuple(PG_RECIPES) + ("dpo",))]
-    ref = frame[(frame["world"] == "lm") & (frame["method"] == "reference")]
+    runs = frame[(frame["world"] == "lm") & frame["method"].isin(tuple(PG_RECIPES) + ("dpo",))]
+    runs = _with_gains(frame, runs)
     fig, axes = plots.new_figure(2, ncols=2, panel_size=(4.6, 3.6))
-    etas = sorted(pg["eta"].unique())
-    styles = dict(zip(etas, ("-", "--", ":", "-.")))
-    for ax, column, name in zip(axes, ("gold_reward", "proxy_reward"), ("gold", "proxy (learned reward model)")):
-        for (method, eta), g in pg.groupby(["method", "eta"], sort=False):
+    styles = dict(zip(sorted(runs["eta"].unique()), ("-", "--", ":", "-.")))
+    for ax, column, name in zip(axes, ("gold_gain", "proxy_gain"), ("gold", "proxy (learned reward model)")):
+        for (method, eta), g in runs.groupby(["method", "eta"], sort=False):
             means = g.groupby("step")[["kl_to_ref", column]].mean().sort_index()
-            start = pd.DataFrame({"kl_to_ref": [0.0], column: [ref[column].mean()]})
-            path = pd.concat([start, means], ignore_index=True)
+            path = pd.concat([pd.DataFrame({"kl_to_ref": [0.0], column: [0.0]}), means], ignore_index=True)
             ax.plot(np.sqrt(path["kl_to_ref"].clip(lower=0)), path[column], marker="o", ms=3,
                     color=COLORS[method], ls=styles[eta], label=f"{method} η={eta:g}")
+        ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
         ax.set_xlabel(r"$\sqrt{\mathrm{KL}(\pi\|\pi_0)}$")
-        ax.set_ylabel(f"held-out {name} reward")
+        ax.set_ylabel(f"held-out {name} gain over π0")
     axes[0].set_title("Gold reward along training")
     axes[1].set_title("Proxy reward along training")
     axes[1].legend(fontsize=6, loc="best", ncol=2)
@@ -689,6 +704,8 @@ def _overopt_figure(frame: pd.DataFrame):
 
 def report(frame: pd.DataFrame) -> ReportContent:
     frame = frame.copy()
+    per_eta = frame[frame["eta"] > 0].groupby("eta")["seed"].nunique()
+    seeds_text = ", ".join(f"{n} at η = {e:g}" for e, n in per_eta.items())
     final = final_table(frame)
     tables = []
     if not final.empty:
@@ -717,15 +734,17 @@ def report(frame: pd.DataFrame) -> ReportContent:
     figures = []
     if not final.empty:
         figures.append(ReportFigure("pareto", _pareto_figure(frame, final),
-                                    "Held-out gold reward against √KL(π‖π0) at the last checkpoint, per method and KL "
+                                    "Held-out gold gain over π0 of the same seed against √KL(π‖π0) at the last "
+                                    "checkpoint, per method and KL "
                                     "coefficient. Filled markers: means over seeds, error bars ± one standard error "
                                     "across seeds (of the gain over π0); hollow markers: one seed, error bars ± the "
                                     "run's own sampling standard error. Best-of-N's x is the square root of its "
                                     "analytic KL bound, not an estimate."))
         figures.append(ReportFigure("overoptimization", _overopt_figure(frame),
-                                    "Gold (left) and proxy (right) reward on held-out prompts along training, against "
-                                    "√KL(π‖π0), from π0 (KL 0) through each checkpoint; means over seeds, line style "
-                                    "= η."))
+                                    "Gold (left) and proxy (right) reward gains over π0 of the same seed on held-out "
+                                    "prompts along training, against √KL(π‖π0), from π0 (0, 0) through each "
+                                    f"checkpoint; means over the seeds run ({seeds_text}), line style = η. Each seed "
+                                    "has its own reward model, so proxies compare only within a seed."))
     return ReportContent(summary=_summary(frame, final, rms, bon, bandit, bridge), tables=tuple(tables),
                          figures=tuple(figures), notes=_notes(frame))
 
