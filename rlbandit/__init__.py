@@ -34,6 +34,7 @@ _LAZY_NAMES = {
     "best_of_n_kl_bound": "rlbandit.sampling_oracles",
     "select_top_per_prompt": "rlbandit.sampling_oracles",
     "select_top_k": "rlbandit.sampling_oracles",
+    "load_results": "rlbandit.runner",
 }
 
 

@@ -8,8 +8,17 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="rlbandit: exact KL-regularized RLHF in a linear bandit.")
 
 
+def _version(value: bool):
+    if value:
+        from rlbandit import __version__
+
+        typer.echo(f"rlbandit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root():
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")):
     """rlbandit: exact KL-regularized RLHF in a linear contextual bandit."""
 
 
@@ -36,8 +45,12 @@ def example(
 
     from rlbandit import ProblemConfig, fit_bt, gibbs, make_problems
 
-    problems = make_problems(ProblemConfig(scenario=scenario, n_contexts=n_contexts, n_actions=n_actions, dim=dim),
-                             range(seed, seed + seeds))
+    try:
+        config = ProblemConfig(scenario=scenario, n_contexts=n_contexts, n_actions=n_actions, dim=dim)
+    except ValueError as error:  # the one-line error `run` gives, not a traceback
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    problems = make_problems(config, range(seed, seed + seeds))
     rng = np.random.default_rng(seed)
     sizes = np.unique(np.logspace(2, 4.5, 8).astype(int))
     data = problems.sample_preferences(problems.ref_logprobs, problems.ref_logprobs, int(sizes[-1]), rng)

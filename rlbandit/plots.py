@@ -72,7 +72,7 @@ SYMBOLS: dict[str, str] = {
     "kl": r"$\mathrm{KL}(\pi\|\pi_0)$",
     "kl_to_ref": r"$\mathrm{KL}(\pi\|\pi_0)$",
     "sqrt_kl": r"$\sqrt{\mathrm{KL}(\pi\|\pi_0)}$",
-    "kl_to_opt": r"$\mathrm{KL}(\pi^*\|\hat\pi)$",
+    "kl_to_opt": r"$\mathrm{KL}(\hat\pi\|\pi^*)$",
     "theta_error": r"$\|\hat\theta - \theta^*\|$",
     "exploitability": "exploitability (duality gap)",
     "win_rate": r"$P(\hat\pi \succ \pi')$",

@@ -63,12 +63,44 @@ def load_study(name: str | Study) -> Study:
         module = importlib.import_module(f"benchmarks.{name}")
     except ModuleNotFoundError as error:
         if error.name in (f"benchmarks.{name}", "benchmarks"):
-            raise ValueError(f"study: no module benchmarks/{name}.py; known studies: {list_studies()}") from None
+            import difflib
+
+            known = list_studies()
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ValueError(f"study: no module benchmarks/{name}.py; {hint}known studies: {known}") from None
         raise
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
         raise ValueError(f"study: benchmarks/{name}.py defines no STUDY = Study(...)")
     return study
+
+
+def load_results(study_or_folder: str | os.PathLike, *, smoke: bool = False,
+                 root: str | os.PathLike = RESULTS_ROOT) -> pd.DataFrame:
+    """The stored results of a study as one tidy frame: every finished run's rows, a ``run_id``
+    column and the run's config fields joined as columns (reading ``results/STUDY/runs/*.parquet``
+    directly gives the rows without their config).
+
+    Args:
+        study_or_folder: a study name (its results folder under ``root``: ``results/STUDY``, or
+            ``results/smoke/STUDY`` with ``smoke``) or the path of a results folder (the ``--out`` of
+            ``rlbandit run``).
+        smoke: read the smoke sweep's folder (with a study name).
+        root: the results root (with a study name).
+    """
+    path = Path(study_or_folder)
+    if (path / "manifest").is_dir() or (path / "runs").is_dir():
+        folder, name = path, path.name
+    elif isinstance(study_or_folder, str) and study_or_folder.isidentifier():
+        folder, name = results_dir(study_or_folder, smoke, root), study_or_folder
+    else:
+        raise ValueError(f"study_or_folder: {str(study_or_folder)!r} is neither a study name nor a results folder "
+                         "(a folder holding runs/ and manifest/)")
+    if not folder.is_dir():
+        raise ValueError(f"study_or_folder: no results in {folder}; run `rlbandit run {name}"
+                         f"{' --smoke' if smoke else ''}` first")
+    return ResultStore(folder, name).load()
 
 
 def list_studies() -> list[str]:

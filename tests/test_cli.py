@@ -19,10 +19,23 @@ def test_example_runs_and_prints_the_table_and_slope():
     assert float(match.group(1)) < 0  # more data, smaller suboptimality
 
 
-def test_example_rejects_unknown_scenario():
+def test_example_rejects_unknown_scenario_in_one_line():
     result = CliRunner().invoke(app, ["example", "--scenario", "nope", "--seeds", "2"])
-    assert result.exit_code != 0
-    assert "scenario" in str(result.exception) or "scenario" in result.output
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "error: scenario" in result.output and "Traceback" not in result.output
+
+
+def test_version():
+    from rlbandit import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"rlbandit {__version__}"
+
+
+def test_unknown_study_suggests_the_nearest_names():
+    result = CliRunner().invoke(app, ["run", "ofline", "--smoke"])
+    assert result.exit_code == 2
+    assert "did you mean offline" in result.output
 
 
 def test_loglog_slope_exact_power_law():

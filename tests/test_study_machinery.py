@@ -339,3 +339,22 @@ def test_line_plot_keeps_categorical_order():
     fig = plots.line_plot(frame, x="n", y="subopt", hue="method", band=None)  # plain strings: sorted
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert [line.get_label() for line in ax.get_lines()] == [f"method = {m}" for m in sorted(order)]
+
+
+def test_load_results_joins_the_config_by_folder_or_by_name(tmp_path):
+    """rlbandit.load_results: the rows with their config fields, from a results folder or a study name."""
+    import rlbandit
+    from rlbandit.runner import load_results, results_dir
+
+    assert rlbandit.load_results is load_results
+    folder = results_dir("toy", smoke=True, root=tmp_path)
+    run_sweep(TOY, out=folder, backend="serial", progress=False)
+    by_folder = load_results(folder)
+    by_name = load_results("toy", smoke=True, root=tmp_path)
+    pd.testing.assert_frame_equal(by_folder, by_name)
+    assert {"run_id", "seed", "n", "value", "scale", "fail", "sizes"} <= set(by_folder.columns)
+    assert len(by_folder) == 4 * 3 * 3 and set(by_folder["scale"]) == {1.0, 2.0, 3.0, 4.0}
+    with pytest.raises(ValueError, match="rlbandit run toy --smoke"):
+        load_results("toy", smoke=True, root=tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="neither a study name nor a results folder"):
+        load_results(str(tmp_path / "no such folder"))
