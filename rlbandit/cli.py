@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="rlbandit: exact KL-regularized RLHF in a linear bandit.")
+# rich markup would read "[default: …]" in a help text as a markup tag and drop it
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="rlbandit: exact KL-regularized RLHF in a linear bandit.")
 
 
 def _version(value: bool):

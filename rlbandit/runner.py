@@ -224,11 +224,27 @@ def _study_ref(study: Study) -> Study | str:
     return study
 
 
+def _check_picklable(ref: Study | str, todo: Sequence[tuple[str, Any]]) -> None:
+    """Process workers receive the study (unless they import it by name) and each config by pickle:
+    fail at once, saying how to fix it, instead of with a PicklingError from inside the pool."""
+    import pickle
+
+    for what, obj in (("study", ref), ("config", todo[0][1] if todo else None)):
+        try:
+            pickle.dumps(obj)
+        except Exception as error:  # noqa: BLE001 - pickle raises several types
+            name = ref if isinstance(ref, str) else ref.name
+            raise ValueError(f"{what}: study {name!r} cannot be sent to process workers ({type(error).__name__}: "
+                             f"{error}); define its run, configs and report functions at module level of an "
+                             "importable module, or run it with backend='serial' (--backend serial)") from None
+
+
 def _process(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions):
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
     ref = _study_ref(study)
+    _check_picklable(ref, todo)
     pending = list(todo)
     deaths: dict[str, int] = {}
     while pending:

@@ -40,3 +40,9 @@ def test_unknown_study_suggests_the_nearest_names():
 
 def test_loglog_slope_exact_power_law():
     assert abs(loglog_slope([10, 100, 1000], [1.0, 0.1, 0.01]) + 1.0) < 1e-12
+
+
+def test_help_texts_keep_their_defaults():
+    result = CliRunner().invoke(app, ["run", "--help"])
+    assert result.exit_code == 0
+    assert "[default: CPU count]" in result.output and "[default: results/STUDY" in result.output

@@ -358,3 +358,12 @@ def test_load_results_joins_the_config_by_folder_or_by_name(tmp_path):
         load_results("toy", smoke=True, root=tmp_path / "elsewhere")
     with pytest.raises(ValueError, match="neither a study name nor a results folder"):
         load_results(str(tmp_path / "no such folder"))
+
+
+def test_unpicklable_study_fails_at_once_with_the_fix(tmp_path):
+    """A study built from local functions cannot reach spawned workers: one clear ValueError, nothing stored."""
+    local = Study("toy_local", "A study with a lambda run.", toy_configs, lambda config: toy_run(config), toy_report)
+    with pytest.raises(ValueError, match=r"cannot be sent to process workers.*--backend serial"):
+        run_sweep(local, out=tmp_path, backend="process", workers=1, progress=False)
+    assert ResultStore(tmp_path).finished_ids() == set()
+    assert run_sweep(local, out=tmp_path, backend="serial", progress=False).ok  # the fix the message names
