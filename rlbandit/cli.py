@@ -98,7 +98,7 @@ def list_command():
 
 @app.command()
 def run(
-    study: str = typer.Argument(..., help="study name: benchmarks/STUDY.py"),
+    study: str = typer.Argument(..., help="a study: NAME (benchmarks/NAME.py), path/to/file.py or module[:NAME]"),
     smoke: bool = typer.Option(False, "--smoke", help="the small CI sweep (stored apart from the full one)"),
     out: str = typer.Option(None, "--out", help="results folder [default: results/STUDY or results/smoke/STUDY]"),
     workers: int = typer.Option(None, "--workers", min=1, help="parallel runs [default: CPU count]"),
@@ -125,7 +125,7 @@ def run(
 
 @app.command()
 def report(
-    study: str = typer.Argument(..., help="study name: benchmarks/STUDY.py"),
+    study: str = typer.Argument(..., help="a study: NAME (benchmarks/NAME.py), path/to/file.py or module[:NAME]"),
     smoke: bool = typer.Option(False, "--smoke", help="report the smoke sweep"),
     results: str = typer.Option(None, "--results", help="results folder [default: results/STUDY or results/smoke/STUDY]"),
     out: str = typer.Option(None, "--out", help="report folder [default: reports/STUDY; smoke: RESULTS/report]"),

@@ -53,12 +53,65 @@ RESULTS_ROOT = Path("results")
 # Discovery
 # ---------------------------------------------------------------------------------------------
 
+#: id(study) → the spec it was loaded from (a file path or "module:NAME"), so process workers load it the same way
+_SPECS: dict[int, str] = {}
+
+
 def load_study(name: str | Study) -> Study:
-    """The ``STUDY`` of ``benchmarks/NAME.py`` (or ``name`` itself when it is a Study)."""
+    """A study from any of the places one can be declared:
+
+    - ``NAME``: the ``STUDY`` of ``benchmarks/NAME.py`` (the built-in studies);
+    - ``path/to/file.py``: the ``STUDY`` of that file (a study of your own, outside this package);
+    - ``package.module``: the ``STUDY`` of an importable module; ``package.module:NAME`` its ``NAME``;
+    - a :class:`Study` itself.
+    """
     if isinstance(name, Study):
         return name
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"study: expected a study name (a Python identifier), got {name!r}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"study: expected a study name, a .py file or a module, got {name!r}")
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        module_spec, attr = name, "STUDY"
+        study = getattr(_module_from_file(name), attr, None)
+    elif ":" in name or ("." in name and not name.isidentifier()):
+        module_spec, _, attr = name.partition(":")
+        attr = attr or "STUDY"
+        try:
+            module = importlib.import_module(module_spec)
+        except ModuleNotFoundError as error:
+            raise ValueError(f"study: cannot import module {module_spec!r} ({error})") from None
+        study = getattr(module, attr, None)
+    elif name.isidentifier():
+        return _builtin_study(name)
+    else:
+        raise ValueError(f"study: expected a study name, a .py file or a module, got {name!r}")
+    if not isinstance(study, Study):
+        raise ValueError(f"study: {module_spec} defines no {attr} = Study(...)")
+    _SPECS[id(study)] = name
+    return study
+
+
+def _module_from_file(path_text: str):
+    """Import a study file once per process under a name derived from its absolute path."""
+    import hashlib
+    import importlib.util
+
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"study: no study file {path_text!r}")
+    name = f"_rlbandit_study_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before executing: dataclasses and pickle look the module up by name
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def _builtin_study(name: str) -> Study:
     try:
         module = importlib.import_module(f"benchmarks.{name}")
     except ModuleNotFoundError as error:
@@ -68,7 +121,8 @@ def load_study(name: str | Study) -> Study:
             known = list_studies()
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise ValueError(f"study: no module benchmarks/{name}.py; {hint}known studies: {known}") from None
+            raise ValueError(f"study: no module benchmarks/{name}.py; {hint}known studies: {known} (a study of "
+                             "your own: pass its .py file or module:NAME)") from None
         raise
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
@@ -194,8 +248,10 @@ def execute(study: Study | str, rid: str, config: Any) -> Outcome:
     return Outcome(rid, frame, record)
 
 
-def _worker_init() -> None:
+def _worker_init(ref: Study | str | None = None) -> None:
     _limit_threads()
+    if isinstance(ref, str):
+        load_study(ref)  # a study file's module must exist before its configs are unpickled here
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +271,9 @@ def _serial(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptio
 
 
 def _study_ref(study: Study) -> Study | str:
-    """Send a discoverable study by name (workers import it) and others by value."""
+    """Send a study by the spec it was loaded from or by name (workers load it) and others by value."""
+    if id(study) in _SPECS:
+        return _SPECS[id(study)]
     try:
         if load_study(study.name) is study:
             return study.name
@@ -249,7 +307,8 @@ def _process(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOpti
     deaths: dict[str, int] = {}
     while pending:
         pool = cf.ProcessPoolExecutor(max_workers=min(options.workers, len(pending)),
-                                      mp_context=mp.get_context("spawn"), initializer=_worker_init)
+                                      mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                      initargs=(ref,))
         futures = {pool.submit(execute, ref, rid, config): (rid, config) for rid, config in pending}
         broken = []
         try:

@@ -367,3 +367,71 @@ def test_unpicklable_study_fails_at_once_with_the_fix(tmp_path):
         run_sweep(local, out=tmp_path, backend="process", workers=1, progress=False)
     assert ResultStore(tmp_path).finished_ids() == set()
     assert run_sweep(local, out=tmp_path, backend="serial", progress=False).ok  # the fix the message names
+
+
+_USER_STUDY = '''
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rlbandit.study import ReportContent, Study
+
+
+@dataclass(frozen=True)
+class MyConfig:
+    scale: float = 1.0
+    seed: int = 0
+
+
+def run(config):
+    return pd.DataFrame({"n": [1, 2, 4], "value": [config.scale / n for n in (1, 2, 4)]})
+
+
+def report(frame):
+    return ReportContent(summary=f"{frame['run_id'].nunique()} runs of my study.")
+
+
+def configs(smoke):
+    return [MyConfig(scale=s, seed=i) for i, s in enumerate((1.0, 2.0))]
+
+
+STUDY = Study("mystudy", "A study declared outside benchmarks/.", configs, run, report)
+OTHER = Study("myother", "A second study in the same file.", configs, run, report)
+'''
+
+
+@pytest.mark.parametrize("backend", ["process", "serial"])
+def test_a_study_of_your_own_runs_from_its_file_through_the_cli(tmp_path, backend):
+    """`rlbandit run path/to/mystudy.py` and `rlbandit report` the same, with spawned workers too."""
+    from typer.testing import CliRunner
+
+    from rlbandit.cli import app
+
+    path = tmp_path / "mystudy.py"
+    path.write_text(_USER_STUDY)
+    out = tmp_path / "results"
+    ran = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--backend", backend, "--workers", "1"])
+    assert ran.exit_code == 0, ran.output
+    assert "2 finished, 0 failed" in ran.output
+    frame = ResultStore(out).load()
+    assert set(frame["scale"]) == {1.0, 2.0} and len(frame) == 6
+    reported = CliRunner().invoke(app, ["report", str(path), "--results", str(out), "--out", str(tmp_path / "rep")])
+    assert reported.exit_code == 0, reported.output
+    assert "2 runs of my study." in (tmp_path / "rep" / "README.md").read_text()
+
+
+def test_load_study_from_a_module_and_attribute(tmp_path, monkeypatch):
+    from rlbandit.runner import load_study
+
+    (tmp_path / "mypackage").mkdir()
+    (tmp_path / "mypackage" / "__init__.py").write_text("")
+    (tmp_path / "mypackage" / "studies.py").write_text(_USER_STUDY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_study("mypackage.studies").name == "mystudy"
+    assert load_study("mypackage.studies:OTHER").name == "myother"
+    with pytest.raises(ValueError, match="defines no MISSING"):
+        load_study("mypackage.studies:MISSING")
+    with pytest.raises(ValueError, match="cannot import module"):
+        load_study("nopackage.nomodule")
+    with pytest.raises(ValueError, match="no study file"):
+        load_study(str(tmp_path / "absent.py"))
