@@ -76,7 +76,7 @@ def example(
 
 @app.command("list")
 def list_command():
-    """List the studies in benchmarks/ (modules that define STUDY) and their stored results."""
+    """List the registered studies (entry-point group rlbandit.studies) and their stored results."""
     from rlbandit.runner import list_studies, load_study, plan, results_dir
     from rlbandit.store import ResultStore
 

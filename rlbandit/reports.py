@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlbandit.runner import load_study, plan, results_dir
+from rlbandit.runner import load_study, plan, results_dir, study_source, study_spec
 from rlbandit.store import ResultStore, atomic_write_bytes, atomic_write_text, config_columns, now
 from rlbandit.study import ReportContent, Study
 
@@ -193,11 +193,12 @@ def _markdown(study: Study, content: ReportContent, records, failed, missing, st
 
     # how to regenerate, time, machine
     flag = " --smoke" if smoke else ""
+    spec = study_spec(study)
     lines += ["## How to regenerate", "", "```bash",
-              f"rlbandit run {study.name}{flag}      # resumable: finished runs are skipped",
-              f"rlbandit report {study.name}{flag}", "```", "",
+              f"rlbandit run {spec}{flag}      # resumable: finished runs are skipped",
+              f"rlbandit report {spec}{flag}", "```", "",
               f"Results are stored per run in `{_rel(results)}/runs/` (Parquet) with their manifest in "
-              f"`{_rel(results)}/manifest/`; the sweep is declared in `benchmarks/{study.name}.py`.", ""]
+              f"`{_rel(results)}/manifest/`; the sweep is declared in `{study_source(study)}`.", ""]
     walls = np.array([r.get("wall_s", float("nan")) for r in records], dtype=float)
     sweeps = [s for s in store.sweeps() if s.get("smoke", False) == smoke]
     last = sweeps[-1] if sweeps else records[-1]

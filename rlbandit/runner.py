@@ -1,5 +1,10 @@
 """Running a study's sweep: discovery, run ids, backends, progress, failures and resumption.
 
+Studies are found by :func:`load_study`: a name registered in the entry-point group
+``rlbandit.studies`` (this package registers its built-in studies of ``benchmarks/`` in its
+``pyproject.toml``, as any package can register its own; the library never imports
+``benchmarks`` itself), a ``.py`` file, or ``module[:NAME]``.
+
 ``run_sweep(study, smoke=False, out=None, workers=None, backend="process")``:
 
 1. plans the sweep — ``study.configs(smoke)``, one run id per config (:func:`rlbandit.store.run_id`);
@@ -28,7 +33,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib
 import os
-import pkgutil
 import sys
 import tempfile
 import time
@@ -55,12 +59,15 @@ RESULTS_ROOT = Path("results")
 
 #: id(study) → the spec it was loaded from (a file path or "module:NAME"), so process workers load it the same way
 _SPECS: dict[int, str] = {}
+#: id(study) → the file that declares it
+_SOURCES: dict[int, str] = {}
 
 
 def load_study(name: str | Study) -> Study:
     """A study from any of the places one can be declared:
 
-    - ``NAME``: the ``STUDY`` of ``benchmarks/NAME.py`` (the built-in studies);
+    - ``NAME``: a study registered in the entry-point group ``rlbandit.studies`` (the built-in
+      studies of ``benchmarks/`` are registered there by this package's ``pyproject.toml``);
     - ``path/to/file.py``: the ``STUDY`` of that file (a study of your own, outside this package);
     - ``package.module``: the ``STUDY`` of an importable module; ``package.module:NAME`` its ``NAME``;
     - a :class:`Study` itself.
@@ -69,7 +76,8 @@ def load_study(name: str | Study) -> Study:
         return name
     if not isinstance(name, str) or not name:
         raise ValueError(f"study: expected a study name, a .py file or a module, got {name!r}")
-    if name.endswith(".py") or os.sep in name or "/" in name:
+    is_file = name.endswith(".py") or os.sep in name or "/" in name
+    if is_file:
         module_spec, attr = name, "STUDY"
         study = getattr(_module_from_file(name), attr, None)
     elif ":" in name or ("." in name and not name.isidentifier()):
@@ -87,6 +95,7 @@ def load_study(name: str | Study) -> Study:
     if not isinstance(study, Study):
         raise ValueError(f"study: {module_spec} defines no {attr} = Study(...)")
     _SPECS[id(study)] = name
+    _SOURCES[id(study)] = name if is_file else _module_file(module_spec)
     return study
 
 
@@ -112,22 +121,48 @@ def _module_from_file(path_text: str):
 
 
 def _builtin_study(name: str) -> Study:
-    try:
-        module = importlib.import_module(f"benchmarks.{name}")
-    except ModuleNotFoundError as error:
-        if error.name in (f"benchmarks.{name}", "benchmarks"):
-            import difflib
+    """The study registered as ``name`` in the entry-point group ``rlbandit.studies``."""
+    import difflib
 
-            known = list_studies()
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise ValueError(f"study: no module benchmarks/{name}.py; {hint}known studies: {known} (a study of "
-                             "your own: pass its .py file or module:NAME)") from None
-        raise
-    study = getattr(module, "STUDY", None)
+    registered = _registered()
+    if name not in registered:
+        known = sorted(registered)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"study: no registered study {name!r}; {hint}known studies: {known} (a study of your own: "
+                         "pass its .py file or module:NAME, or register it in the 'rlbandit.studies' entry-point "
+                         "group)")
+    entry = registered[name]
+    study = entry.load()
     if not isinstance(study, Study):
-        raise ValueError(f"study: benchmarks/{name}.py defines no STUDY = Study(...)")
+        raise ValueError(f"study: the entry point {name} = {entry.value!r} is not a Study")
+    _SOURCES[id(study)] = _module_file(entry.module)
     return study
+
+
+def _module_file(module: str) -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    return spec.origin if spec is not None and spec.origin else module
+
+
+def study_spec(study: Study) -> str:
+    """What to pass to ``rlbandit run`` / ``report`` to load ``study`` again: its registered name,
+    or the file or module it was loaded from."""
+    return _SPECS.get(id(study), study.name)
+
+
+def study_source(study: Study) -> str:
+    """The file that declares ``study`` (relative to the working directory when inside it)."""
+    source = _SOURCES.get(id(study))
+    if source is None:
+        module = sys.modules.get(getattr(study.run, "__module__", ""), None)
+        source = getattr(module, "__file__", None) or "?"
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(source)
 
 
 def load_results(study_or_folder: str | os.PathLike, *, smoke: bool = False,
@@ -157,23 +192,21 @@ def load_results(study_or_folder: str | os.PathLike, *, smoke: bool = False,
     return ResultStore(folder, name).load()
 
 
-def list_studies() -> list[str]:
-    """Names of the modules in ``benchmarks/`` that define a ``STUDY`` (found without importing
-    them: a module-level ``STUDY =`` assignment in the source)."""
-    import benchmarks
+#: the entry-point group in which packages register studies (``NAME = "module:STUDY"``); this
+#: package registers its built-in studies (``benchmarks/``) there, as any other package may.
+ENTRY_POINT_GROUP = "rlbandit.studies"
 
-    names = []
-    for info in pkgutil.iter_modules(benchmarks.__path__):
-        if info.name.startswith("_"):
-            continue
-        path = Path(info.module_finder.path) / f"{info.name}.py"
-        try:
-            source = path.read_text()
-        except OSError:
-            continue
-        if any(line.startswith("STUDY =") or line.startswith("STUDY: ") for line in source.splitlines()):
-            names.append(info.name)
-    return sorted(names)
+
+def _registered() -> dict:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def list_studies() -> list[str]:
+    """Names of the registered studies (entry-point group ``rlbandit.studies``), found without
+    importing them."""
+    return sorted(_registered())
 
 
 def results_dir(study: str, smoke: bool = False, root: str | os.PathLike = RESULTS_ROOT) -> Path:

@@ -71,7 +71,7 @@ def test_cli_list_and_errors(tmp_path):
     listed = runner.invoke(app, ["list"])
     assert listed.exit_code == 0 and "rate" in listed.output and "frontier" in listed.output
     missing = runner.invoke(app, ["run", "no_such_study", "--out", str(tmp_path)])
-    assert missing.exit_code == 2 and "no module" in missing.output
+    assert missing.exit_code == 2 and "no registered study" in missing.output
     no_results = runner.invoke(app, ["report", "rate", "--results", str(tmp_path / "nothing")])
     assert no_results.exit_code == 2 and "no results folder" in no_results.output
 

@@ -238,7 +238,7 @@ def test_runner_validates_arguments(tmp_path):
         run_sweep(TOY, out=tmp_path, workers=0)
     with pytest.raises(ValueError, match="address"):
         run_sweep(TOY, out=tmp_path, backend="process", address="ray://x:1")
-    with pytest.raises(ValueError, match="no module"):
+    with pytest.raises(ValueError, match="no registered study"):
         load_study("no_such_study")
     duplicated = Study("dup", "", lambda smoke: [ToyConfig(), ToyConfig()], toy_run, toy_report)
     with pytest.raises(ValueError, match="same config twice"):
@@ -417,7 +417,10 @@ def test_a_study_of_your_own_runs_from_its_file_through_the_cli(tmp_path, backen
     assert set(frame["scale"]) == {1.0, 2.0} and len(frame) == 6
     reported = CliRunner().invoke(app, ["report", str(path), "--results", str(out), "--out", str(tmp_path / "rep")])
     assert reported.exit_code == 0, reported.output
-    assert "2 runs of my study." in (tmp_path / "rep" / "README.md").read_text()
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "2 runs of my study." in text
+    # the report names the command that really regenerates it and the file that declares the study
+    assert f"rlbandit run {path}" in text and f"declared in `{path}`" in text
 
 
 def test_load_study_from_a_module_and_attribute(tmp_path, monkeypatch):
@@ -435,3 +438,17 @@ def test_load_study_from_a_module_and_attribute(tmp_path, monkeypatch):
         load_study("nopackage.nomodule")
     with pytest.raises(ValueError, match="no study file"):
         load_study(str(tmp_path / "absent.py"))
+
+
+def test_built_in_studies_are_registered_entry_points():
+    """The runner finds studies through the entry-point group, as it finds a third party's."""
+    from importlib.metadata import entry_points
+
+    from rlbandit.runner import ENTRY_POINT_GROUP, study_source
+
+    registered = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    assert {"rate", "frontier", "offline", "online", "nash", "oracles", "overoptimization", "llm", "llm_gpu"} \
+        <= set(registered)
+    assert list_studies() == sorted(registered)
+    assert registered["rate"] == "benchmarks.rate:STUDY"
+    assert study_source(load_study("llm_gpu")).endswith("benchmarks/llm_gpu.py")  # not the llm.py its run lives in
