@@ -19,8 +19,15 @@ from __future__ import annotations
 
 from llm.trainers._common import Guard, NonFiniteLossError, torch_generator
 from llm.trainers.dpo import DPOConfig, DPOData, dpo, dpo_loss, prepare_dpo_data, reference_logprobs
-from llm.trainers.policy_gradient import ADVANTAGES, KL_MODES, PG_ALGORITHMS, PGConfig, gae_advantages, pg_loss, \
-    policy_gradient
+from llm.trainers.policy_gradient import (
+    ADVANTAGES,
+    KL_MODES,
+    PG_ALGORITHMS,
+    PGConfig,
+    gae_advantages,
+    pg_loss,
+    policy_gradient,
+)
 from llm.trainers.reward_model import LMRewardModel, RMConfig, train_lm_reward_model
 from llm.trainers.sampling import RSConfig, best_of_n, rejection_sampling_finetune
 from llm.trainers.sft import SFTConfig, sft

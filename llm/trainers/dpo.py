@@ -9,11 +9,18 @@ import numpy as np
 import pandas as pd
 
 from llm.generation import make_batch, sequence_logprobs
-from llm.trainers._common import Guard, progress_bar, check_fits, check_minibatch_fields, make_optimizer, encode_prompts, encode_responses
+from llm.trainers._common import (
+    Guard,
+    check_fits,
+    check_minibatch_fields,
+    encode_prompts,
+    encode_responses,
+    make_optimizer,
+    progress_bar,
+)
 from rlbandit._checks import check_positive_float
 
 __all__ = ["DPOConfig", "DPOData", "dpo", "dpo_loss", "prepare_dpo_data", "reference_logprobs"]
-
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,8 @@ def prepare_dpo_data(ref_lm, prompts, chosen, rejected, weights=None, *, respons
     weights = np.ones(len(p_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(p_ids),) or not np.all(np.isfinite(weights)) or (weights < 0).any():
         raise ValueError(f"weights: expected {len(p_ids)} finite weights >= 0")
-    return DPOData(p_ids, c_ids, r_ids, reference_logprobs(ref_lm, p_ids, c_ids), reference_logprobs(ref_lm, p_ids, r_ids),
-                   weights)
+    return DPOData(p_ids, c_ids, r_ids, reference_logprobs(ref_lm, p_ids, c_ids),
+                   reference_logprobs(ref_lm, p_ids, r_ids), weights)
 
 
 def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chosen, ref_rejected,

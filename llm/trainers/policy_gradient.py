@@ -11,15 +11,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from llm.generation import Batch, SamplingConfig, forward_logits_and_hidden, generate, missing_eos_penalty, \
-    sequence_logprobs, token_logprobs
-from llm.trainers._common import Guard, progress_bar, make_optimizer, torch_generator
+from llm.generation import (
+    Batch,
+    SamplingConfig,
+    forward_logits_and_hidden,
+    generate,
+    missing_eos_penalty,
+    sequence_logprobs,
+    token_logprobs,
+)
+from llm.trainers._common import Guard, make_optimizer, progress_bar, torch_generator
 from rlbandit._checks import check_positive_float, check_positive_ints
-from rlbandit.pg_objectives import LOSS_AGGREGATIONS, adaptive_kl_coefficient, aggregate_token_loss, \
-    clipped_surrogate, group_advantages, leave_one_out_advantages
+from rlbandit.pg_objectives import (
+    LOSS_AGGREGATIONS,
+    adaptive_kl_coefficient,
+    aggregate_token_loss,
+    clipped_surrogate,
+    group_advantages,
+    leave_one_out_advantages,
+)
 
 __all__ = ["ADVANTAGES", "KL_MODES", "PG_ALGORITHMS", "PGConfig", "gae_advantages", "pg_loss", "policy_gradient"]
-
 
 
 def gae_advantages(rewards, values, mask, gamma: float = 1.0, lam: float = 0.95):

@@ -9,10 +9,16 @@ import numpy as np
 import pandas as pd
 
 from llm.generation import Batch, make_batch
-from llm.trainers._common import Guard, progress_bar, check_fits, check_minibatch_fields, encode_prompts, encode_responses
+from llm.trainers._common import (
+    Guard,
+    check_fits,
+    check_minibatch_fields,
+    encode_prompts,
+    encode_responses,
+    progress_bar,
+)
 
 __all__ = ["LMRewardModel", "RMConfig", "train_lm_reward_model"]
-
 
 
 class LMRewardModel:
@@ -51,7 +57,8 @@ class LMRewardModel:
         import torch
 
         tok = self.lm.tokenizer
-        batch = make_batch(encode_prompts(tok, prompts), encode_responses(tok, responses), tok.pad_token_id, self.lm.device)
+        batch = make_batch(encode_prompts(tok, prompts), encode_responses(tok, responses), tok.pad_token_id,
+                           self.lm.device)
         with torch.no_grad():
             return self.scores(batch).double().cpu().numpy()
 

@@ -16,7 +16,6 @@ from rlbandit._checks import check_int, check_positive_float, check_positive_int
 __all__ = ["RSConfig", "best_of_n", "rejection_sampling_finetune"]
 
 
-
 def best_of_n(policy, prompts: Sequence[str], n: int, reward_fn: Callable, sampling: SamplingConfig, generator,
               *, missing_eos_penalty_value: float = 1.0):
     """For each prompt draw ``n`` responses and keep the one of highest reward (ties: the first).

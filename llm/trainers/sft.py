@@ -8,10 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from llm.generation import make_batch, sequence_logprobs
-from llm.trainers._common import Guard, progress_bar, check_fits, check_minibatch_fields, make_optimizer, encode_prompts, encode_responses
+from llm.trainers._common import (
+    Guard,
+    check_fits,
+    check_minibatch_fields,
+    encode_prompts,
+    encode_responses,
+    make_optimizer,
+    progress_bar,
+)
 
 __all__ = ["SFTConfig", "sft"]
-
 
 
 @dataclass(frozen=True)
