@@ -48,11 +48,12 @@ error. Responses' length (tokens, EOS included) and the share that ends with EOS
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from llm.features import LinearGold
 from rlbandit._checks import check_int, check_positive_float
 from rlbandit.study import ReportContent, ReportFigure, Study
 
@@ -63,6 +64,8 @@ PG_RECIPES = {
     "grpo": dict(algorithm="ppo", advantage="grpo", kl_mode="loss", kl_kind="k3", loss_type="grpo"),
     "dr_grpo": dict(algorithm="ppo", advantage="dr_grpo", kl_mode="loss", kl_kind="k3", loss_type="dr_grpo"),
 }
+#: PPO-style passes over each rollout (RLOO takes one on-policy step; ``llm.trainers.PGConfig``)
+PG_EPOCHS = 2
 #: methods with a KL coefficient η (the others run once per seed with η = 0).
 ETA_METHODS = ("dpo", *PG_RECIPES, "bandit", "seq_bridge")
 METHODS = ("reference", "dpo", *PG_RECIPES, "best_of_n", "rs_ft", "reward_model", "bandit", "seq_bridge")
@@ -186,21 +189,16 @@ def configs(smoke: bool) -> list[LLMConfig]:
 _WORLDS: dict = {}
 
 
-class InstructionReward:
-    """r(x, y) = ⟨φ(instruction(x) + "\\n" + y), θ⟩: a linear reward on the MiniLM embedding of the
-    raw instruction and the response (the chat-template markup of the rendered prompt x is not text
-    a reader judges). ``instructions`` maps each rendered prompt to its instruction."""
+@dataclass(frozen=True, eq=False)
+class InstructionReward(LinearGold):
+    """r(x, y) = ⟨φ(instruction(x) + "\\n" + y), θ⟩: :class:`llm.features.LinearGold` on the MiniLM
+    embedding of the raw instruction and the response (the chat-template markup of the rendered
+    prompt x is not text a reader judges). ``instructions`` maps each rendered prompt to its instruction."""
 
-    def __init__(self, theta, embedder, instructions: dict):
-        self.theta = np.asarray(theta, dtype=np.float64)
-        self.embedder = embedder
-        self.instructions = instructions
+    instructions: dict = field(default_factory=dict)
 
     def features(self, prompts, responses) -> np.ndarray:
         return self.embedder([self.instructions[p] + "\n" + r for p, r in zip(prompts, responses)])
-
-    def __call__(self, prompts, responses, samples=None) -> np.ndarray:
-        return self.features(prompts, responses) @ self.theta
 
 
 def _base_model(config: LLMConfig):
@@ -257,11 +255,9 @@ def _world(config: LLMConfig) -> dict:
     proxy = InstructionReward(rm.theta, embedder, instructions)
     eval_flat = [p for p in held_out for _ in range(config.eval_samples)]
     ref_eval = generate(lm, eval_flat, sampling, gen)
-    world = dict(lm=lm, train=train, held_out=held_out, eval_flat=eval_flat, gold=gold, proxy=proxy,
-                 sampling=sampling, pool_prompts=pool_prompts, pool_responses=pool.responses,
-                 pool_features=pool_features, chosen=chosen, rejected=rejected, labels=labels,
-                 ref_eval=ref_eval, ref_eval_gold=gold(eval_flat, ref_eval.responses),
-                 ref_eval_proxy=proxy(eval_flat, ref_eval.responses))
+    world = dict(lm=lm, train=train, eval_flat=eval_flat, gold=gold, proxy=proxy, sampling=sampling,
+                 pool_prompts=pool_prompts, pool_responses=pool.responses, pool_features=pool_features,
+                 chosen=chosen, rejected=rejected, ref_eval=ref_eval, ref_eval_gold=gold(eval_flat, ref_eval.responses))
     _WORLDS[key] = world
     return world
 
@@ -325,7 +321,7 @@ def _run_pg(config, world):
 
     policy, ref, n_trainable = _policy(config, world)
     pg = PGConfig(eta=config.eta, steps=config.pg_steps, prompts_per_step=config.prompts_per_step,
-                  samples_per_prompt=config.samples_per_prompt, epochs=2, lr=config.pg_lr,
+                  samples_per_prompt=config.samples_per_prompt, epochs=PG_EPOCHS, lr=config.pg_lr,
                   missing_eos_penalty=0.0, sampling=world["sampling"], seed=config.seed, **PG_RECIPES[config.method])
     rows = []
     per_step = config.prompts_per_step * config.samples_per_prompt
@@ -365,10 +361,10 @@ def _run_best_of_n(config, world):
     n = 1
     while n <= config.bon_max:
         groups = config.bon_max // n
-        g = gold[:, :groups * n].reshape(len(flat), groups, n)
-        pick = proxy[:, :groups * n].reshape(len(flat), groups, n).argmax(-1)[..., None]
-        take = lambda a: np.take_along_axis(a[:, :groups * n].reshape(len(flat), groups, n), pick, -1)[..., 0]  # noqa: E731
-        best_gold = np.take_along_axis(g, pick, -1)[..., 0]
+        split = lambda a: a[:, :groups * n].reshape(len(flat), groups, n)  # noqa: E731
+        pick = split(proxy).argmax(-1)[..., None]
+        take = lambda a: np.take_along_axis(split(a), pick, -1)[..., 0]  # noqa: E731
+        best_gold = take(gold)
         rows.append({"n": n, "step": n, "rm_queries": n * len(flat), "gold_reward": float(best_gold.mean()),
                      "gold_reward_se": float(best_gold.mean(-1).std(ddof=1) / np.sqrt(len(flat))),
                      "proxy_reward": float(take(proxy).mean()), "kl_to_ref": best_of_n_kl_bound(n),
@@ -379,13 +375,23 @@ def _run_best_of_n(config, world):
     return pd.DataFrame(rows)
 
 
+#: rejection-sampling fine-tuning: rounds of best-of-RS_N selection then SFT
+RS_ROUNDS, RS_N = 2, 4
+
+
+def _rs_sft_steps(dpo_steps: int) -> int:
+    """SFT steps per RS round: a quarter of DPO's steps (at least 2)."""
+    return max(2, dpo_steps // 4)
+
+
 def _run_rs_ft(config, world):
     from llm.trainers import RSConfig, SFTConfig, rejection_sampling_finetune
 
     policy, ref, n_trainable = _policy(config, world)
     # as many reward-model queries as one PG run: rounds × prompts × n = pg_steps × prompts × samples
-    rs = RSConfig(rounds=2, n=4, prompts_per_round=max(1, config.rm_queries // 8),
-                  sft=SFTConfig(steps=max(2, config.dpo_steps // 4), batch_size=config.batch_size, lr=config.dpo_lr),
+    rs = RSConfig(rounds=RS_ROUNDS, n=RS_N, prompts_per_round=max(1, config.rm_queries // (RS_ROUNDS * RS_N)),
+                  sft=SFTConfig(steps=_rs_sft_steps(config.dpo_steps), batch_size=config.batch_size,
+                                lr=config.dpo_lr),
                   sampling=world["sampling"], missing_eos_penalty=0.0, seed=config.seed)
     rejection_sampling_finetune(policy, world["train"], world["proxy"], rs, progress=False)
     queries = rs.rounds * rs.prompts_per_round * rs.n
@@ -417,7 +423,7 @@ def _run_reward_model(config, world):
     start = time.perf_counter()
     # the reward model trains its head and the top two decoder layers of a copy of π0
     base = adapt(world["lm"], _adaptation("top", world))
-    lm_rm, history = train_lm_reward_model(base, c_prompts, chosen, rejected,
+    lm_rm, _ = train_lm_reward_model(base, c_prompts, chosen, rejected,
                                            RMConfig(steps=config.dpo_steps, batch_size=config.batch_size,
                                                     lr=config.dpo_lr, seed=config.seed), progress=False)
     seconds = time.perf_counter() - start
@@ -434,7 +440,7 @@ def _run_reward_model(config, world):
 
 def _run_bandit(config, world):
     """The exact bandit on the comparison pool: X = training prompts, K = 2n/X responses each."""
-    from rlbandit import LinearBandit, gibbs
+    from rlbandit import LinearBandit, expected_reward, gibbs
 
     x = config.train_prompts
     features = world["pool_features"].reshape(x, -1, world["pool_features"].shape[-1])
@@ -445,8 +451,8 @@ def _run_bandit(config, world):
     for name, theta in (("gibbs_gold", world["gold"].theta), ("gibbs_rm", world["proxy"].theta)):
         policy = gibbs(features @ theta, problem.ref_logprobs, config.eta)
         rows.append({"policy": name, "gold_reward": float(problem.gold_reward(policy)),
-                     "proxy_reward": float(problem.context_probs @ (np.exp(policy) * (features @ world["proxy"].theta))
-                                           .sum(-1)),
+                     "proxy_reward": float(problem.context_probs
+                                           @ expected_reward(policy, features @ world["proxy"].theta)),
                      "kl_to_ref": float(problem.kl_to_ref(policy)),
                      "suboptimality": float(problem.suboptimality(policy, config.eta)), "pool_size": k})
     return pd.DataFrame(rows)
@@ -524,20 +530,18 @@ def final_table(frame: pd.DataFrame) -> pd.DataFrame:
     seeds (NaN with one seed); ``*_sample_se``: the held-out estimate's own sampling standard error
     (for a gain, policy and π0 combined), averaged over seeds.
     """
-    final = _final_rows(frame)
+    final = _with_gains(frame, _final_rows(frame))
     ref = final[final["method"] == "reference"].set_index("seed")
     rows = []
     for (method, eta), g in final.groupby(["method", "eta"], sort=False):
-        base = ref.reindex(g["seed"])
-        gold_gain = g["gold_reward"].to_numpy() - base["gold_reward"].to_numpy()
-        proxy_gain = g["proxy_reward"].to_numpy() - base["proxy_reward"].to_numpy()
-        base_var = 0.0 if method == "reference" else base["gold_reward_se"].to_numpy() ** 2
+        gold_gain = g["gold_gain"].to_numpy()
+        base_var = 0.0 if method == "reference" else ref.reindex(g["seed"])["gold_reward_se"].to_numpy() ** 2
         gain_sample_se = np.sqrt(g["gold_reward_se"].to_numpy() ** 2 + base_var)
         rows.append({"method": method, "eta": eta, "seeds": g["seed"].nunique(),
                      "gold_reward": g["gold_reward"].mean(), "gold_sample_se": g["gold_reward_se"].mean(),
                      "gold_gain": float(np.mean(gold_gain)), "gold_gain_se": _se(gold_gain),
                      "gold_gain_sample_se": float(np.mean(gain_sample_se)),
-                     "proxy_reward": g["proxy_reward"].mean(), "proxy_gain": float(np.mean(proxy_gain)),
+                     "proxy_reward": g["proxy_reward"].mean(), "proxy_gain": g["proxy_gain"].mean(),
                      "kl_to_ref": g["kl_to_ref"].mean(), "kl_se": _se(g["kl_to_ref"]),
                      "kl_sample_se": g["kl_to_ref_se"].mean(), "win_rate": g["win_rate"].mean(),
                      "length": g["length"].mean(), "finished": g["finished"].mean()})
@@ -560,11 +564,11 @@ def budget_table(frame: pd.DataFrame) -> pd.DataFrame:
             spent = dict(rm_queries=0, train_samples=0, optimiser_steps=int(c["dpo_steps"]))
         elif method in PG_RECIPES:
             q = int(c["pg_steps"] * c["prompts_per_step"] * c["samples_per_prompt"])
-            epochs = 1 if PG_RECIPES[method]["algorithm"] == "rloo" else 2
+            epochs = 1 if PG_RECIPES[method]["algorithm"] == "rloo" else PG_EPOCHS
             spent = dict(rm_queries=q, train_samples=q, optimiser_steps=int(c["pg_steps"]) * epochs)
         elif method == "rs_ft":
             q = int(g["rm_queries"].max())
-            spent = dict(rm_queries=q, train_samples=q, optimiser_steps=2 * max(2, int(c["dpo_steps"]) // 4))
+            spent = dict(rm_queries=q, train_samples=q, optimiser_steps=RS_ROUNDS * _rs_sft_steps(int(c["dpo_steps"])))
         elif method == "best_of_n":
             spent = dict(rm_queries=f"N × {int(c['eval_prompts'] * c['eval_samples'])} (at inference)",
                          train_samples=0, optimiser_steps=0)
@@ -664,9 +668,8 @@ def _pareto_figure(frame: pd.DataFrame, final: pd.DataFrame):
                             color=COLORS[method], mfc=face, capsize=3, ms=5,
                             label=method if (face != "white" or not several.any()) else None)
         for _, r in sub.iterrows():
-            if method != "reference":
-                ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_gain"]), fontsize=7,
-                            xytext=(3, 3), textcoords="offset points", color=COLORS[method])
+            ax.annotate(f"η={r['eta']:g}", (np.sqrt(max(r["kl_to_ref"], 0)), r["gold_gain"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points", color=COLORS[method])
     bon = best_of_n_table(frame)
     if not bon.empty:
         ax.plot(np.sqrt(bon["kl_bound"]), bon["gold_gain"], ls="--", marker="s", ms=4, color=COLORS["best_of_n"],
