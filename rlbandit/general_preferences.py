@@ -422,18 +422,6 @@ class PreferenceProblem:
     def dim(self) -> int:
         return self.features.shape[-1]
 
-    def nash(self, eta, method: str = "extragradient", **options) -> np.ndarray:
-        """The symmetric equilibrium π_η of the KL-regularised game under the true P, (..., X, K)."""
-        from rlbandit.nash import solve
-
-        return solve(self.pref, self.ref_logprobs, eta, method=method, **options)
-
-    def exploitability(self, logprobs, eta) -> np.ndarray:
-        """Duality gap of π under the true P (see :func:`rlbandit.nash.exploitability`)."""
-        from rlbandit.nash import exploitability
-
-        return exploitability(logprobs, self.pref, self.ref_logprobs, eta, context_probs=self.context_probs)
-
     def win_rate(self, logprobs1, logprobs2) -> np.ndarray:
         """P(π¹ ≻ π²) under the true P, weighted by d0."""
         return win_rate(logprobs1, logprobs2, self.pref, self.context_probs)

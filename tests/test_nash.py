@@ -372,7 +372,7 @@ def test_nash_md_iterates_validate_and_start_at_reference():
 
 def test_worst_case_win_rate_is_at_most_half(rng):
     problem = make_preference_problem(PreferenceConfig("random_antisymmetric", n_contexts=3, n_actions=5, seed=4))
-    for lp in (_random_policy(rng, problem.ref_logprobs), problem.nash(0.1)):
+    for lp in (_random_policy(rng, problem.ref_logprobs), nash.solve(problem.pref, problem.ref_logprobs, 0.1)):
         assert nash.worst_case_win_rate(lp, problem.pref) <= 0.5 + 1e-12
 
 
@@ -386,12 +386,14 @@ def test_bt_rlhf_loses_to_nash_on_intransitive_preferences(rng):
     eta = 0.05
     data = problems.sample_comparisons(problems.ref_logprobs, problems.ref_logprobs, 5000, rng)
     bt = nash.bt_rlhf_policy(problems.features, data, problems.ref_logprobs, eta, 1.0)
-    star = problems.nash(eta)
+    star = nash.solve(problems.pref, problems.ref_logprobs, eta)
     wins = problems.win_rate(star, bt)
     kl_star = kl(star, problems.ref_logprobs).mean(axis=-1)  # uniform d0
     kl_bt = kl(bt, problems.ref_logprobs).mean(axis=-1)
     assert (wins >= 0.5 + eta * (kl_star - kl_bt) - 1e-9).all()
-    assert (problems.exploitability(bt, eta) > problems.exploitability(star, eta)).all()
+    gap = lambda lp: nash.exploitability(lp, problems.pref, problems.ref_logprobs, eta,  # noqa: E731
+                                         context_probs=problems.context_probs)
+    assert (gap(bt) > gap(star)).all()
     assert wins.mean() > 0.5
 
 
