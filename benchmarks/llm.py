@@ -742,7 +742,8 @@ def report(frame: pd.DataFrame) -> ReportContent:
                                     "coefficient. Filled markers: means over seeds, error bars ± one standard error "
                                     "across seeds (of the gain over π0); hollow markers: one seed, error bars ± the "
                                     "run's own sampling standard error. Best-of-N's x is the square root of its "
-                                    "analytic KL bound, not an estimate."))
+                                    "analytic KL bound, not an estimate. Every trained run is budget-capped, not "
+                                    "converged (notes)."))
         figures.append(ReportFigure("overoptimization", _overopt_figure(frame),
                                     "Gold (left) and proxy (right) reward gains over π0 of the same seed on held-out "
                                     "prompts along training, against √KL(π‖π0), from π0 (0, 0) through each "
@@ -806,7 +807,9 @@ def _summary(frame, final, rms, bon, bandit, bridge) -> str:
         parts = [f"{r['reward_model']} {r['heldout_accuracy']:.2f}" for _, r in rms.iterrows()]
         lines.append(f"- Reward models from the same {int(rms['comparisons'].iloc[0])} comparisons, held-out pairwise "
                      f"accuracy against the gold preference: {', '.join(parts)} "
-                     f"({int(rms['heldout_pairs'].iloc[0])} held-out pairs per seed).")
+                     f"({int(rms['heldout_pairs'].iloc[0])} held-out pairs per seed). The φ-head's lead is built "
+                     "into the scenario — the gold reward is linear in φ, so that model is well specified — and is "
+                     "a check, not a finding about reward models.")
     if not bon.empty:
         top = bon.iloc[-1]
         trained = final[final["method"] != "reference"]
