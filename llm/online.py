@@ -127,9 +127,9 @@ def evaluate_policy(policy, ref, prompts, gold, sampling: SamplingConfig, seed: 
         logp = sequence_logprobs(policy.model, samples.batch).double().cpu().numpy()
         ref_logp = sequence_logprobs(ref.model, samples.batch).double().cpu().numpy()
     rewards = np.asarray(gold(flat, samples.responses, samples), dtype=np.float64)
+    kl_k1, kl_k1_se = kl_from_samples(logp, ref_logp, "k1")
     out = {"gold_reward": float(rewards.mean()), "gold_reward_se": float(rewards.std(ddof=1) / np.sqrt(len(rewards))),
-           "kl_to_ref": kl_from_samples(logp, ref_logp, "k1")[0], "kl_to_ref_se": kl_from_samples(logp, ref_logp, "k1")[1],
-           "kl_k3": kl_from_samples(logp, ref_logp, "k3")[0],
+           "kl_to_ref": kl_k1, "kl_to_ref_se": kl_k1_se, "kl_k3": kl_from_samples(logp, ref_logp, "k3")[0],
            "finished": float(samples.finished.mean()), "length": float(samples.lengths.mean())}
     if proxy is not None:
         out["proxy_reward"] = float(np.mean(np.asarray(proxy(flat, samples.responses, samples), dtype=np.float64)))
