@@ -27,6 +27,7 @@ __all__ = [
     "SamplingConfig",
     "check_tokenizer",
     "encode",
+    "encode_prompts",
     "filter_logits",
     "forward_logits",
     "forward_logits_and_hidden",
@@ -225,7 +226,7 @@ def generate(lm, prompts, config: SamplingConfig, generator, *, batch_size: int 
     tokenizer, model = lm.tokenizer, lm.model
     check_tokenizer(tokenizer)
     prompts = list(prompts)
-    prompt_ids = _prompt_ids(tokenizer, prompts)
+    prompt_ids = encode_prompts(tokenizer, prompts)
     _check_context(prompt_ids, config.max_new_tokens, lm.max_length)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = lm.device
@@ -245,7 +246,7 @@ def generate(lm, prompts, config: SamplingConfig, generator, *, batch_size: int 
     return Samples(prompts, texts, batch, np.asarray(finished, dtype=bool))
 
 
-def _prompt_ids(tokenizer, prompts):
+def encode_prompts(tokenizer, prompts):
     """Prompt token ids; an empty prompt becomes [BOS] (a response needs a token to condition on)."""
     ids = encode(tokenizer, prompts, name="prompts")
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id

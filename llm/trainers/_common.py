@@ -5,7 +5,7 @@ trl) and config checks."""
 
 from __future__ import annotations
 
-from llm.generation import encode
+from llm.generation import encode, encode_prompts
 from rlbandit._checks import check_int, check_positive_float
 
 __all__ = ["NonFiniteLossError", "Guard", "progress_bar", "check_fits", "check_minibatch_fields", "make_optimizer",
@@ -77,12 +77,6 @@ def encode_responses(tokenizer, responses):
     """Token ids of each response with EOS appended (so the model learns to stop)."""
     eos = tokenizer.eos_token_id
     return [ids + [eos] for ids in encode(tokenizer, responses, name="responses")]
-
-
-def encode_prompts(tokenizer, prompts):
-    from llm.generation import _prompt_ids as ids
-
-    return ids(tokenizer, prompts)
 
 
 def check_fits(lm, prompt_ids, response_ids, name="prompts"):
