@@ -8,7 +8,7 @@ For t = 1..T (Xiong et al., ICML 2024, Algorithm 2, with DPO as the oracle):
 
    - ``rejection``: best vs worst of the candidates under r̂_t = ⟨φ, θ̂_t⟩;
    - ``ucb``: a¹ = a π¹ sample, a² = argmax over the other candidates of
-     r̂_t + β‖φ − φ̄(x, π¹_t)‖_{Σ_t⁻¹} (``rlbandit.online.ucb_bonus``; φ̄ = the candidates' mean,
+     r̂_t + β‖φ − φ̄(x, π¹_t)‖_{Σ_t⁻¹} (``rlbandit.geometry.ucb_bonus``; φ̄ = the candidates' mean,
      the sample estimate of φ(x, π¹_t));
    - ``optimistic``: a¹ = a π¹ sample, a² = argmax of the uncertainty ‖φ − φ̄‖_{Σ_t⁻¹} alone
      (Option I restricted to π¹'s samples, which keeps KL(π²‖π¹) ≤ log n);
@@ -155,8 +155,8 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
         diagnostics (uncertainty of the chosen pairs, label agreement with r̂) and the evaluation.
     """
     from llm.features import bt_labels
-    from rlbandit.online import gap_norms
-    from rlbandit.reward import cholesky, covariance, fit_bt
+    from rlbandit.geometry import cholesky, covariance, gap_norms
+    from rlbandit.reward import fit_bt
 
     prompts = list(prompts)
     if not prompts:

@@ -9,10 +9,26 @@ from __future__ import annotations
 
 import importlib
 
-from rlbandit.oracle import expected_reward, gibbs, kl, log_partition, normalize_logits, optimal_value, value
+from rlbandit.geometry import cholesky, covariance, mahalanobis_norm
+from rlbandit.oracle import (
+    expected_reward,
+    gibbs,
+    kl,
+    log_partition,
+    normalize_logits,
+    optimal_value,
+    value,
+)
 from rlbandit.preferences import PreferenceData, sample_actions, sample_categorical
-from rlbandit.problem import SCENARIOS, LinearBandit, ProblemConfig, make_problem, make_problems, stack_problems
-from rlbandit.reward import bt_loss, cholesky, covariance, fit_bt, mahalanobis_norm
+from rlbandit.problem import (
+    SCENARIOS,
+    LinearBandit,
+    ProblemConfig,
+    make_problem,
+    make_problems,
+    stack_problems,
+)
+from rlbandit.reward import bt_loss, fit_bt
 
 __version__ = "0.1.0"
 

@@ -104,10 +104,15 @@ def check_positive_ints(obj, names, *, numpy_ints: bool = True, allow_bool: bool
 
 
 def check_positive_float(value, name: str, *, allow_zero: bool = False, finite: bool = True):
-    """A number > 0 (>= 0 with ``allow_zero``), finite unless ``finite=False``; NaN always fails.
-    The value is not converted: a non-number raises whatever the comparison raises."""
-    in_range = value >= 0 if allow_zero else value > 0
-    if not (in_range and (not finite or np.isfinite(value))):
+    """A real number > 0 (>= 0 with ``allow_zero``), finite unless ``finite=False``; NaN always fails.
+    The value is returned unconverted; anything ``float()`` rejects (a string, None, a complex
+    number, an array of several entries) raises a ValueError naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a real number, got {value!r}") from None
+    in_range = number >= 0 if allow_zero else number > 0
+    if not (in_range and (not finite or np.isfinite(number))):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: must be {'finite and ' if finite else ''}{bound}, got {value}")
     return value

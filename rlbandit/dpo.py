@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rlbandit import kernels
 from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
 from rlbandit.losses import LOSSES, preference_loss
-from rlbandit.oracle import _kl_unchecked, _weigh_contexts
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
 from rlbandit.preferences import PreferenceData
 
@@ -240,7 +240,7 @@ class DPOResult:
 
 def _record(rows, problem, lp, beta, iteration, comparisons):
     target = problem.optimal_policy(beta)
-    kl_t = _weigh_contexts(np.maximum(_kl_unchecked(lp, target), 0.0), problem.context_probs)
+    kl_t = kernels.weigh_contexts(np.maximum(kernels.kl(lp, target), 0.0), problem.context_probs)
     subopt = problem.suboptimality(lp, beta)
     kl_ref = problem.kl_to_ref(lp)
     gold = problem.gold_reward(lp)

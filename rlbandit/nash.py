@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from rlbandit import kernels
 from rlbandit._checks import (
     as_float_array,
     check_choice,
@@ -52,8 +53,8 @@ from rlbandit.general_preferences import (
     payoff,
     unpack_weights,
 )
-from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _log_partition_unchecked
-from rlbandit.reward import covariance, fit_bt, mahalanobis_norm
+from rlbandit.geometry import covariance, mahalanobis_norm
+from rlbandit.reward import fit_bt
 
 __all__ = [
     "solve",
@@ -109,12 +110,12 @@ def _weigh(per_context, context_probs):
 
 def _max_response(logprobs, pref, ref, eta):
     """O(Pπ, η, π0): the max player's best response to an opponent playing π."""
-    return _gibbs_unchecked(payoff(pref, logprobs), ref, eta)
+    return kernels.gibbs(payoff(pref, logprobs), ref, eta)
 
 
 def _min_response(logprobs, pref, ref, eta):
     """O(−Pᵀπ, η, π0): the min player's best response to π."""
-    return _gibbs_unchecked(-np.einsum("...ab,...a->...b", pref, np.exp(logprobs)), ref, eta)
+    return kernels.gibbs(-np.einsum("...ab,...a->...b", pref, np.exp(logprobs)), ref, eta)
 
 
 def best_response(logprobs, pref, ref_logprobs, eta) -> np.ndarray:
@@ -128,8 +129,8 @@ def best_response(logprobs, pref, ref_logprobs, eta) -> np.ndarray:
 
 
 def _exploitability_per_context(logprobs, pref, ref, eta):
-    up = _kl_unchecked(logprobs, _max_response(logprobs, pref, ref, eta))
-    down = _kl_unchecked(logprobs, _min_response(logprobs, pref, ref, eta))
+    up = kernels.kl(logprobs, _max_response(logprobs, pref, ref, eta))
+    down = kernels.kl(logprobs, _min_response(logprobs, pref, ref, eta))
     return eta * (np.maximum(up, 0.0) + np.maximum(down, 0.0))
 
 
@@ -161,9 +162,9 @@ def exploitability_via_partition(logprobs, pref, ref_logprobs, eta, context_prob
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     logprobs = _check_policy(logprobs, ref.shape)
     p = np.exp(logprobs)
-    kl0 = np.maximum(_kl_unchecked(logprobs, ref), 0.0)
-    upper = _log_partition_unchecked(payoff(pref, logprobs), ref, eta) + eta * kl0
-    lower = -eta * kl0 - _log_partition_unchecked(-np.einsum("...ab,...a->...b", pref, p), ref, eta)
+    kl0 = np.maximum(kernels.kl(logprobs, ref), 0.0)
+    upper = kernels.log_partition(payoff(pref, logprobs), ref, eta) + eta * kl0
+    lower = -eta * kl0 - kernels.log_partition(-np.einsum("...ab,...a->...b", pref, p), ref, eta)
     return _weigh(upper - lower, context_probs)
 
 
@@ -378,7 +379,7 @@ def bt_rlhf_policy(features, data, ref_logprobs, eta, reg: float) -> np.ndarray:
         return np.broadcast_to(ref_logprobs, features.shape[:-1]).copy()
     theta = fit_bt(data.diffs(features), data.labels, reg)
     rewards = (features * theta[..., None, None, :]).sum(axis=-1)
-    return _gibbs_unchecked(rewards, ref_logprobs, eta)
+    return kernels.gibbs(rewards, ref_logprobs, eta)
 
 
 def general_nash_policy(features, data, ref_logprobs, eta, reg: float, method: str = "extragradient"):
@@ -415,13 +416,13 @@ def _enh_optimistic(inp: EnhancerInputs) -> np.ndarray:
     """Optimistic best response to the main agent: O(E_{a∼π¹}[P̂(b ≻ a) + β u(x,b,a)], η, π0)."""
     p = np.exp(inp.main)
     bonus = np.einsum("...ba,...a->...b", np.minimum(inp.pref_hat + inp.beta * inp.uncertainty, 1.0), p)
-    return _gibbs_unchecked(bonus, inp.ref_logprobs, inp.eta)
+    return kernels.gibbs(bonus, inp.ref_logprobs, inp.eta)
 
 
 def _enh_uncertainty(inp: EnhancerInputs) -> np.ndarray:
     """Pure uncertainty seeking: O(β E_{a∼π¹} u(x,b,a), η, π0) (explores where P(· ≻ π¹) is least known)."""
     p = np.exp(inp.main)
-    return _gibbs_unchecked(inp.beta * np.einsum("...ba,...a->...b", inp.uncertainty, p), inp.ref_logprobs, inp.eta)
+    return kernels.gibbs(inp.beta * np.einsum("...ba,...a->...b", inp.uncertainty, p), inp.ref_logprobs, inp.eta)
 
 
 def _enh_reference(inp: EnhancerInputs) -> np.ndarray:
@@ -482,8 +483,8 @@ class OnlineNashConfig:
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
     """Exact metrics of a policy under the true P (each of shape batch_shape)."""
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
-    kl_ref = _weigh(np.maximum(_kl_unchecked(logprobs, ref), 0.0), probs)
-    kl_bt = _weigh(np.maximum(_kl_unchecked(bt, ref), 0.0), probs)
+    kl_ref = _weigh(np.maximum(kernels.kl(logprobs, ref), 0.0), probs)
+    kl_bt = _weigh(np.maximum(kernels.kl(bt, ref), 0.0), probs)
     win_bt = _win_rate(logprobs, bt, pref, probs)
     return {
         "exploitability": _weigh(_exploitability_per_context(logprobs, pref, ref, eta), probs),
@@ -495,7 +496,7 @@ def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> di
         "win_rate_vs_best_response": _win_rate(logprobs, _min_response(logprobs, pref, ref, eta), pref, probs),
         "worst_case_win_rate": _weigh(np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1), probs),
         "kl_to_ref": kl_ref,
-        "kl_nash_to_policy": _weigh(np.maximum(_kl_unchecked(nash, logprobs), 0.0), probs),
+        "kl_nash_to_policy": _weigh(np.maximum(kernels.kl(nash, logprobs), 0.0), probs),
     }
 
 
@@ -540,7 +541,7 @@ def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, pro
             cov = np.broadcast_to(config.reg * np.eye(dim_psi), batch + (dim_psi, dim_psi))
         uncertainty = mahalanobis_norm(psi_all, cov)
         enhancer = ENHANCERS[config.enhancer](EnhancerInputs(main, pref_hat, uncertainty, ref, eta, config.beta))
-        metrics["enhancer_kl_to_main"] = _weigh(np.maximum(_kl_unchecked(enhancer, main), 0.0), problem.context_probs)
+        metrics["enhancer_kl_to_main"] = _weigh(np.maximum(kernels.kl(enhancer, main), 0.0), problem.context_probs)
         frame = {"iteration": t, "n_comparisons": data.n}
         seeds = np.arange(int(np.prod(batch, dtype=int))).reshape(batch) if batch else np.array(0)
         frame["seed"] = np.ravel(seeds)

@@ -44,8 +44,16 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from rlbandit._checks import as_float_array, check_choice, check_eta, check_int, check_logprobs, check_positive_float
-from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, normalize_logits
+from rlbandit import geometry, kernels
+from rlbandit._checks import (
+    as_float_array,
+    check_choice,
+    check_eta,
+    check_int,
+    check_logprobs,
+    check_positive_float,
+)
+from rlbandit.oracle import normalize_logits
 from rlbandit.preferences import PreferenceData
 from rlbandit.problem import LinearBandit
 from rlbandit.reward import cholesky, covariance, fit_bt
@@ -129,34 +137,14 @@ def reference_features(problem: LinearBandit, reference="ref") -> np.ndarray:
 # Pointwise LCB (Option II)
 # ---------------------------------------------------------------------------------------------
 
-def _whiten(factor: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """L⁻¹v for every vector: ``factor`` (..., d, d) lower, ``vectors`` (..., *, d) → same shape.
-
-    One batched LAPACK solve (d is small; the factor's batch axes lead those of ``vectors``).
-    """
-    batch = factor.shape[:-2]
-    d = factor.shape[-1]
-    flat = vectors.reshape(batch + (-1, d))
-    return np.swapaxes(np.linalg.solve(factor, np.swapaxes(flat, -1, -2)), -1, -2).reshape(vectors.shape)
-
-
-def _lse(logits: np.ndarray) -> np.ndarray:
-    """log Σ exp over the last axis (rows have at least one finite entry)."""
-    peak = logits.max(axis=-1)
-    return peak + np.log(np.exp(logits - peak[..., None]).sum(axis=-1))
-
-
 def uncertainty(features, nu, factor) -> np.ndarray:
     """‖φ(x,a) − ν(x)‖_{Σ⁻¹}, shape (..., X, K).
 
     Args:
         features: φ (..., X, K, d); nu: ν (..., X, d); factor: lower Cholesky L of Σ (..., d, d).
     """
-    features = np.asarray(features, dtype=np.float64)
-    nu = np.asarray(nu, dtype=np.float64)
-    gap = features - nu[..., None, :]
-    white = _whiten(np.asarray(factor, dtype=np.float64), gap)
-    return np.sqrt(np.einsum("...d,...d->...", white, white))
+    gap = np.asarray(features, dtype=np.float64) - np.asarray(nu, dtype=np.float64)[..., None, :]
+    return geometry.inverse_norm(gap, np.asarray(factor, dtype=np.float64))
 
 
 def lcb_rewards(features, theta, factor, nu, beta) -> np.ndarray:
@@ -193,11 +181,10 @@ def pessimistic_objective(logprobs, features, theta, cov, nu, beta, ref_logprobs
     logprobs = np.asarray(logprobs, dtype=np.float64)
     eta = check_eta(eta)
     probs = _context_weights(context_probs, np.shape(features)[-3])
-    p = np.exp(logprobs)
-    phi_pi = np.einsum("...xk,...xkd->...xd", p, features)
-    gain = np.einsum("...xd,...d->...x", phi_pi, theta) - eta * np.maximum(_kl_unchecked(logprobs, ref_logprobs), 0.0)
-    u = np.einsum("...x,...xd->...d", probs, phi_pi - nu)
-    norm = _norms(cholesky(cov), u[..., None, :])[..., 0]
+    phi_pi = geometry.policy_features(logprobs, features)
+    gain = np.einsum("...xd,...d->...x", phi_pi, theta) - eta * np.maximum(kernels.kl(logprobs, ref_logprobs), 0.0)
+    u = geometry.context_average(phi_pi - nu, probs)
+    norm = geometry.inverse_norm(u[..., None, :], cholesky(cov))[..., 0]
     return np.einsum("...x,...x->...", probs, gain) - np.asarray(beta) * norm
 
 
@@ -215,9 +202,9 @@ class _Dual:
         self.beta = beta                                                     # (B,)
         self.probs = probs                                                   # (B, X)
         self.base = np.einsum("bxkd,bd->bxk", features, theta) / eta + ref_logprobs
-        self.white = _whiten(factor, features)                               # G = L⁻¹φ (B, X, K, d)
+        self.white = geometry.whiten(features, factor)  # G = L⁻¹φ (B, X, K, d)
         nu_bar = np.einsum("bx,bxd->bd", probs, nu)
-        self.nu_white = _whiten(factor, nu_bar[:, None, :])[:, 0, :]         # L⁻¹ν̄ (B, d)
+        self.nu_white = geometry.whiten(nu_bar[:, None, :], factor)[:, 0, :]  # L⁻¹ν̄ (B, d)
         # Round-off floor of F (η·logsumexp of logits of this size): no decrease below it is meaningful.
         size = np.abs(np.where(np.isfinite(self.base), self.base, 0.0)).max(axis=(-2, -1))
         size = size + beta / eta * np.linalg.norm(self.white, axis=-1).max(axis=(-2, -1))
@@ -225,7 +212,7 @@ class _Dual:
 
     def policy(self, v):
         logits = self.base - (self.beta / self.eta)[:, None, None] * np.einsum("bxkd,bd->bxk", self.white, v)
-        lse = _lse(logits)
+        lse = logsumexp(logits, axis=-1)
         return logits - lse[..., None], lse
 
     def evaluate(self, v, mu, *, derivatives=True):
@@ -339,8 +326,8 @@ def _solve_cvxpy(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     out = np.full((batch, n_contexts, n_actions), -np.inf)
     for b in range(batch):
         factor = cholesky(cov[b])
-        white = _whiten(factor, features[b])                 # (X, K, d)
-        nu_white = _whiten(factor, np.einsum("x,xd->d", probs[b], nu[b])[None, :])[0]
+        white = geometry.whiten(features[b], factor)  # (X, K, d)
+        nu_white = geometry.whiten(np.einsum("x,xd->d", probs[b], nu[b])[None, :], factor)[0]
         rewards = features[b] @ theta[b]
         support = np.isfinite(ref_logprobs[b])
         p = cp.Variable((n_contexts, n_actions), nonneg=True)
@@ -402,7 +389,7 @@ def lcb_policy(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=
 
     args = [flat(a) for a in (features, theta, cov, nu)] + [beta.reshape(-1), flat(ref), eta, flat(probs)]
     if not beta.any():
-        logp = _gibbs_unchecked(np.einsum("...xkd,...d->...xk", features, theta), ref, eta)
+        logp = kernels.gibbs(np.einsum("...xkd,...d->...xk", features, theta), ref, eta)
         w = np.zeros(batch + (d,))
     else:
         logp, w, _ = SOLVERS[solver](*args)
@@ -653,14 +640,14 @@ def _resolve_beta(problem, data, model, options) -> np.ndarray:
 
 def _learn_mle(problem, data, eta, options, rng):
     model = fit_reward(problem, data, options.reg, options.bound)
-    return _gibbs_unchecked(np.einsum("...xkd,...d->...xk", problem.features, model.theta), problem.ref_logprobs, eta)
+    return kernels.gibbs(np.einsum("...xkd,...d->...xk", problem.features, model.theta), problem.ref_logprobs, eta)
 
 
 def _learn_lcb(problem, data, eta, options, rng):
     model = fit_reward(problem, data, options.reg, options.bound)
     nu = reference_features(problem, options.reference)
     rewards = lcb_rewards(problem.features, model.theta, model.factor, nu, _resolve_beta(problem, data, model, options))
-    return _gibbs_unchecked(rewards, problem.ref_logprobs, eta)
+    return kernels.gibbs(rewards, problem.ref_logprobs, eta)
 
 
 def _learn_lcb_policy(problem, data, eta, options, rng):
@@ -675,7 +662,7 @@ def _ensemble(aggregator):
     def learn_ensemble(problem, data, eta, options, rng):
         thetas = fit_ensemble(problem, data, options.n_models, rng, options.member_regs, options.bootstrap)
         rewards = ensemble_rewards(problem.features, thetas, reference_features(problem, options.reference))
-        return _gibbs_unchecked(AGGREGATORS[aggregator](rewards, getattr(options, "c", 0.0)), problem.ref_logprobs, eta)
+        return kernels.gibbs(AGGREGATORS[aggregator](rewards, getattr(options, "c", 0.0)), problem.ref_logprobs, eta)
 
     return learn_ensemble
 
@@ -768,19 +755,14 @@ class Diagnostics:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _norms(factor, vectors):
-    white = _whiten(factor, vectors)
-    return np.sqrt(np.einsum("...d,...d->...", white, white))
-
-
 def coverage_coefficient(problem: LinearBandit, cov, eta, n: int, policy=None) -> np.ndarray:
     """√n ‖E_x[φ(x,π) − φ(x,π0)]‖_{Σ⁻¹} for π = π* (default) or the given log-probs; shape batch."""
     eta = check_eta(eta)
     factor = cholesky(cov)
     target = problem.optimal_policy(eta) if policy is None else policy
     gap = problem.policy_features(target) - problem.policy_features(problem.ref_logprobs)
-    mean = np.einsum("...x,...xd->...d", np.broadcast_to(problem.context_probs, gap.shape[:-1]), gap)
-    return np.sqrt(n) * _norms(factor, mean[..., None, :])[..., 0]
+    mean = geometry.context_average(gap, problem.context_probs)
+    return np.sqrt(n) * geometry.inverse_norm(mean[..., None, :], factor)[..., 0]
 
 
 def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, reference="ref", reg: float = 1.0,
@@ -804,9 +786,9 @@ def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, referenc
     phi_ref = problem.policy_features(problem.ref_logprobs)
     error = model.theta - problem.theta
     width = np.linalg.norm(np.einsum("...dk,...d->...k", model.factor, error), axis=-1)   # ‖Lᵀ(θ̂ − θ*)‖ = ‖θ̂ − θ*‖_Σ
-    mean_gap = np.einsum("...x,...xd->...d", probs, phi_star - nu)
-    mean_ref_gap = np.einsum("...x,...xd->...d", probs, phi_star - phi_ref)
-    per_context = _norms(model.factor, phi_star - nu)
+    mean_gap = geometry.context_average(phi_star - nu, probs)
+    mean_ref_gap = geometry.context_average(phi_star - phi_ref, probs)
+    per_context = geometry.inverse_norm(phi_star - nu, model.factor)
     pointwise = np.einsum("...xk,...xk->...x", np.exp(star), uncertainty(problem.features, nu, model.factor))
     pointwise_ref = np.einsum("...xk,...xk->...x", np.exp(star), uncertainty(problem.features, phi_ref, model.factor))
     sqrt_n = np.sqrt(model.n)
@@ -814,9 +796,9 @@ def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, referenc
         beta=beta.copy(),
         width=width,
         covered=width <= beta,
-        coverage=sqrt_n * _norms(model.factor, mean_ref_gap[..., None, :])[..., 0],
+        coverage=sqrt_n * geometry.inverse_norm(mean_ref_gap[..., None, :], model.factor)[..., 0],
         coverage_pointwise=sqrt_n * np.einsum("...x,...x->...", probs, pointwise_ref),
-        bound_policy=2 * beta * _norms(model.factor, mean_gap[..., None, :])[..., 0],
+        bound_policy=2 * beta * geometry.inverse_norm(mean_gap[..., None, :], model.factor)[..., 0],
         bound=2 * beta * np.einsum("...x,...x->...", probs, per_context),
         bound_pointwise=2 * beta * np.einsum("...x,...x->...", probs, pointwise),
     )

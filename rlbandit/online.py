@@ -10,7 +10,7 @@ Start from D = D_off (possibly empty). For t = 1..T:
 
 Everything is batched over the leading seed axis of a :class:`~rlbandit.problem.LinearBandit`
 (from :func:`~rlbandit.problem.make_problems`). The uncertainty computations
-(:func:`gap_norms`, :func:`policy_gap_norms`, :func:`ucb_bonus`) are pure functions of arbitrary
+(:mod:`rlbandit.geometry`: ``gap_norms``, ``policy_gap_norms``, ``ucb_bonus``, re-exported here) are pure functions of arbitrary
 feature arrays, so the language-model world can call them with embedding features.
 
 Public entry: :func:`iterate` → a tidy frame, one row per seed × iteration.
@@ -25,19 +25,26 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from rlbandit import geometry, kernels
 from rlbandit._checks import (
     as_float_array,
     check_choice,
     check_eta,
     check_finite,
     check_int,
-    check_logprobs,
     check_positive_float,
 )
-from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, normalize_logits
+from rlbandit.geometry import (
+    cholesky,
+    covariance,
+    gap_norms,
+    policy_gap_norms,
+    ucb_bonus,
+)
+from rlbandit.oracle import normalize_logits
 from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels
 from rlbandit.problem import LinearBandit, _gather_rewards, stack_problems
-from rlbandit.reward import cholesky, covariance, fit_bt, mahalanobis_norm
+from rlbandit.reward import fit_bt
 
 __all__ = [
     "ENHANCERS",
@@ -53,95 +60,6 @@ __all__ = [
     "iterate",
     "offline_baseline",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Uncertainty: ‖φ(x,a) − φ(x,π)‖_{Σ⁻¹} for arbitrary features (also used by llm/)
-# ---------------------------------------------------------------------------------------------
-
-def _policy_mean(logprobs: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """φ(x,π) = Σ_a π(a|x) φ(x,a): (..., K) weights on (..., K, d) → (..., d)."""
-    return np.einsum("...k,...kd->...d", np.exp(logprobs), features)
-
-
-def _whiten(vectors: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """L⁻¹v for a batch of Cholesky factors L (S, d, d) and vectors (S, ..., d), so that
-    ‖L⁻¹v‖₂ = ‖v‖_{Σ⁻¹}. One batched LAPACK solve for L⁻¹ (d × d) and one einsum: no per-seed
-    BLAS calls, which are slow when BLAS threads compete on a loaded machine."""
-    inverse = np.linalg.solve(factor, np.broadcast_to(np.eye(factor.shape[-1]), factor.shape))
-    return np.einsum("sij,s...j->s...i", inverse, vectors)
-
-
-def _check_features(features, name: str = "features") -> np.ndarray:
-    features = as_float_array(features, name, min_ndim=2)
-    check_finite(features, name)
-    return features
-
-
-def gap_norms(features, anchor, cov=None, *, factor=None) -> np.ndarray:
-    """‖φ(x,a) − φ̄(x)‖_{Σ⁻¹} for every action: the elliptical uncertainty of a comparison against an anchor.
-
-    Args:
-        features: φ(x,a), shape (..., K, d) — e.g. (S, X, K, d) for a seed batch, or (X, K, d)
-            with embedding features of K sampled responses per prompt.
-        anchor: φ̄(x), usually φ(x,π) = Σ_a π(a|x)φ(x,a), shape (..., d) matching ``features``
-            without the action axis.
-        cov: Σ, shape (d, d) or (S, d, d) where S is the first axis of ``features``.
-        factor: the lower Cholesky factor of Σ instead of ``cov``.
-
-    Returns:
-        shape (..., K): sqrt((φ − φ̄)ᵀ Σ⁻¹ (φ − φ̄)).
-    """
-    features = _check_features(features)
-    anchor = as_float_array(anchor, "anchor", min_ndim=1)
-    if anchor.shape != features.shape[:-2] + features.shape[-1:]:
-        raise ValueError(f"anchor: expected shape {features.shape[:-2] + features.shape[-1:]}, got {anchor.shape}")
-    check_finite(anchor, "anchor")
-    return mahalanobis_norm(features - anchor[..., None, :], cov, factor=factor)
-
-
-def policy_gap_norms(logprobs, features, anchor, cov=None, *, factor=None) -> np.ndarray:
-    """‖φ(x,π′) − φ̄(x)‖_{Σ⁻¹} per context, φ(x,π′) = Σ_a π′(a|x) φ(x,a).
-
-    Args:
-        logprobs: log π′, shape (..., K), rows normalised.
-        features: φ, shape (..., K, d).
-        anchor: φ̄(x), shape (..., d) (e.g. φ(x, π¹_t)).
-        cov / factor: Σ or its Cholesky factor, as in :func:`gap_norms`.
-
-    Returns:
-        shape (...,).
-    """
-    features = _check_features(features)
-    logprobs = as_float_array(logprobs, "logprobs", min_ndim=1)
-    check_logprobs(logprobs, "logprobs")
-    if logprobs.shape != features.shape[:-1]:
-        raise ValueError(f"logprobs: expected shape {features.shape[:-1]}, got {logprobs.shape}")
-    anchor = as_float_array(anchor, "anchor", min_ndim=1)
-    if anchor.shape != features.shape[:-2] + features.shape[-1:]:
-        raise ValueError(f"anchor: expected shape {features.shape[:-2] + features.shape[-1:]}, got {anchor.shape}")
-    return mahalanobis_norm(_policy_mean(logprobs, features) - anchor, cov, factor=factor)
-
-
-def ucb_bonus(features, logprobs, beta, cov=None, *, factor=None) -> np.ndarray:
-    """The UCB exploration bonus b(x,a) = β ‖φ(x,a) − φ(x,π)‖_{Σ⁻¹}, shape (..., K).
-
-    Args:
-        features: φ, shape (..., K, d).
-        logprobs: log π (the anchor policy, π¹_t in the online loop), shape (..., K).
-        beta: β ≥ 0, a scalar or an array broadcasting against (..., K) (one per seed: shape (S, 1, 1)).
-        cov / factor: Σ or its Cholesky factor.
-    """
-    features = _check_features(features)
-    logprobs = as_float_array(logprobs, "logprobs", min_ndim=1)
-    check_logprobs(logprobs, "logprobs")
-    if logprobs.shape != features.shape[:-1]:
-        raise ValueError(f"logprobs: expected shape {features.shape[:-1]}, got {logprobs.shape}")
-    beta = as_float_array(beta, "beta")
-    check_finite(beta, "beta")
-    if (beta < 0).any():
-        raise ValueError("beta: the exploration coefficient must be >= 0")
-    return beta * gap_norms(features, _policy_mean(logprobs, features), cov, factor=factor)
 
 
 def theory_beta(dim: int, T: int, m: int, reg: float, reward_bound: float, delta: float = 0.1) -> float:
@@ -283,10 +201,10 @@ def _uniform(state: EnhancerInput, options: OnlineOptions, rng) -> Enhancement:
 def _ucb(state: EnhancerInput, options: OnlineOptions, rng) -> Enhancement:
     """π²_t = O(φθ̂_t + β‖φ(x,a) − φ(x,π¹_t)‖_{Σ_t⁻¹}, η, π0); β = 0 gives π¹_t."""
     features = state.problem.features
-    anchor = _policy_mean(state.main_logprobs, features)
-    bonus = state.beta[:, None, None] * np.linalg.norm(_whiten(features - anchor[..., None, :], state.factor), axis=-1)
+    anchor = geometry.policy_features(state.main_logprobs, features)
+    bonus = state.beta[:, None, None] * geometry.inverse_norm(features - anchor[..., None, :], state.factor)
     return Enhancement(state.main_logprobs,
-                       _gibbs_unchecked(state.reward_hat + bonus, state.problem.ref_logprobs, state.eta))
+                       kernels.gibbs(state.reward_hat + bonus, state.problem.ref_logprobs, state.eta))
 
 
 def _optimistic(state: EnhancerInput, options: OnlineOptions, rng) -> Enhancement:
@@ -435,7 +353,8 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
     Returns:
         log π′, shape (S, X, K), feasible.
     """
-    features = _check_features(features)
+    features = as_float_array(features, "features", min_ndim=2)
+    check_finite(features, "features")
     if features.ndim != 4:
         raise ValueError(f"features: expected shape (S, X, K, d), got {features.shape}")
     S, X, K, d = features.shape
@@ -455,9 +374,9 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
 
     # Whitened gaps w(x,a) = L⁻¹(φ(x,a) − φ(x,π¹)) so that ‖Σ_a π′ w‖₂ = ‖g_x(π′)‖_{Σ⁻¹}, and
     # directions in whitened space: a tilt along θ-direction v scores ⟨v, φ⟩ = ⟨Lᵀv, w⟩ + c(x).
-    anchor = _policy_mean(main, features)
+    anchor = geometry.policy_features(main, features)
     gaps = features - anchor[:, :, None, :]
-    white = _whiten(gaps, factor)  # (S, X, K, d)
+    white = geometry.whiten(gaps, factor)  # (S, X, K, d)
     support = np.isfinite(main)
     # Candidate whitened directions u (score h = ⟨u, w⟩): each action's own gap (u = w(x,a), i.e.
     # v = Σ⁻¹ g(x,a)), ± the eigenvectors of Σ⁻¹ (whitened: Lᵀe), random directions.
@@ -701,15 +620,15 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
     enhance = ENHANCERS[enhancer]
     for t in steps:
         theta_hat = _fit(diffs, labels, opts.reg, (S, d))
-        main = _gibbs_unchecked(np.einsum("sxkd,sd->sxk", problem.features, theta_hat), problem.ref_logprobs, eta)
+        main = kernels.gibbs(np.einsum("sxkd,sd->sxk", problem.features, theta_hat), problem.ref_logprobs, eta)
         factor = cholesky(covariance(diffs, opts.reg, 1.0 / m))
         state = EnhancerInput(problem, eta, theta_hat, main, factor, beta_arr)
         out = enhance(state, opts, rng)
         subopt = problem.suboptimality(main, eta)
         best = np.minimum(best, subopt)
-        gap = _policy_mean(out.logprobs1, problem.features) - _policy_mean(out.logprobs2, problem.features)
-        uncertainty = _weigh_contexts(np.linalg.norm(_whiten(gap, factor), axis=-1), problem.context_probs)
-        kl_star = _weigh_contexts(_kl_unchecked(optimal, main), problem.context_probs)
+        gap = geometry.policy_features(out.logprobs1, problem.features) - geometry.policy_features(out.logprobs2, problem.features)
+        uncertainty = kernels.weigh_contexts(geometry.inverse_norm(gap, factor), problem.context_probs)
+        kl_star = kernels.weigh_contexts(kernels.kl(optimal, main), problem.context_probs)
         rows.append(pd.DataFrame({
             "seed": np.arange(S),
             "iteration": t,
@@ -719,8 +638,8 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
             "best_suboptimality": best.copy(),
             "combined_metric": subopt + eta * kl_star,
             "kl_main_ref": problem.kl_to_ref(main),
-            "kl_enhancer_main": _weigh_contexts(np.maximum(_kl_unchecked(out.logprobs2, main), 0.0), problem.context_probs),
-            "kl_first_main": _weigh_contexts(np.maximum(_kl_unchecked(out.logprobs1, main), 0.0), problem.context_probs),
+            "kl_enhancer_main": kernels.weigh_contexts(np.maximum(kernels.kl(out.logprobs2, main), 0.0), problem.context_probs),
+            "kl_first_main": kernels.weigh_contexts(np.maximum(kernels.kl(out.logprobs1, main), 0.0), problem.context_probs),
             "uncertainty": uncertainty,
             "theta_error": np.linalg.norm(theta_hat - problem.theta, axis=-1),
             "beta": beta_arr,
@@ -759,7 +678,7 @@ def offline_baseline(problem: LinearBandit, eta, sizes, rng: np.random.Generator
     rows = []
     for n in sizes:
         theta_hat = _fit(diffs[:, :n], data.labels[:, :n], reg, (S, d))
-        policy = _gibbs_unchecked(np.einsum("sxkd,sd->sxk", problem.features, theta_hat), problem.ref_logprobs, eta)
+        policy = kernels.gibbs(np.einsum("sxkd,sd->sxk", problem.features, theta_hat), problem.ref_logprobs, eta)
         rows.append(pd.DataFrame({
             "seed": np.arange(S), "n_comparisons": int(n),
             "suboptimality": problem.suboptimality(policy, eta), "kl_main_ref": problem.kl_to_ref(policy),

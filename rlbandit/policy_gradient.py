@@ -53,10 +53,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rlbandit import kernels
 from rlbandit._checks import check_choice, check_eta, check_positive_float, check_positive_ints
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
-from rlbandit.oracle import _gibbs_unchecked, _kl_unchecked, _weigh_contexts, expected_reward
-from rlbandit.pg_objectives import adaptive_kl_coefficient, clipped_surrogate, group_advantages, leave_one_out_advantages
+from rlbandit.oracle import expected_reward
+from rlbandit.pg_objectives import (
+    adaptive_kl_coefficient,
+    clipped_surrogate,
+    group_advantages,
+    leave_one_out_advantages,
+)
 from rlbandit.policies import POLICIES, as_tensor, make_policy
 
 __all__ = ["PGConfig", "PGAlgorithm", "ALGORITHMS", "ADVANTAGES", "PGResult", "train_policy_gradient",
@@ -144,8 +150,8 @@ def _greedy(rewards, ref_logprobs, eta):
 
 #: (kl_estimator, kl_placement) → exact fixed point (rewards, ref_logprobs, eta) → log-probs.
 FIXED_POINTS: dict[tuple[str, str], Callable] = {
-    ("k1", "reward"): lambda r, ref, eta: _gibbs_unchecked(r, ref, check_eta(eta)),
-    ("k2", "loss"): lambda r, ref, eta: _gibbs_unchecked(r, ref, check_eta(eta)),
+    ("k1", "reward"): lambda r, ref, eta: kernels.gibbs(r, ref, check_eta(eta)),
+    ("k2", "loss"): lambda r, ref, eta: kernels.gibbs(r, ref, check_eta(eta)),
     ("k3", "loss"): forward_kl_policy,
     ("k1", "loss"): _greedy,
 }
@@ -373,15 +379,15 @@ def _collect(policy_lp: torch.Tensor, rewards: torch.Tensor, ref: torch.Tensor, 
 
 
 def _metrics(problem, logprobs: np.ndarray, train_rewards: np.ndarray, eta_cfg: float) -> dict[str, np.ndarray]:
-    target = _gibbs_unchecked(train_rewards, problem.ref_logprobs, eta_cfg)
+    target = kernels.gibbs(train_rewards, problem.ref_logprobs, eta_cfg)
     d0 = problem.context_probs
     return {
-        "kl_to_target": _weigh_contexts(np.maximum(_kl_unchecked(logprobs, target), 0.0), d0),
-        "kl_target_to_policy": _weigh_contexts(np.maximum(_kl_unchecked(target, logprobs), 0.0), d0),
+        "kl_to_target": kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, target), 0.0), d0),
+        "kl_target_to_policy": kernels.weigh_contexts(np.maximum(kernels.kl(target, logprobs), 0.0), d0),
         "subopt": problem.suboptimality(logprobs, eta_cfg),
         "kl_to_ref": problem.kl_to_ref(logprobs),
         "gold_reward": problem.gold_reward(logprobs),
-        "train_reward": _weigh_contexts(expected_reward(logprobs, train_rewards), d0),
+        "train_reward": kernels.weigh_contexts(expected_reward(logprobs, train_rewards), d0),
     }
 
 

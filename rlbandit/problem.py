@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from rlbandit import kernels
 from rlbandit._checks import (
     as_float_array,
     check_broadcast,
@@ -24,16 +25,7 @@ from rlbandit._checks import (
     check_positive_float,
     check_positive_ints,
 )
-from rlbandit.oracle import (
-    _gibbs_unchecked,
-    _kl_unchecked,
-    _log_partition_unchecked,
-    _per_context_value,
-    _renormalise,
-    _weigh_contexts,
-    expected_reward,
-    normalize_logits,
-)
+from rlbandit.oracle import expected_reward, normalize_logits
 from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels, sample_categorical
 
 __all__ = ["LinearBandit", "ProblemConfig", "make_problem", "make_problems", "stack_problems", "SCENARIOS"]
@@ -126,11 +118,11 @@ class LinearBandit:
 
     def optimal_policy(self, eta) -> np.ndarray:
         """π* = O(r*, η, π0) as log-probs (..., X, K)."""
-        return _gibbs_unchecked(self.rewards, self.ref_logprobs, check_eta(eta))
+        return kernels.gibbs(self.rewards, self.ref_logprobs, check_eta(eta))
 
     def optimal_value(self, eta) -> np.ndarray:
         """J*(π*) = Σ_x d0 η log Z(x), shape batch_shape."""
-        return _weigh_contexts(_log_partition_unchecked(self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
+        return kernels.weigh_contexts(kernels.log_partition(self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
 
     def _policy(self, logprobs, name: str = "logprobs") -> np.ndarray:
         logprobs = as_float_array(logprobs, name, min_ndim=2)
@@ -140,12 +132,12 @@ class LinearBandit:
         check_broadcast(logprobs.shape[:-2], self.batch_shape, f"{name} (leading axes)", "the problem's batch")
         check_logprobs(logprobs, name)
         # Remove the (≤ tolerance) normalisation error so values and KLs are those of distributions.
-        return _renormalise(logprobs)
+        return kernels.renormalise(logprobs)
 
     def value(self, logprobs, eta) -> np.ndarray:
         """J*(π) on the true reward, shape broadcast(logprobs.shape[:-2], batch_shape)."""
         logprobs = self._policy(logprobs)
-        return _weigh_contexts(_per_context_value(logprobs, self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
+        return kernels.weigh_contexts(kernels.per_context_value(logprobs, self.rewards, self.ref_logprobs, check_eta(eta)), self.context_probs)
 
     def suboptimality(self, logprobs, eta) -> np.ndarray:
         """SubOpt(π̂) = J*(π*) − J*(π̂) ≥ 0 (the KL-regularised gap on the true reward)."""
@@ -156,18 +148,18 @@ class LinearBandit:
         """The theory's metric J*(π*) − J*(π̂) + η E_x KL(π*‖π̂)."""
         eta = check_eta(eta)
         logprobs = self._policy(logprobs)
-        kl_star = _kl_unchecked(self.optimal_policy(eta), logprobs)
-        return self.suboptimality(logprobs, eta) + eta * _weigh_contexts(kl_star, self.context_probs)
+        kl_star = kernels.kl(self.optimal_policy(eta), logprobs)
+        return self.suboptimality(logprobs, eta) + eta * kernels.weigh_contexts(kl_star, self.context_probs)
 
     def gold_reward(self, logprobs) -> np.ndarray:
         """E_x E_{a∼π} r*(x,a), the gold reward of over-optimisation plots."""
         logprobs = self._policy(logprobs)
-        return _weigh_contexts(expected_reward(logprobs, self.rewards), self.context_probs)
+        return kernels.weigh_contexts(expected_reward(logprobs, self.rewards), self.context_probs)
 
     def kl_to_ref(self, logprobs) -> np.ndarray:
         """E_x KL(π(·|x) ‖ π0(·|x))."""
         logprobs = self._policy(logprobs)
-        return _weigh_contexts(np.maximum(_kl_unchecked(logprobs, self.ref_logprobs), 0.0), self.context_probs)
+        return kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, self.ref_logprobs), 0.0), self.context_probs)
 
     def policy_features(self, logprobs) -> np.ndarray:
         """φ(x, π) = Σ_a π(a|x) φ(x,a), shape (..., X, d)."""

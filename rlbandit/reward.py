@@ -15,19 +15,12 @@ import numpy as np
 from scipy.linalg.blas import dsyrk as _dsyrk
 from scipy.special import expit
 
-from rlbandit._checks import as_float_array, check_finite
+from rlbandit._checks import as_float_array, check_finite, check_positive_float
+
+# Σ_D and its norms live in rlbandit.geometry; re-exported because users import them from here.
+from rlbandit.geometry import cholesky, covariance, mahalanobis_norm
 
 __all__ = ["fit_bt", "bt_loss", "covariance", "mahalanobis_norm", "cholesky"]
-
-
-def _nonnegative(value, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a finite float >= 0, got {value!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: must be finite and >= 0, got {value}")
-    return value
 
 
 def _check_bt_inputs(diffs, labels, reg, weights=None):
@@ -40,7 +33,7 @@ def _check_bt_inputs(diffs, labels, reg, weights=None):
         raise ValueError(f"labels: expected shape {diffs.shape[:-1]} to match diffs {diffs.shape}, got {labels.shape}")
     if not ((labels == 0) | (labels == 1)).all():
         raise ValueError("labels: every label must be 0 or 1 (1 = first action preferred)")
-    reg = _nonnegative(reg, "reg")
+    reg = float(check_positive_float(reg, "reg", allow_zero=True))
     if weights is not None:
         weights = as_float_array(weights, "weights")
         if weights.shape != labels.shape:
@@ -323,73 +316,3 @@ def _fit_bt_ball(diffs, labels, reg, bound, weights, *, tol, max_iter):
             candidate = np.sqrt(lo * hi) if lo > 0 else 0.1 * hi
         mu = candidate
     return best * min(1.0, bound / np.linalg.norm(best))
-
-
-def covariance(diffs, reg, scale: float = 1.0) -> np.ndarray:
-    """Σ_D = λI + s Σ_i z_i z_iᵀ, shape (..., d, d) for ``diffs`` of shape (..., n, d).
-
-    ``scale`` s = 1 offline; s = 1/m for the online batch form. λ > 0 keeps Σ_D invertible.
-    """
-    diffs = as_float_array(diffs, "diffs", min_ndim=2)
-    check_finite(diffs, "diffs")
-    reg = _nonnegative(reg, "reg")
-    scale = _nonnegative(scale, "scale")
-    d = diffs.shape[-1]
-    return reg * np.eye(d) + scale * np.matmul(np.swapaxes(diffs, -1, -2), diffs)
-
-
-def cholesky(cov) -> np.ndarray:
-    """Lower Cholesky factor L of Σ = LLᵀ, shape (..., d, d); ValueError if Σ is not positive definite."""
-    cov = as_float_array(cov, "cov", min_ndim=2)
-    if cov.shape[-1] != cov.shape[-2]:
-        raise ValueError(f"cov: expected square matrices (..., d, d), got {cov.shape}")
-    check_finite(cov, "cov")
-    try:
-        return np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError("cov: the covariance is not positive definite (use reg > 0)") from None
-
-
-def mahalanobis_norm(vectors, cov=None, *, factor=None) -> np.ndarray:
-    """‖v‖_{Σ⁻¹} = sqrt(vᵀ Σ⁻¹ v) through one Cholesky factorisation (never an explicit inverse).
-
-    Args:
-        vectors: v, shape (..., d) — any number of vectors per covariance; for a batch of
-            covariances (B, d, d) the vectors are (B, ..., d).
-        cov: Σ, shape (d, d) or (B, d, d), positive definite. Give either ``cov`` or ``factor``.
-        factor: the lower Cholesky factor of Σ (from :func:`cholesky`), to reuse it across calls.
-
-    Returns:
-        norms, shape (...,) = ``vectors.shape[:-1]``.
-    """
-    if (cov is None) == (factor is None):
-        raise ValueError("cov: give exactly one of cov or factor")
-    lower = cholesky(cov) if factor is None else as_float_array(factor, "factor", min_ndim=2)
-    if lower.shape[-1] != lower.shape[-2]:
-        raise ValueError(f"factor: expected square lower-triangular matrices (..., d, d), got {lower.shape}")
-    vectors = as_float_array(vectors, "vectors", min_ndim=1)
-    d = lower.shape[-1]
-    if vectors.shape[-1] != d:
-        raise ValueError(f"vectors: last axis must be d = {d}, got shape {vectors.shape}")
-    if lower.ndim == 2:
-        flat = vectors.reshape(-1, d).T
-        solved = _solve_lower(lower, flat)
-        return np.sqrt(np.einsum("dn,dn->n", solved, solved)).reshape(vectors.shape[:-1])
-    batch = lower.shape[:-2]
-    if vectors.shape[: len(batch)] != batch:
-        raise ValueError(f"vectors: leading axes {vectors.shape[:len(batch)]} must match the covariance batch {batch}")
-    flat = vectors.reshape(batch + (-1, d))
-    solved = _solve_lower(lower, np.swapaxes(flat, -1, -2))
-    return np.sqrt(np.einsum("...dn,...dn->...n", solved, solved)).reshape(vectors.shape[:-1])
-
-
-def _solve_lower(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """L⁻¹ rhs for lower-triangular L, batched over leading axes (forward substitution in BLAS)."""
-    from scipy.linalg import solve_triangular
-
-    if lower.ndim == 2:
-        return solve_triangular(lower, rhs, lower=True, check_finite=False)
-    out = np.empty(np.broadcast_shapes(lower.shape[:-2], rhs.shape[:-2]) + rhs.shape[-2:])
-    for index in np.ndindex(lower.shape[:-2]):
-        out[index] = solve_triangular(lower[index], rhs[index], lower=True, check_finite=False)
-    return out

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from rlbandit import kernels
 from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs
-from rlbandit.oracle import _kl_unchecked, expected_reward
+from rlbandit.oracle import expected_reward
 
 __all__ = [
     "best_of_n",
@@ -146,7 +147,7 @@ def best_of_n(rewards, ref_logprobs, n) -> np.ndarray:
 def best_of_n_kl(rewards, ref_logprobs, n) -> np.ndarray:
     """Exact KL(π_N ‖ π0) per row, shape (...,); ≤ log N − (N−1)/N (Beirami et al. 2024, Thm 1)."""
     rewards, ref_logprobs, n = _check_bon_inputs(rewards, ref_logprobs, n)
-    return np.maximum(_kl_unchecked(_best_of_n_unchecked(rewards, ref_logprobs, n), ref_logprobs), 0.0)
+    return np.maximum(kernels.kl(_best_of_n_unchecked(rewards, ref_logprobs, n), ref_logprobs), 0.0)
 
 
 def best_of_n_kl_bound(n) -> float:
@@ -207,7 +208,7 @@ def gibbs_matching_kl(rewards, ref_logprobs, target_kl, *, iterations: int = 100
 
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        kl_mid = np.maximum(_kl_unchecked(tilt(mid), ref_logprobs), 0.0)
+        kl_mid = np.maximum(kernels.kl(tilt(mid), ref_logprobs), 0.0)
         too_far = kl_mid > target
         lo, hi = np.where(too_far, mid, lo), np.where(too_far, hi, mid)
     return np.minimum(tilt(hi), 0.0), np.exp(hi)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import rlbandit as rb
-from rlbandit.oracle import _gibbs_blocks, _gibbs_exact_rows, _kl_unchecked
+from rlbandit import kernels
 from tests.strategies import (
     REWARD_STEP,
     context_prob_arrays,
@@ -201,7 +201,7 @@ def test_fact5_cvxpy_agrees(instance):
         assert abs(objective - per_context[x]) <= 1e-5 * (1.0 + abs(per_context[x]))
         assert float(np.abs(pi - np.exp(closed[x])).max()) <= 1e-4
         # the solver's policy is feasible, so its true objective is within its KL gap of the optimum
-        assert float(_kl_unchecked(log_pi, closed[x])) * eta <= 1e-5 * (1.0 + abs(per_context[x]))
+        assert float(kernels.kl(log_pi, closed[x])) * eta <= 1e-5 * (1.0 + abs(per_context[x]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,10 +311,21 @@ def test_gibbs_fast_path_matches_exact_shifted_path(n_rows, k, eta, data):
     rewards = data.draw(reward_arrays((n_rows, k)))
     ref = data.draw(logprob_arrays((n_rows, k)))
     for e in (eta, 1.0):
-        fast = _gibbs_blocks(np.ascontiguousarray(rewards), np.ascontiguousarray(ref), e, check=True)
-        exact = _gibbs_exact_rows(rewards, ref, e)
+        fast = kernels.gibbs(rewards, ref, e, check=True)
+        exact = kernels.gibbs_exact_rows(rewards, ref, e)
         np.testing.assert_allclose(np.exp(fast), np.exp(exact), atol=1e-12)
         assert (np.isinf(fast) == np.isinf(exact)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(gibbs_instances(batch=True, eta=st.floats(0.01, 100.0)))
+def test_gibbs_kernel_equals_its_reference_form(instance):
+    """The blocked fast kernel computes the headline equation log π0 + r/η − log Z exactly."""
+    rewards, ref, eta = instance[:3]
+    got = kernels.gibbs(rewards, ref, eta, check=True)
+    want = kernels.gibbs_reference(rewards, ref, eta)
+    assert (np.isinf(got) == np.isinf(want)).all()
+    np.testing.assert_allclose(np.exp(got), np.exp(want), atol=1e-12)
 
 
 def test_gibbs_many_blocks_matches_rowwise_and_reports_the_bad_row():
@@ -323,7 +334,7 @@ def test_gibbs_many_blocks_matches_rowwise_and_reports_the_bad_row():
     ref = rng.standard_normal((3, 150, 1000))
     ref -= logsumexp(ref, axis=-1, keepdims=True)
     got = rb.gibbs(rewards, ref, 0.3)
-    np.testing.assert_allclose(got, _gibbs_exact_rows(rewards, ref, 0.3), atol=1e-12)
+    np.testing.assert_allclose(got, kernels.gibbs_exact_rows(rewards, ref, 0.3), atol=1e-12)
     bad = ref.copy()
     bad[2, 100, 5] += 0.5
     with pytest.raises(ValueError, match=r"ref_logprobs: .*row 400"):
