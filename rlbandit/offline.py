@@ -42,9 +42,9 @@ from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import logsumexp
 
-from rlbandit import geometry, kernels
+from rlbandit import geometry, kernels, radii
 from rlbandit._checks import (
     as_float_array,
     check_choice,
@@ -408,38 +408,13 @@ def lcb_policy(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=
 # β from theory
 # ---------------------------------------------------------------------------------------------
 
-def _dsigmoid(s):
-    p = expit(s)
-    return p * (1.0 - p)
-
-
-def _beta_self_normalized(diffs, reg, theta_bound, delta, theta_hat):
-    """β = [½√(2 log(1/δ) + log det(Σ_D/λ)) + √λ B] / κ with κ = σ'(max_i‖z_i‖ · max(B, ‖θ̂‖)).
-
-    Derivation: ∇L(θ̂) = 0 gives G(θ̂ − θ*) = Σ_i ξ_i z_i − λθ* with ξ_i = y_i − σ(z_iθ*) zero-mean
-    and ½-sub-Gaussian, and G = Σ_i σ'(·) z_i z_iᵀ + λI ⪰ κΣ_D (κ ≤ 1, mean value theorem on the
-    segment [θ*, θ̂]). Hence ‖θ̂ − θ*‖_{Σ_D} ≤ (‖Σ ξ_i z_i‖_{Σ_D⁻¹} + √λB)/κ, and the self-normalised
-    bound of Abbasi-Yadkori, Pál & Szepesvári (2011, Thm 1) controls the first term w.p. ≥ 1 − δ.
-    """
-    d = diffs.shape[-1]
-    cov = covariance(diffs, reg)
-    logdet = np.linalg.slogdet(cov)[1] - d * np.log(reg)
-    radius = np.max(np.linalg.norm(diffs, axis=-1), axis=-1) * np.maximum(theta_bound, np.linalg.norm(theta_hat, axis=-1))
-    kappa = _dsigmoid(radius)
-    return (0.5 * np.sqrt(2.0 * np.log(1.0 / delta) + logdet) + np.sqrt(reg) * theta_bound) / kappa
-
-
 def _beta_zhu2023(diffs, reg, theta_bound, delta, theta_hat):
-    """β = √((d + log(1/δ))/γ² + λB²) with γ = σ'(2B): Zhu, Jordan & Jiao (2023) Lemma 3.1 in the
-    unnormalised Σ_D = λI + Σzzᵀ (‖z‖ ≤ 2 since ‖φ‖ ≤ 1), with the paper's constant C set to 1."""
-    d = diffs.shape[-1]
-    gamma = _dsigmoid(2.0 * theta_bound)
-    value = np.sqrt((d + np.log(1.0 / delta)) / gamma**2 + reg * theta_bound**2)
-    return np.broadcast_to(value, diffs.shape[:-2]).copy()
+    return np.full(diffs.shape[:-2], radii.zhu2023_radius(diffs.shape[-1], reg, theta_bound, delta))
 
 
-#: β rules ``(diffs, reg, theta_bound, delta, theta_hat) -> β (...,)``.
-BETA_RULES: dict[str, Callable] = {"self_normalized": _beta_self_normalized, "zhu2023": _beta_zhu2023}
+#: Offline β rules ``(diffs, reg, theta_bound, delta, theta_hat) -> β (...,)``, named as in
+#: :data:`rlbandit.radii.RADII` (where each is derived, with the curvature convention).
+BETA_RULES: dict[str, Callable] = {"self_normalized": radii.self_normalized_radius, "zhu2023": _beta_zhu2023}
 
 
 def theory_beta(diffs, reg: float, theta_bound: float, delta: float = 0.1, theta_hat=None, rule: str = "self_normalized") -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from rlbandit import geometry, kernels
+from rlbandit import geometry, kernels, radii
 from rlbandit._checks import (
     as_float_array,
     check_choice,
@@ -63,22 +63,16 @@ __all__ = [
 
 
 def theory_beta(dim: int, T: int, m: int, reg: float, reward_bound: float, delta: float = 0.1) -> float:
-    """β of the confidence set of Xiong et al. (ICML 2024, Lemma/Theorem for Algorithm 2, batch form).
+    """β of the confidence set of Xiong et al. (ICML 2024, Algorithm 2, batch form):
+    :func:`rlbandit.radii.xiong2024_radius` with B = ``reward_bound`` ≥ ‖θ*‖.
 
-        β = sqrt( (d + log(T/δ)) / (γ² m) + λ B² ),   γ = 1 / (2 + exp(−B) + exp(B))
+        β = sqrt( (d + log(T/δ)) / (κ_B² m) + λ B² ),   κ_B = σ′(2B)
 
-    (their O(·) with the constant set to 1): γ lower-bounds σ′ on rewards in [−B, B]; the
-    1/m matches Σ_t = λI + (1/m)Σ zzᵀ; the union bound over T iterations gives log(T/δ); λB² is
-    the ridge bias of the MLE. The same form is the offline β of Zhu, Jordan & Jiao (2023).
+    (their O(·) with the constant set to 1): κ_B lower-bounds σ′ on the reward differences
+    ⟨z, θ⟩ ∈ [−2B, 2B] (‖φ‖ ≤ 1); the 1/m matches Σ_t = λI + (1/m)Σ zzᵀ; the union bound over T
+    iterations gives log(T/δ); λB² is the ridge bias of the MLE.
     """
-    for name, value in (("dim", dim), ("T", T), ("m", m)):
-        check_int(value, name)
-    check_positive_float(reg, "reg", allow_zero=True)
-    check_positive_float(reward_bound, "reward_bound")
-    if not (0 < delta < 1):
-        raise ValueError(f"delta: must lie in (0, 1), got {delta}")
-    gamma = 1.0 / (2.0 + np.exp(-reward_bound) + np.exp(reward_bound))
-    return float(np.sqrt((dim + np.log(T / delta)) / (gamma**2 * m) + reg * reward_bound**2))
+    return radii.xiong2024_radius(dim, T, m, reg, reward_bound, delta)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def test_gap_norms_validate():
 
 def test_theory_beta():
     B, lam, d, T, m, delta = 2.0, 1.0, 4, 10, 32, 0.1
-    gamma = 1 / (2 + np.exp(-B) + np.exp(B))
+    gamma = 1 / (2 + np.exp(-2 * B) + np.exp(2 * B))  # σ′(2B): reward differences span [−2B, 2B]
     assert theory_beta(d, T, m, lam, B, delta) == pytest.approx(np.sqrt((d + np.log(T / delta)) / (gamma**2 * m) + lam * B**2))
     assert theory_beta(8, T, m, lam, B) > theory_beta(4, T, m, lam, B)
     assert theory_beta(4, T, 4 * m, lam, B) < theory_beta(4, T, m, lam, B)
