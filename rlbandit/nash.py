@@ -35,7 +35,6 @@ from rlbandit import kernels
 from rlbandit._checks import (
     as_float_array,
     check_choice,
-    check_context_probs,
     check_eta,
     check_int,
     check_logprobs,
@@ -54,6 +53,7 @@ from rlbandit.general_preferences import (
     unpack_weights,
 )
 from rlbandit.geometry import covariance, mahalanobis_norm
+from rlbandit.kernels import normalize_logits
 from rlbandit.reward import fit_bt
 
 __all__ = [
@@ -101,13 +101,6 @@ def _check_policy(logprobs, shape, name="logprobs"):
     return logprobs
 
 
-def _weigh(per_context, context_probs):
-    probs = check_context_probs(context_probs, per_context.shape[-1])
-    with np.errstate(invalid="ignore"):
-        weighted = np.where(probs > 0, probs * per_context, 0.0)
-    return weighted.sum(axis=-1)
-
-
 def _max_response(logprobs, pref, ref, eta):
     """O(Pπ, η, π0): the max player's best response to an opponent playing π."""
     return kernels.gibbs(payoff(pref, logprobs), ref, eta)
@@ -150,7 +143,7 @@ def exploitability(logprobs, pref, ref_logprobs, eta, context_probs=None, *, per
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     logprobs = _check_policy(logprobs, ref.shape)
     gap = _exploitability_per_context(logprobs, pref, ref, eta)
-    return gap if per_context else _weigh(gap, context_probs)
+    return gap if per_context else kernels.weigh_contexts(gap, context_probs)
 
 
 def exploitability_via_partition(logprobs, pref, ref_logprobs, eta, context_probs=None) -> np.ndarray:
@@ -165,7 +158,7 @@ def exploitability_via_partition(logprobs, pref, ref_logprobs, eta, context_prob
     kl0 = np.maximum(kernels.kl(logprobs, ref), 0.0)
     upper = kernels.log_partition(payoff(pref, logprobs), ref, eta) + eta * kl0
     lower = -eta * kl0 - kernels.log_partition(-np.einsum("...ab,...a->...b", pref, p), ref, eta)
-    return _weigh(upper - lower, context_probs)
+    return kernels.weigh_contexts(upper - lower, context_probs)
 
 
 def _residual(logprobs, pref, ref, eta):
@@ -187,7 +180,7 @@ def worst_case_win_rate(logprobs, pref, context_probs=None) -> np.ndarray:
     pref = check_preference(pref)
     logprobs = _check_policy(logprobs, pref.shape[:-1])
     per_context = np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1)
-    return _weigh(per_context, context_probs)
+    return kernels.weigh_contexts(per_context, context_probs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,10 +188,8 @@ def worst_case_win_rate(logprobs, pref, context_probs=None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def _normalize(logits, support):
-    logits = np.where(support, logits, -np.inf)
-    peak = logits.max(axis=-1, keepdims=True)
-    z = logits - peak
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    """log-softmax of ``logits`` restricted to ``support`` (zero mass elsewhere)."""
+    return normalize_logits(np.where(support, logits, -np.inf))
 
 
 def _mix(logp, logq, weight, support):
@@ -483,20 +474,20 @@ class OnlineNashConfig:
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
     """Exact metrics of a policy under the true P (each of shape batch_shape)."""
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
-    kl_ref = _weigh(np.maximum(kernels.kl(logprobs, ref), 0.0), probs)
-    kl_bt = _weigh(np.maximum(kernels.kl(bt, ref), 0.0), probs)
+    kl_ref = kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, ref), 0.0), probs)
+    kl_bt = kernels.weigh_contexts(np.maximum(kernels.kl(bt, ref), 0.0), probs)
     win_bt = _win_rate(logprobs, bt, pref, probs)
     return {
-        "exploitability": _weigh(_exploitability_per_context(logprobs, pref, ref, eta), probs),
+        "exploitability": kernels.weigh_contexts(_exploitability_per_context(logprobs, pref, ref, eta), probs),
         "win_rate_vs_ref": _win_rate(logprobs, ref, pref, probs),
         "win_rate_vs_bt": win_bt,
         # the game's payoff f(π, π_BT) = P(π ≻ π_BT) − η KL(π‖π0) + η KL(π_BT‖π0); ≥ ½ for π = π_η
         "payoff_vs_bt": win_bt - eta * kl_ref + eta * kl_bt,
         "win_rate_vs_nash": _win_rate(logprobs, nash, pref, probs),
         "win_rate_vs_best_response": _win_rate(logprobs, _min_response(logprobs, pref, ref, eta), pref, probs),
-        "worst_case_win_rate": _weigh(np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1), probs),
+        "worst_case_win_rate": kernels.weigh_contexts(np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1), probs),
         "kl_to_ref": kl_ref,
-        "kl_nash_to_policy": _weigh(np.maximum(kernels.kl(nash, logprobs), 0.0), probs),
+        "kl_nash_to_policy": kernels.weigh_contexts(np.maximum(kernels.kl(nash, logprobs), 0.0), probs),
     }
 
 
@@ -534,14 +525,14 @@ def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, pro
         main, pref_hat, _ = general_nash_policy(features, data, ref, eta, config.reg, config.solver)
         bt = bt_rlhf_policy(features, data, ref, eta, config.reg)
         metrics = policy_metrics(problem, main, eta, nash=nash, bt=bt)
-        metrics["bt_exploitability"] = _weigh(_exploitability_per_context(bt, problem.pref, ref, eta), problem.context_probs)
+        metrics["bt_exploitability"] = kernels.weigh_contexts(_exploitability_per_context(bt, problem.pref, ref, eta), problem.context_probs)
         if data.n:
             cov = covariance(pair_features(features, data), config.reg)
         else:
             cov = np.broadcast_to(config.reg * np.eye(dim_psi), batch + (dim_psi, dim_psi))
         uncertainty = mahalanobis_norm(psi_all, cov)
         enhancer = ENHANCERS[config.enhancer](EnhancerInputs(main, pref_hat, uncertainty, ref, eta, config.beta))
-        metrics["enhancer_kl_to_main"] = _weigh(np.maximum(kernels.kl(enhancer, main), 0.0), problem.context_probs)
+        metrics["enhancer_kl_to_main"] = kernels.weigh_contexts(np.maximum(kernels.kl(enhancer, main), 0.0), problem.context_probs)
         frame = {"iteration": t, "n_comparisons": data.n}
         seeds = np.arange(int(np.prod(batch, dtype=int))).reshape(batch) if batch else np.array(0)
         frame["seed"] = np.ravel(seeds)

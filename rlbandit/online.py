@@ -45,6 +45,7 @@ from rlbandit.oracle import normalize_logits
 from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels
 from rlbandit.problem import LinearBandit, _gather_rewards, stack_problems
 from rlbandit.reward import fit_bt
+from rlbandit.sampling_oracles import best_of_n
 
 __all__ = [
     "ENHANCERS",
@@ -214,12 +215,12 @@ def _rejection(state: EnhancerInput, options: OnlineOptions, rng) -> Enhancement
     """The practical recipe: draw n actions from π¹_t, compare the best with the worst under r̂_t.
 
     Both actions come from this rule (best = first maximal draw, worst = last minimal draw); their marginals are best-of-n and worst-of-n of π¹_t under
-    r̂_t (exact, :func:`best_of_n_logprobs`), the sampler draws them jointly.
+    r̂_t (exact, :func:`rlbandit.sampling_oracles.best_of_n`), the sampler draws them jointly.
     """
     n = options.n_draws
     scores = state.reward_hat
-    best = best_of_n_logprobs(state.main_logprobs, scores, n)
-    worst = best_of_n_logprobs(state.main_logprobs, -scores, n)
+    best = best_of_n(scores, state.main_logprobs, n)
+    worst = best_of_n(-scores, state.main_logprobs, n)
     main = state.main_logprobs
 
     def sampler(problem: LinearBandit, m: int, rng: np.random.Generator) -> PreferenceData:
@@ -257,45 +258,9 @@ ENHANCERS: dict[str, Callable[[EnhancerInput, OnlineOptions, np.random.Generator
 # ---------------------------------------------------------------------------------------------
 
 def best_of_n_logprobs(logprobs, scores, n: int) -> np.ndarray:
-    """Log-probabilities of the action kept by best-of-n: draw n actions i.i.d. from π, keep the
-    highest score (ties: the first drawn, so a tie group's mass is shared ∝ π).
-
-        P(best ∈ g) = F(g)ⁿ − F⁻(g)ⁿ,   P(a) = P(best ∈ g(a)) π(a) / π(g(a))
-
-    with F(g) = π(score ≤ s_g), F⁻(g) = π(score < s_g), in log space. Worst-of-n is
-    ``best_of_n_logprobs(logprobs, -scores, n)``.
-
-    Args:
-        logprobs: log π, shape (..., K).
-        scores: shape (..., K), finite.
-        n: number of draws ≥ 1.
-    """
-    logprobs = as_float_array(logprobs, "logprobs", min_ndim=1)
-    scores = as_float_array(scores, "scores", min_ndim=1)
-    check_finite(scores, "scores")
-    logprobs, scores = np.broadcast_arrays(logprobs, scores)
-    check_int(n, "n")
-    k = scores.shape[-1]
-    order = np.argsort(scores, axis=-1, kind="stable")
-    s = np.take_along_axis(scores, order, axis=-1)
-    lp = np.take_along_axis(logprobs, order, axis=-1)
-    logcdf = np.logaddexp.accumulate(lp, axis=-1)
-    idx = np.broadcast_to(np.arange(k), s.shape)
-    new_group = np.concatenate([np.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], axis=-1)
-    last = np.concatenate([s[..., 1:] != s[..., :-1], np.ones(s.shape[:-1] + (1,), bool)], axis=-1)
-    start = np.maximum.accumulate(np.where(new_group, idx, 0), axis=-1)
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, idx, k - 1), -1), axis=-1), -1)
-    log_f = np.take_along_axis(logcdf, end, axis=-1)
-    log_f_minus = np.where(start > 0, np.take_along_axis(logcdf, np.maximum(start - 1, 0), axis=-1), -np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # log(Fⁿ − F⁻ⁿ) and log π(g) = log(F − F⁻), both through log(−expm1(·)).
-        log_top = n * log_f + np.log(-np.expm1(n * (log_f_minus - log_f)))
-        log_group = log_f + np.log(-np.expm1(log_f_minus - log_f))
-        out = np.where(np.isfinite(lp), log_top + lp - log_group, -np.inf)
-    out = np.where(np.isnan(out), -np.inf, out)
-    result = np.empty_like(out)
-    np.put_along_axis(result, order, out, axis=-1)
-    return normalize_logits(result)
+    """Best-of-n of π under ``scores``: :func:`rlbandit.sampling_oracles.best_of_n` (its one home)
+    with this module's argument order, kept for scripts that call it. Worst-of-n: pass −scores."""
+    return best_of_n(scores, logprobs, n)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 Layout of a results folder (default ``results/STUDY/``, smoke sweeps ``results/smoke/STUDY/``)::
 
-    runs/<run_id>.parquet      the run's tidy frame (only runs that finished)
+    runs/<run_id>.parquet      the run's tidy frame (only runs that finished), its schema version
+                               in the Parquet metadata key ``rlbandit_schema``
     manifest/<run_id>.json     the run's record: status (ok | failed), resolved config, seeds,
                                wall time, error + traceback when it failed, package versions,
-                               git commit, machine, timestamps
+                               git commits (``git``: the toolkit's; ``study_git``: the study's
+                               repository), machine, timestamps
     sweeps/<stamp>.json        one record per sweep invocation (backend, workers, wall time)
 
 Every file is written to a temporary file in the same folder and moved into place with
@@ -16,6 +18,19 @@ temporary files (``.*.tmp``) are removed when a store is opened.
 
 A run id is a stable hash of the study name and the config's fields (:func:`run_id`), so the same
 config always maps to the same files and re-running a sweep skips what is done.
+
+Schema versions of the stored frame (:data:`SCHEMA_VERSION`; a Parquet file without the key is
+version 1). A run's Parquet holds the run's own rows only; :meth:`ResultStore.load` joins the
+config from the manifest, so a version describes the frame ``load`` returns:
+
+1. list- and tuple-valued config fields joined as their JSON text (``'[25, 50]'``);
+2. they are joined as tuples (``(25, 50)``), and list columns of the run's own frame load as
+   tuples too (Parquet list type; pyarrow would give numpy arrays). Tuples, not lists, because
+   they are hashable: ``groupby``, ``drop_duplicates`` and ``set`` keep working on the column.
+   A version-1 store loads exactly like a version-2 one (its manifest holds the config as JSON
+   lists, converted the same way).
+
+``load`` refuses a file of a newer version than this code knows, naming the file.
 """
 
 from __future__ import annotations
@@ -36,11 +51,16 @@ from typing import Any, Iterable
 import pandas as pd
 
 __all__ = ["run_id", "config_fields", "config_columns", "ResultStore", "environment", "atomic_write_bytes",
-           "atomic_write_text", "PACKAGES"]
+           "atomic_write_text", "PACKAGES", "SCHEMA_VERSION", "SCHEMA_KEY", "schema_version", "git_state"]
 
 #: Distributions whose versions each manifest record carries.
 PACKAGES = ("rlbandit", "numpy", "scipy", "pandas", "pyarrow", "torch", "cvxpy", "matplotlib", "seaborn",
             "ray", "transformers", "trl")
+
+#: Version of the stored run frame this code writes and the newest it reads (module docstring).
+SCHEMA_VERSION = 2
+#: The Parquet metadata key (and manifest field) that holds a run's schema version.
+SCHEMA_KEY = "rlbandit_schema"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,18 +108,34 @@ def run_id(study: str, config: Any) -> str:
 
 
 def config_columns(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten config fields into scalar columns: nested dataclasses as ``outer.inner``; lists and
-    tuples as their JSON text (so they stay hashable for grouping)."""
+    """Flatten config fields (as :func:`config_fields` gives them) into one value per column:
+    nested dataclasses as ``outer.inner`` columns; a list or tuple of scalars (or of such lists)
+    as a tuple, e.g. ``n_values = (25, 50)`` — a tuple, not a list, so the column stays hashable
+    for ``groupby`` and ``drop_duplicates``; a list holding a dict (a tuple of dataclasses) as its
+    JSON text, the one value that has no hashable Python form a reader would expect."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(config_columns(value, prefix=f"{name}."))
         elif isinstance(value, list):
-            out[name] = json.dumps(value)
+            out[name] = json.dumps(value, sort_keys=True) if _holds_dict(value) else _as_tuple(value)
         else:
             out[name] = value
     return out
+
+
+def _holds_dict(value: Any) -> bool:
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, (list, tuple)) and any(_holds_dict(v) for v in value)
+
+
+def _as_tuple(value: Any) -> Any:
+    """Lists, tuples and 1-d arrays (what pyarrow gives for a Parquet list) → tuples, recursively."""
+    if isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and getattr(value, "ndim", 0) >= 1):
+        return tuple(_as_tuple(v) for v in (value.tolist() if hasattr(value, "tolist") else value))
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,11 +163,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` (without its index) with the schema version in the Parquet metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        # pyarrow directly (what DataFrame.to_parquet calls) because pandas cannot add a metadata key
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        metadata = {**(table.schema.metadata or {}), SCHEMA_KEY.encode(): str(SCHEMA_VERSION).encode()}
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -144,17 +187,54 @@ def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
 # Provenance
 # ---------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def _git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
+#: Variables that would point git at another repository than the one holding the path asked about.
+_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+
+
+def git_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The git repository that contains ``path`` (a file or a folder): ``{"commit", "dirty", "root"}``.
+
+    ``commit`` is HEAD's hash; ``dirty`` is True when tracked files differ from it or when ``path``
+    is a file that is not tracked (the results then come from code no commit holds); ``root`` is
+    the repository's top folder. All three are None outside a repository (or without git), and
+    ``commit`` and ``dirty`` are None in a repository without commits."""
+    unknown: dict[str, Any] = {"commit": None, "dirty": None, "root": None}
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        target = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, TypeError):
+        return unknown
+    if not target.exists():
+        return unknown
+    folder = target if target.is_dir() else target.parent
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        # --no-optional-locks: reading the state must not take the index lock of a repository others use
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=10)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0:
+            return unknown
+        root = top.stdout.strip() or None
+        head = git("rev-parse", "--verify", "--quiet", "HEAD")
+        commit = head.stdout.strip() if head.returncode == 0 else ""
+        if not commit:
+            return {"commit": None, "dirty": None, "root": root}
+        status = git("status", "--porcelain", "--untracked-files=no")
+        dirty = status.stdout.strip() != "" if status.returncode == 0 else None
+        if dirty is False and target.is_file():
+            dirty = git("ls-files", "--error-unmatch", "--", str(target)).returncode != 0
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": dirty if commit else None}
+        return unknown
+    return {"commit": commit, "dirty": dirty, "root": root}
+
+
+@lru_cache(maxsize=1)
+def _toolkit_git() -> dict[str, Any]:
+    # once per process: the toolkit's own code does not change under a running sweep
+    return git_state(Path(__file__).resolve().parent)
 
 
 @lru_cache(maxsize=1)
@@ -180,8 +260,10 @@ def _machine() -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    """Provenance of the current process: package versions, git commit (+ dirty flag), machine."""
-    return {"versions": dict(_versions()), "git": dict(_git_commit()), "machine": _machine()}
+    """Provenance of the current process: package versions, the toolkit's git state (``git``:
+    :func:`git_state` of this package's folder) and the machine. The study's own repository is
+    recorded by the runner (``study_git``), which knows the study's file."""
+    return {"versions": dict(_versions()), "git": dict(_toolkit_git()), "machine": _machine()}
 
 
 def now() -> str:
@@ -230,7 +312,8 @@ class ResultStore:
         return record is not None and record.get("status") == "ok" and self.result_path(rid).exists()
 
     def finished_ids(self) -> set[str]:
-        return {r["run_id"] for r in self.records() if r.get("status") == "ok" and self.result_path(r["run_id"]).exists()}
+        return {r["run_id"] for r in self.records()
+                if r.get("status") == "ok" and self.result_path(r["run_id"]).exists()}
 
     # -- writes -----------------------------------------------------------------------------
     def write_result(self, rid: str, frame: pd.DataFrame, record: dict[str, Any]) -> None:
@@ -240,7 +323,7 @@ class ResultStore:
             raise ValueError(f"frame: a run must return a pandas DataFrame, got {type(frame).__name__}")
         _atomic_parquet(self.result_path(rid), frame.reset_index(drop=True))
         self._write_record(rid, {**record, "status": "ok", "rows": int(len(frame)),
-                                 "columns": [str(c) for c in frame.columns]})
+                                 "columns": [str(c) for c in frame.columns], SCHEMA_KEY: SCHEMA_VERSION})
 
     def write_failure(self, rid: str, record: dict[str, Any]) -> None:
         """Record a run that raised (its error and traceback); any older result is removed."""
@@ -264,18 +347,73 @@ class ResultStore:
     def load(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """All finished runs (or those in ``run_ids``) as one frame: each run's rows, a ``run_id``
         column, and its config's fields joined as columns by run id (a field the run's own frame
-        already has as a column is not overwritten). Empty frame when nothing is finished."""
+        already has as a column is not overwritten; list-valued fields as tuples, see
+        :func:`config_columns`). Stores of every schema version up to :data:`SCHEMA_VERSION` load
+        the same; ``frame.attrs["rlbandit_schema"]`` is the version of the returned frame. Empty
+        frame when nothing is finished.
+
+        Raises:
+            ValueError: a run's Parquet was written by a newer rlbandit (names the file).
+        """
         finished = self.finished_ids()
         wanted = sorted(finished if run_ids is None else set(run_ids) & finished)
         frames, configs = [], []
         for rid in wanted:
-            frame = pd.read_parquet(self.result_path(rid))
+            frame = _read_run(self.result_path(rid))
             frame.insert(0, "run_id", rid)
             frames.append(frame)
             configs.append({"run_id": rid, **config_columns(self.record(rid).get("config", {}))})
         if not frames:
-            return pd.DataFrame({"run_id": pd.Series(dtype=str)})
+            empty = pd.DataFrame({"run_id": pd.Series(dtype=str)})
+            empty.attrs[SCHEMA_KEY] = SCHEMA_VERSION
+            return empty
         rows = pd.concat(frames, ignore_index=True)
         table = pd.DataFrame(configs)
         table = table[["run_id"] + [c for c in table.columns if c != "run_id" and c not in rows.columns]]
-        return rows.merge(table, on="run_id", how="left", validate="many_to_one")
+        loaded = rows.merge(table, on="run_id", how="left", validate="many_to_one")
+        loaded.attrs = {SCHEMA_KEY: SCHEMA_VERSION}  # every version is converted to this one on reading
+        return loaded
+
+
+def schema_version(path: str | os.PathLike) -> int:
+    """The schema version of a stored run's Parquet file (1 when it has none: written before versions).
+
+    Raises:
+        ValueError: the file's version is not a positive integer (names the file).
+    """
+    import pyarrow.parquet as pq
+
+    return _version_of(pq.read_schema(path), path)
+
+
+def _version_of(schema: Any, path: str | os.PathLike) -> int:
+    raw = (schema.metadata or {}).get(SCHEMA_KEY.encode())
+    if raw is None:
+        return 1
+    try:
+        version = int(raw.decode())
+    except (UnicodeDecodeError, ValueError):
+        version = 0
+    if version < 1:
+        raise ValueError(f"path: {path} has a malformed {SCHEMA_KEY} {raw!r} in its Parquet metadata")
+    return version
+
+
+def _read_run(path: Path) -> pd.DataFrame:
+    """One run's frame in the current schema, from a file of any version this code knows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    version = _version_of(schema, path)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"path: {path} was stored with {SCHEMA_KEY} {version}, newer than the {SCHEMA_VERSION} "
+                         "this rlbandit reads; upgrade rlbandit to load it")
+    frame = pd.read_parquet(path)
+    for column in schema:
+        kind = column.type
+        is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+        if is_list and column.name in frame.columns:
+            frame[column.name] = pd.Series([_as_tuple(v) for v in frame[column.name]], index=frame.index,
+                                           dtype=object)
+    return frame

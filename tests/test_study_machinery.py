@@ -113,7 +113,7 @@ def test_config_columns_flatten_nested_and_tuples():
 
     fields = config_fields(Outer(ToyConfig(sizes=(3, 5))))
     columns = config_columns(fields)
-    assert columns["inner.sizes"] == "[3, 5]" and columns["eta"] == 0.5 and columns["inner.seed"] == 0
+    assert columns["inner.sizes"] == (3, 5) and columns["eta"] == 0.5 and columns["inner.seed"] == 0
     with pytest.raises(ValueError, match="config"):
         config_fields({"not": "a dataclass"})
 
@@ -134,7 +134,7 @@ def test_property_store_round_trip(tmp_path_factory, values):
     loaded = store.load()
     assert loaded["value"].tolist() == values
     assert (loaded["run_id"] == rid).all() and (loaded["scale"] == 2.5).all()
-    assert loaded["sizes"].iloc[0] == "[1, 2, 4]"
+    assert loaded["sizes"].iloc[0] == (1, 2, 4)
 
 
 def test_store_write_is_atomic(tmp_path, monkeypatch):
