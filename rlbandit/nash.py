@@ -41,19 +41,22 @@ from rlbandit._checks import (
     check_positive_float,
     check_positive_ints,
 )
-from rlbandit.general_preferences import (
+from rlbandit.enhancers import ENHANCERS, EnhancerInput, EnhancerOptions
+from rlbandit.geometry import covariance, mahalanobis_norm
+from rlbandit.iterative import run_rounds
+from rlbandit.kernels import normalize_logits
+from rlbandit.preference_models import (
     PreferenceProblem,
-    _linear_general,
-    _win_rate,
     antisymmetric_features,
     check_preference,
     fit_general,
+    linear_general_unchecked,
     pair_features,
     payoff,
     unpack_weights,
+    win_rate_unchecked,
 )
-from rlbandit.geometry import covariance, mahalanobis_norm
-from rlbandit.kernels import normalize_logits
+from rlbandit.preferences import sample_categorical
 from rlbandit.reward import fit_bt
 
 __all__ = [
@@ -69,7 +72,7 @@ __all__ = [
     "bt_rlhf_policy",
     "general_nash_policy",
     "ENHANCERS",
-    "EnhancerInputs",
+    "NashWorld",
     "policy_metrics",
     "OnlineNashConfig",
     "run_online_nash",
@@ -383,57 +386,13 @@ def general_nash_policy(features, data, ref_logprobs, eta, reg: float, method: s
     else:
         w = fit_general(pair_features(features, data), data.labels, reg)
     skew, theta = unpack_weights(w, dim)
-    pref_hat = _linear_general(features, skew, theta)
+    pref_hat = linear_general_unchecked(features, skew, theta)
     return solve(pref_hat, ref_logprobs, eta, method=method), pref_hat, w
 
 
 # ---------------------------------------------------------------------------------------------
 # Online iterative Nash learning (Ye, Xiong et al. 2024)
 # ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class EnhancerInputs:
-    """What an enhancer sees at iteration t (all batched over seeds)."""
-
-    main: np.ndarray  # log π¹_t (..., X, K)
-    pref_hat: np.ndarray  # P̂_t (..., X, K, K)
-    uncertainty: np.ndarray  # u_t(x, b, a) = ‖ψ(x, b, a)‖_{Σ_t⁻¹} (..., X, K, K)
-    ref_logprobs: np.ndarray
-    eta: float
-    beta: float
-
-
-def _enh_optimistic(inp: EnhancerInputs) -> np.ndarray:
-    """Optimistic best response to the main agent: O(E_{a∼π¹}[P̂(b ≻ a) + β u(x,b,a)], η, π0)."""
-    p = np.exp(inp.main)
-    bonus = np.einsum("...ba,...a->...b", np.minimum(inp.pref_hat + inp.beta * inp.uncertainty, 1.0), p)
-    return kernels.gibbs(bonus, inp.ref_logprobs, inp.eta)
-
-
-def _enh_uncertainty(inp: EnhancerInputs) -> np.ndarray:
-    """Pure uncertainty seeking: O(β E_{a∼π¹} u(x,b,a), η, π0) (explores where P(· ≻ π¹) is least known)."""
-    p = np.exp(inp.main)
-    return kernels.gibbs(inp.beta * np.einsum("...ba,...a->...b", inp.uncertainty, p), inp.ref_logprobs, inp.eta)
-
-
-def _enh_reference(inp: EnhancerInputs) -> np.ndarray:
-    """Option II (hybrid): π² = π0."""
-    return np.broadcast_to(inp.ref_logprobs, inp.main.shape).copy()
-
-
-def _enh_self(inp: EnhancerInputs) -> np.ndarray:
-    """No exploration: π² = π¹."""
-    return inp.main.copy()
-
-
-#: Enhancer name → ``EnhancerInputs -> log π²_t``.
-ENHANCERS: dict[str, Callable[[EnhancerInputs], np.ndarray]] = {
-    "optimistic": _enh_optimistic,
-    "uncertainty": _enh_uncertainty,
-    "reference": _enh_reference,
-    "self": _enh_self,
-}
-
 
 @dataclass(frozen=True)
 class OnlineNashConfig:
@@ -443,23 +402,27 @@ class OnlineNashConfig:
         eta: η > 0.
         n_iterations: T ≥ 1 rounds of collection.
         batch_size: m ≥ 1 comparisons per round (per seed).
-        enhancer: a key of :data:`ENHANCERS`.
+        enhancer: a key of :data:`rlbandit.enhancers.ENHANCERS` (``ucb``, the optimistic best
+            response of Ye, Xiong et al.; ``uncertainty``; ``rejection``; ``reference``; ``self``;
+            ``uniform``; ``optimistic`` needs per-action features and is not available here).
         beta: β ≥ 0, width of the uncertainty bonus.
         reg: λ > 0, ridge coefficient of both MLEs and of Σ_t = λI + Σ_i ψ_iψ_iᵀ.
         n_offline: comparisons from π0 × π0 collected before round 1.
         solver: Nash solver for the main agent.
         seed: seed of the data generator.
+        n_draws: n of the ``rejection`` enhancer (draws of π¹ per context), ≥ 2.
     """
 
     eta: float = 0.2
     n_iterations: int = 10
     batch_size: int = 100
-    enhancer: str = "optimistic"
+    enhancer: str = "ucb"
     beta: float = 1.0
     reg: float = 1.0
     n_offline: int = 0
     solver: str = "extragradient"
     seed: int = 0
+    n_draws: int = 8
 
     def __post_init__(self):
         check_eta(self.eta)
@@ -469,6 +432,14 @@ class OnlineNashConfig:
         check_choice(self.solver, "solver", SOLVERS)
         check_positive_float(self.beta, "beta", allow_zero=True)
         check_positive_float(self.reg, "reg")
+        if self.enhancer == "optimistic":
+            raise ValueError("enhancer: 'optimistic' (Option I) needs per-action features; the Nash world's ψ is a "
+                             "pair feature — use 'ucb' (the optimistic best response) or 'uncertainty'")
+        EnhancerOptions(n_draws=self.n_draws)
+
+    @property
+    def enhancer_options(self) -> EnhancerOptions:
+        return EnhancerOptions(n_draws=self.n_draws)
 
 
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
@@ -476,28 +447,97 @@ def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> di
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
     kl_ref = kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, ref), 0.0), probs)
     kl_bt = kernels.weigh_contexts(np.maximum(kernels.kl(bt, ref), 0.0), probs)
-    win_bt = _win_rate(logprobs, bt, pref, probs)
+    win_bt = win_rate_unchecked(logprobs, bt, pref, probs)
     return {
         "exploitability": kernels.weigh_contexts(_exploitability_per_context(logprobs, pref, ref, eta), probs),
-        "win_rate_vs_ref": _win_rate(logprobs, ref, pref, probs),
+        "win_rate_vs_ref": win_rate_unchecked(logprobs, ref, pref, probs),
         "win_rate_vs_bt": win_bt,
         # the game's payoff f(π, π_BT) = P(π ≻ π_BT) − η KL(π‖π0) + η KL(π_BT‖π0); ≥ ½ for π = π_η
         "payoff_vs_bt": win_bt - eta * kl_ref + eta * kl_bt,
-        "win_rate_vs_nash": _win_rate(logprobs, nash, pref, probs),
-        "win_rate_vs_best_response": _win_rate(logprobs, _min_response(logprobs, pref, ref, eta), pref, probs),
+        "win_rate_vs_nash": win_rate_unchecked(logprobs, nash, pref, probs),
+        "win_rate_vs_best_response": win_rate_unchecked(logprobs, _min_response(logprobs, pref, ref, eta), pref, probs),
         "worst_case_win_rate": kernels.weigh_contexts(np.einsum("...ab,...a->...b", pref, np.exp(logprobs)).min(axis=-1), probs),
         "kl_to_ref": kl_ref,
         "kl_nash_to_policy": kernels.weigh_contexts(np.maximum(kernels.kl(nash, logprobs), 0.0), probs),
     }
 
 
+@dataclass(frozen=True, eq=False)
+class NashWorld:
+    """General preferences on a PreferenceProblem, main agent π¹_t = the Nash policy of P̂_t
+    (a :class:`rlbandit.iterative.World`; the loop is :func:`rlbandit.iterative.run_rounds`).
+
+    Per action b against the main agent: ŝ(b) = P̂_t(b ≻ π¹_t), u(b) = E_{a∼π¹_t}‖ψ(x,b,a)‖_{Σ_t⁻¹},
+    ŝ⁺(b) = E_{a∼π¹_t} min(P̂_t(b ≻ a) + β‖ψ(x,b,a)‖_{Σ_t⁻¹}, 1), with Σ_t = λI + Σ_i ψ_iψ_iᵀ.
+    Each round also records BT-RLHF fitted on the same D, against the same exact π_η.
+    """
+
+    problem: PreferenceProblem
+    config: "OnlineNashConfig"
+
+    def __post_init__(self):
+        problem = self.problem
+        object.__setattr__(self, "nash", solve(problem.pref, problem.ref_logprobs, self.config.eta))
+        object.__setattr__(self, "psi", antisymmetric_features(problem.features))  # (..., X, K, K, D)
+        probs = np.broadcast_to(problem.context_probs, problem.batch_shape + (problem.n_contexts,))
+        with np.errstate(divide="ignore"):
+            object.__setattr__(self, "log_context_probs", np.log(probs))
+
+    def observe(self, data):
+        problem, config = self.problem, self.config
+        features, ref, eta = problem.features, problem.ref_logprobs, config.eta
+        main, pref_hat, _ = general_nash_policy(features, data, ref, eta, config.reg, config.solver)
+        dim_psi = self.psi.shape[-1]
+        if data.n:
+            cov = covariance(pair_features(features, data), config.reg)
+        else:
+            cov = np.broadcast_to(config.reg * np.eye(dim_psi), problem.batch_shape + (dim_psi, dim_psi))
+        pair_uncertainty = mahalanobis_norm(self.psi, cov)  # (..., X, K, K): u(x, b, a)
+        p = np.exp(main)
+        scores = np.einsum("...ba,...a->...b", pref_hat, p)
+        uncertainty = np.einsum("...ba,...a->...b", pair_uncertainty, p)
+        upper = np.einsum("...ba,...a->...b", np.minimum(pref_hat + config.beta * pair_uncertainty, 1.0), p)
+        beta = np.full(problem.batch_shape, float(config.beta))
+        state = EnhancerInput(main, scores, uncertainty, upper, ref, problem.context_probs, eta, beta)
+        return state, bt_rlhf_policy(features, data, ref, eta, config.reg)
+
+    def draw_contexts(self, m, rng):
+        return sample_categorical(self.log_context_probs, m, rng)
+
+    def label(self, contexts, actions1, actions2, rng):
+        pref = self.problem.pref
+        flat = pref.reshape((-1,) + pref.shape[-3:])
+        rows = np.arange(flat.shape[0])[:, None]
+        p = flat[rows, contexts.reshape(flat.shape[0], -1), actions1.reshape(flat.shape[0], -1),
+                 actions2.reshape(flat.shape[0], -1)].reshape(contexts.shape)
+        return (rng.random(p.shape) < p).astype(np.int8)
+
+    def record(self, t, data, state, bt, out):
+        problem, eta = self.problem, self.config.eta
+        main = state.main_logprobs
+        metrics = {"n_comparisons": data.n, **policy_metrics(problem, main, eta, nash=self.nash, bt=bt)}
+        metrics["bt_exploitability"] = kernels.weigh_contexts(
+            _exploitability_per_context(bt, problem.pref, problem.ref_logprobs, eta), problem.context_probs)
+        metrics["enhancer_kl_to_main"] = kernels.weigh_contexts(np.maximum(kernels.kl(out.logprobs2, main), 0.0),
+                                                                problem.context_probs)
+        return metrics
+
+
+def _with_seed_axis(problem: PreferenceProblem) -> PreferenceProblem:
+    """The unbatched problem as a batch of one seed."""
+    lead = lambda a: None if a is None else np.asarray(a)[None]  # noqa: E731
+    probs = problem.context_probs
+    return PreferenceProblem(lead(problem.features), lead(problem.ref_logprobs), lead(problem.pref),
+                             probs if probs.ndim == 1 else lead(probs), lead(problem.skew), lead(problem.theta))
+
+
 def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, progress: bool = False) -> pd.DataFrame:
     """Online iterative Nash learning with a linear general preference model, batched over seeds.
 
     For t = 0..T: fit (Â, θ̂) by MLE on D (ŵ = 0 while D is empty), main agent π¹_t = Nash of P̂_t,
-    enhancer π²_t from :data:`ENHANCERS`; record π¹_t's exact metrics under the true P (and those
-    of BT-RLHF fitted on the same D); then, for t < T, collect m comparisons a¹ ∼ π¹_t, a² ∼ π²_t,
-    y ∼ P into D.
+    enhancer π²_t from :data:`rlbandit.enhancers.ENHANCERS` (through :class:`NashWorld`); record
+    π¹_t's exact metrics under the true P (and those of BT-RLHF fitted on the same D); then, for
+    t < T, collect m comparisons a¹ ∼ π¹_t, a² ∼ π²_t, y ∼ P into D.
 
     Returns:
         one row per seed × iteration: seed, iteration, n_comparisons, exploitability,
@@ -508,39 +548,17 @@ def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, pro
         raise ValueError(f"problem: expected a PreferenceProblem, got {type(problem).__name__}")
     if not isinstance(config, OnlineNashConfig):
         raise ValueError(f"config: expected an OnlineNashConfig, got {type(config).__name__}")
+    if len(problem.batch_shape) > 1:
+        raise ValueError(f"problem: expected at most one batch (seed) axis, got batch shape {problem.batch_shape}")
     from rlbandit.preferences import PreferenceData
 
+    if problem.batch_shape == ():  # the loop is batched over one seed axis
+        problem = _with_seed_axis(problem)
     rng = np.random.default_rng(config.seed)
-    eta = config.eta
-    batch = problem.batch_shape
-    features, ref = problem.features, problem.ref_logprobs
-    nash = solve(problem.pref, ref, eta)
-    psi_all = antisymmetric_features(features)  # (..., X, K, K, D)
-    dim_psi = psi_all.shape[-1]
-    data = PreferenceData.empty(batch)
+    ref = problem.ref_logprobs
+    data = PreferenceData.empty(problem.batch_shape)
     if config.n_offline:
         data = problem.sample_comparisons(ref, ref, config.n_offline, rng)
-    rows = []
-    for t in range(config.n_iterations + 1):
-        main, pref_hat, _ = general_nash_policy(features, data, ref, eta, config.reg, config.solver)
-        bt = bt_rlhf_policy(features, data, ref, eta, config.reg)
-        metrics = policy_metrics(problem, main, eta, nash=nash, bt=bt)
-        metrics["bt_exploitability"] = kernels.weigh_contexts(_exploitability_per_context(bt, problem.pref, ref, eta), problem.context_probs)
-        if data.n:
-            cov = covariance(pair_features(features, data), config.reg)
-        else:
-            cov = np.broadcast_to(config.reg * np.eye(dim_psi), batch + (dim_psi, dim_psi))
-        uncertainty = mahalanobis_norm(psi_all, cov)
-        enhancer = ENHANCERS[config.enhancer](EnhancerInputs(main, pref_hat, uncertainty, ref, eta, config.beta))
-        metrics["enhancer_kl_to_main"] = kernels.weigh_contexts(np.maximum(kernels.kl(enhancer, main), 0.0), problem.context_probs)
-        frame = {"iteration": t, "n_comparisons": data.n}
-        seeds = np.arange(int(np.prod(batch, dtype=int))).reshape(batch) if batch else np.array(0)
-        frame["seed"] = np.ravel(seeds)
-        for name, value in metrics.items():
-            frame[name] = np.ravel(np.broadcast_to(value, batch))
-        rows.append(pd.DataFrame(frame))
-        if progress:
-            print(f"[online nash] t={t} n={data.n} exploitability={float(np.mean(metrics['exploitability'])):.4g}", flush=True)
-        if t < config.n_iterations:
-            data = data.concat(problem.sample_comparisons(main, enhancer, config.batch_size, rng, source=t + 1))
-    return pd.concat(rows, ignore_index=True)
+    world = NashWorld(problem, config)
+    return run_rounds(world, config.enhancer, config.enhancer_options, range(config.n_iterations + 1),
+                      config.batch_size, rng, data, progress=progress, desc="online nash")

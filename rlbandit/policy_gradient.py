@@ -16,29 +16,20 @@ with A_i = R_i − baseline (:data:`ADVANTAGES`). Two modes share this code:
 - ``exact``: every (x, a) with w = d0(x) π_old(a|x) and exact group moments — the expectation of the
   sampled update, so the iteration is deterministic and its fixed point is the method's own.
 
-Exact fixed points of the KL options (with exact gradients; documented in :func:`fixed_point` and
-tested; Schulman 2020's estimators, see :mod:`rlbandit.losses`):
+This module holds the advantage estimators, :data:`ALGORITHMS`, :class:`PGConfig` /
+:class:`PGResult`, the trainer :func:`train_policy_gradient` and the exact expected update
+:func:`exact_update_direction` (shape (X, K)). The exact fixed points of the KL options (Gibbs for
+k1-in-reward and k2-in-loss, the forward-KL policy for k3-in-loss (GRPO's default), the greedy
+limit for k1-in-loss, GRPO's η·σ_x temperature) are derived and computed in
+:mod:`rlbandit.pg_fixed_points` and re-exported here (:func:`fixed_point`, :data:`FIXED_POINTS`,
+:func:`forward_kl_policy`, :func:`grpo_fixed_point`); k3 in the reward is clamped to ±10 as in verl,
+since π0/π overflows where π ≪ π0.
 
-- k1 in the reward (the classic r − η log π/π0; PPO-RLHF, Ziegler et al. 2019): the expected update
-  is ∇J exactly, so the fixed point is the Gibbs policy O(r, η, π0);
-- k2 in the loss: ∇ E_{sg π}[½ (log π/π0)²] = ∇ KL(π‖π0), so again ∇J and the Gibbs policy;
-- k3 in the loss (GRPO's default): ∇ E_{sg π}[π0/π − 1 − log π0/π] = ∇ KL(π0‖π) (the *forward* KL),
-  so it maximises E_π r − η KL(π0‖π): π(a) = η π0(a)/(λ − r(a)) with λ > max r solving Σ π = 1;
-- k1 in the loss: E_{sg π}[∇ log π] = 0 — no regularisation at all (π → argmax r);
-- k2 / k3 in the reward: biased regularisers with no closed-form fixed point here (k3 in the reward
-  is clamped to ±10 as in verl, since π0/π overflows where π ≪ π0).
-
-Group-normalised advantages (GRPO, Shao et al. 2024) divide by the per-prompt std σ_x of the reward;
-with the KL in the loss this rescales the reward per prompt, and the fixed point is the Gibbs policy
-at the effective temperature η·σ_x(π) (:func:`grpo_fixed_point`) — and for small η no such interior
-point exists, so the policy collapses to the greedy one (tested); ``dr_grpo`` (Liu et al. 2025,
-"Understanding R1-Zero-like training") drops the division and keeps the Gibbs fixed point. These are
-the fixed points of the exact mode, whose group moments are exact. In sampled mode the group mean
-includes the sample itself, so E[A(a)] = (G−1)/G · (r(a) − E_π r): with the KL in the loss the
-effective coefficient is η·G/(G−1) (times σ_x for GRPO) — trl's GRPOTrainer convention, measured in
-``llm.seq_bridge`` — and with the KL in the reward only the step size changes. With the
-KL in the reward (k1) the std-normalised update is ∇J/σ_R: the Gibbs fixed point survives, but the
-step is normalised and needs a decaying learning rate to settle.
+In sampled mode the group mean includes the sample itself, so E[A(a)] = (G−1)/G · (r(a) − E_π r):
+with the KL in the loss the effective coefficient is η·G/(G−1) (times σ_x for GRPO) — trl's
+GRPOTrainer convention, measured in ``llm.seq_bridge`` — and with the KL in the reward only the step
+size changes. With the KL in the reward (k1) the std-normalised update is ∇J/σ_R: the Gibbs fixed
+point survives, but the step is normalised and needs a decaying learning rate to settle.
 
 The adaptive KL controller (Ziegler et al. 2019, §2.2; trl's ``AdaptiveKLController``) updates η
 after each batch: η ← η (1 + clip(KL/target − 1, −0.2, 0.2) / horizon).
@@ -57,6 +48,7 @@ from rlbandit import kernels
 from rlbandit._checks import check_choice, check_eta, check_positive_float, check_positive_ints
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
 from rlbandit.oracle import expected_reward
+from rlbandit.pg_fixed_points import FIXED_POINTS, fixed_point, forward_kl_policy, grpo_fixed_point
 from rlbandit.pg_objectives import (
     adaptive_kl_coefficient,
     clipped_surrogate,
@@ -67,104 +59,8 @@ from rlbandit.policies import POLICIES, as_tensor, make_policy
 
 __all__ = ["PGConfig", "PGAlgorithm", "ALGORITHMS", "ADVANTAGES", "PGResult", "train_policy_gradient",
            "exact_update_direction",
+           # re-exported from rlbandit.pg_fixed_points
            "fixed_point", "forward_kl_policy", "grpo_fixed_point", "FIXED_POINTS"]
-
-
-# ----------------------------------------------------------------------------------------------
-# Exact fixed points
-
-
-def forward_kl_policy(rewards, ref_logprobs, eta) -> np.ndarray:
-    """argmax_π E_π r − η KL(π0 ‖ π) per row (the fixed point of "k3 in the loss"), as log-probs.
-
-    Stationarity gives π(a) = η π0(a) / (λ − r(a)) with λ ∈ (max_{π0>0} r, max r + η] the root of
-    Σ_a η π0(a)/(λ − r(a)) = 1 (monotone decreasing in λ; found by bisection to machine precision).
-    Shapes as :func:`rlbandit.oracle.gibbs`.
-    """
-    eta = check_eta(eta)
-    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
-    support = np.isfinite(ref_logprobs)
-    p0 = np.exp(ref_logprobs)
-    top = np.where(support, rewards, -np.inf).max(-1, keepdims=True)
-    lo, hi = top.copy(), top + eta
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            total = np.where(support, eta * p0 / (mid - rewards), 0.0).sum(-1, keepdims=True)
-        big = total > 1.0
-        lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
-    with np.errstate(divide="ignore"):
-        logp = np.where(support, np.log(eta) + ref_logprobs - np.log(hi - rewards), -np.inf)
-    from scipy.special import logsumexp
-
-    return logp - logsumexp(logp, axis=-1, keepdims=True)
-
-
-def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 5000) -> np.ndarray:
-    """The stable fixed point of std-normalised group advantages with an exact KL gradient in the
-    loss (k2 in the loss, exact moments):  π = O(r, η σ_π(x), π0),  σ_π(x) = std_{a∼π}[r(x,a)].
-
-    Per context, σ solves σ = h(σ) := std under O(r, ησ). The iteration σ ← h(σ) started from
-    h(∞) = std_π0(r) descends to the largest root, the one the dynamics reach from π0. When no
-    positive root exists (small η: e.g. two actions with r = (1, 0) need η·max_p √(p(1−p))·logit(p)/π0
-    ≥ 1) the iteration tends to 0 and the policy collapses to the greedy one — GRPO's per-prompt
-    normalisation then regularises nothing. Returns log-probs of shape ``rewards``.
-    """
-    eta = check_eta(eta)
-    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
-    support = np.isfinite(ref_logprobs)
-    r = np.where(support, rewards, 0.0)
-
-    def std_under(logp):
-        p = np.exp(logp)
-        mean = (p * r).sum(-1, keepdims=True)
-        return np.sqrt(np.maximum((p * (r - mean) ** 2).sum(-1, keepdims=True), 0.0))
-
-    sigma = std_under(ref_logprobs)
-    for _ in range(iterations):
-        collapsed = sigma < 1e-12
-        new = std_under(_tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300)))
-        sigma = np.where(collapsed, 0.0, new)
-    greedy = _greedy(rewards, ref_logprobs, eta)
-    tilted = _tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300))
-    return np.where(sigma > 1e-12, tilted, greedy)
-
-
-def _tilt(rewards, ref_logprobs, temperature):
-    """O(r, τ, π0) with a per-row temperature τ (..., 1)."""
-    from scipy.special import logsumexp
-
-    support = np.isfinite(ref_logprobs)
-    top = np.where(support, rewards, -np.inf).max(-1, keepdims=True)
-    z = np.where(support, (rewards - top) / temperature, 0.0) + ref_logprobs
-    return z - logsumexp(z, axis=-1, keepdims=True)
-
-
-def _greedy(rewards, ref_logprobs, eta):
-    top = np.where(np.isfinite(ref_logprobs), rewards, -np.inf).max(-1, keepdims=True)
-    logp = np.where(np.isfinite(ref_logprobs) & (rewards >= top), ref_logprobs, -np.inf)
-    from scipy.special import logsumexp
-
-    return logp - logsumexp(logp, axis=-1, keepdims=True)
-
-
-#: (kl_estimator, kl_placement) → exact fixed point (rewards, ref_logprobs, eta) → log-probs.
-FIXED_POINTS: dict[tuple[str, str], Callable] = {
-    ("k1", "reward"): lambda r, ref, eta: kernels.gibbs(r, ref, check_eta(eta)),
-    ("k2", "loss"): lambda r, ref, eta: kernels.gibbs(r, ref, check_eta(eta)),
-    ("k3", "loss"): forward_kl_policy,
-    ("k1", "loss"): _greedy,
-}
-
-
-def fixed_point(rewards, ref_logprobs, eta, kl_estimator: str = "k1", kl_placement: str = "reward") -> np.ndarray:
-    """The exact fixed point of exact-gradient policy gradient (tabular class) for a KL option:
-    Gibbs for k1-in-reward and k2-in-loss; the forward-KL policy for k3-in-loss; the greedy
-    (argmax, unregularised) limit for k1-in-loss. Other combinations have no closed form here."""
-    key = (kl_estimator, kl_placement)
-    if key not in FIXED_POINTS:
-        raise ValueError(f"kl_estimator, kl_placement: no closed-form fixed point for {key}; known: {sorted(FIXED_POINTS)}")
-    return FIXED_POINTS[key](np.asarray(rewards, float), np.asarray(ref_logprobs, float), eta)
 
 
 # ----------------------------------------------------------------------------------------------

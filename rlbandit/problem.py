@@ -196,8 +196,8 @@ class LinearBandit:
         contexts = self.sample_contexts(m, rng)
         actions1 = sample_actions(lp1, contexts, rng)
         actions2 = sample_actions(lp2, contexts, rng)
-        r1 = _gather_rewards(self.rewards, contexts, actions1)
-        r2 = _gather_rewards(self.rewards, contexts, actions2)
+        r1 = gather_rewards(self.rewards, contexts, actions1)
+        r2 = gather_rewards(self.rewards, contexts, actions2)
         labels = sample_bt_labels(r1 - r2, rng)
         return PreferenceData(contexts, actions1, actions2, labels,
                               np.full(contexts.shape, source, dtype=np.int64), ((lp1, lp2),))
@@ -207,7 +207,8 @@ class LinearBandit:
         return data.diffs(self.features)
 
 
-def _gather_rewards(rewards: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def gather_rewards(rewards: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """r(x_i, a_i) for index arrays: rewards (..., X, K), contexts/actions (..., m) → (..., m)."""
     flat = rewards.reshape((-1,) + rewards.shape[-2:])
     rows = np.arange(flat.shape[0])[:, None]
     out = flat[rows, contexts.reshape(flat.shape[0], -1), actions.reshape(flat.shape[0], -1)]

@@ -201,18 +201,22 @@ def test_rejection_sampler_marginals():
     rng = np.random.default_rng(3)
     theta_hat = rng.standard_normal((2, 3))
     main = normalize_logits(np.einsum("sxkd,sd->sxk", problems.features, theta_hat) + problems.ref_logprobs)
-    state = EnhancerInput(problems, 1.0, theta_hat, main, cholesky(np.broadcast_to(np.eye(3), (2, 3, 3))), np.ones(2))
+    reward_hat = np.einsum("sxkd,sd->sxk", problems.features, theta_hat)
+    zeros = np.zeros_like(reward_hat)
+    state = EnhancerInput(main, reward_hat, zeros, reward_hat, problems.ref_logprobs, problems.context_probs, 1.0,
+                          np.ones(2), problems.features, cholesky(np.broadcast_to(np.eye(3), (2, 3, 3))))
     out = ENHANCERS["rejection"](state, OnlineOptions(n_draws=4), rng)
-    data = out.sampler(problems, 40_000, rng)
-    for actions, marginal in ((data.actions1, out.logprobs1), (data.actions2, out.logprobs2)):
+    contexts = problems.sample_contexts(40_000, rng)
+    actions1, actions2 = out.sampler(contexts, rng)
+    for actions, marginal in ((actions1, out.logprobs1), (actions2, out.logprobs2)):
         for s in range(2):
             for x in range(2):
-                mask = data.contexts[s] == x
+                mask = contexts[s] == x
                 freq = np.bincount(actions[s][mask], minlength=5) / mask.sum()
                 p = np.exp(marginal[s, x])
                 assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / mask.sum()) + 1e-3)
-    assert np.all(np.einsum("sxk,sxk->sx", np.exp(out.logprobs1), state.reward_hat)
-                  >= np.einsum("sxk,sxk->sx", np.exp(out.logprobs2), state.reward_hat))
+    assert np.all(np.einsum("sxk,sxk->sx", np.exp(out.logprobs1), state.scores)
+                  >= np.einsum("sxk,sxk->sx", np.exp(out.logprobs2), state.scores))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,8 +251,15 @@ def test_reproducible_and_tidy():
 def test_iterate_validates():
     problems = make_problems(ProblemConfig(n_contexts=2, n_actions=3, dim=2), range(2))
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="options"):
+    with pytest.raises(TypeError, match="n_drawz"):  # options are explicit keywords: Python names a typo
         iterate(problems, 1.0, "ucb", 2, 4, rng, n_drawz=3)
+    with pytest.raises(ValueError, match=r"beta: expected a scalar or one β per seed"):
+        iterate(problems, 1.0, "ucb", 2, 4, rng, beta=np.ones(5))
+    # An unbatched problem takes unbatched offline data (the seed axis is added to both).
+    single = problems[0]
+    frame = iterate(single, 1.0, "reference", 2, 4, rng,
+                    offline_data=single.sample_preferences(single.ref_logprobs, single.ref_logprobs, 6, rng))
+    assert list(frame.n_comparisons) == [6, 10]
     with pytest.raises(ValueError, match="enhancer"):
         iterate(problems, 1.0, "greedy", 2, 4, rng)
     with pytest.raises(ValueError, match="beta"):
