@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
+import rlbandit as rb
 from rlbandit import ProblemConfig, make_problem, make_problems, offline
 from rlbandit.oracle import gibbs
 
@@ -263,7 +264,6 @@ def test_reference_policy_option_and_unbatched_problem():
 
 
 @pytest.mark.parametrize("method, options, name", [
-    ("lcb", {"bogus": 1}, "bogus"),
     ("mle", {"beta": 1.0}, "beta"),
     ("lcb", {"beta": -1.0}, "beta"),
     ("lcb", {"beta": "theory"}, "theta_bound"),
@@ -277,6 +277,43 @@ def test_bad_options_raise_value_error_naming_them(method, options, name):
     problems, data = _problem_and_data(1)
     with pytest.raises(ValueError, match=name):
         offline.learn(problems, data, 0.5, method, rng=np.random.default_rng(0), **options)
+
+
+def test_options_are_explicit_keywords_and_a_typo_is_named():
+    problems, data = _problem_and_data(1)
+    with pytest.raises(TypeError, match="bogus"):
+        offline.learn(problems, data, 0.5, "lcb", bogus=1)
+    keyword = offline.learn(problems, data, 0.5, "lcb", beta=2.0, reference="zero")
+    ready = offline.learn(problems, data, 0.5, "lcb", options=offline.LCBOptions(beta=2.0, reference="zero"))
+    np.testing.assert_array_equal(keyword, ready)
+    with pytest.raises(ValueError, match="options: give either"):
+        offline.learn(problems, data, 0.5, "lcb", options=offline.LCBOptions(), beta=2.0)
+    with pytest.raises(ValueError, match="options: expected a LCBPolicyOptions"):
+        offline.learn(problems, data, 0.5, "lcb_policy", options=offline.LCBOptions())
+
+
+def _shrunk_mle(problem, data, eta, options, rng):
+    """A user's method: the MLE's rewards shrunk toward ν = φ(x,π0) by a factor, then Gibbs."""
+    model = offline.fit_reward(problem, data, options.reg)
+    rewards = np.einsum("...xkd,...d->...xk", problem.features, 0.5 * model.theta)
+    return rb.kernels.gibbs(rewards, problem.ref_logprobs, eta)
+
+
+def test_register_adds_a_method_that_learn_runs():
+    problems, data = _problem_and_data(2)
+    offline.register("shrunk_mle_test", _shrunk_mle)
+    try:
+        got = offline.learn(problems, data, 0.5, "shrunk_mle_test", reg=2.0)
+        model = offline.fit_reward(problems, data, 2.0)
+        want = rb.gibbs(np.einsum("...xkd,...d->...xk", problems.features, 0.5 * model.theta), problems.ref_logprobs, 0.5)
+        np.testing.assert_allclose(got, want, atol=1e-12)
+        offline.register("shrunk_mle_test", _shrunk_mle)  # the same registration again is a no-op
+        with pytest.raises(ValueError, match="already registered"):
+            offline.register("shrunk_mle_test", _shrunk_mle, offline.LCBOptions)
+        with pytest.raises(ValueError, match="name"):
+            offline.register("not a name", _shrunk_mle)
+    finally:
+        offline.METHODS.pop("shrunk_mle_test", None)
 
 
 def test_bad_inputs_raise_value_error_naming_them():
