@@ -425,3 +425,28 @@ def test_online_nash_learns_the_equilibrium():
     assert end < 0.2 * start
     with pytest.raises(ValueError, match="enhancer"):
         nash.OnlineNashConfig(enhancer="nope")
+
+
+def _damped_fixed_point(pref, ref, eta, *, tol, max_iter, init=None):
+    """A user's solver: the built-in fixed point, registered under another name."""
+    return nash.SOLVERS["fixed_point"](pref, ref, eta, tol=tol, max_iter=max_iter, init=init)
+
+
+def test_register_adds_a_solver_that_solve_runs():
+    problems = make_preference_problems(PreferenceConfig("rps", n_contexts=2, n_actions=3, strength=0.5), range(2))
+    nash.register("user_fixed_point", _damped_fixed_point, max_iter=50_000)
+    try:
+        got = nash.solve(problems.pref, problems.ref_logprobs, 0.3, "user_fixed_point")
+        np.testing.assert_allclose(got, nash.solve(problems.pref, problems.ref_logprobs, 0.3), atol=1e-8)
+        with pytest.raises(ValueError, match="already registered"):
+            nash.register("user_fixed_point", nash.SOLVERS["nash_md"])
+    finally:
+        nash.SOLVERS.pop("user_fixed_point", None)
+
+
+def test_online_names_are_served_by_nash():
+    from rlbandit import nash_online
+
+    assert nash.run_online_nash is nash_online.run_online_nash and nash.ENHANCERS is nash_online.ENHANCERS
+    with pytest.raises(AttributeError):
+        nash.no_such_name  # noqa: B018
