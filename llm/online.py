@@ -33,43 +33,89 @@ import pandas as pd
 from llm.generation import SamplingConfig, generate, sequence_logprobs
 from llm.trainers import DPOConfig, dpo, prepare_dpo_data, torch_generator
 from rlbandit._checks import check_positive_ints
+from rlbandit.enhancers import Enhancement, EnhancerInput, EnhancerOptions
 
 __all__ = ["ENHANCERS", "REFERENCES", "OnlineDPOConfig", "evaluate_policy", "online_dpo"]
 
 REFERENCES = ("initial", "previous")
 
 
-def _pair_rejection(ctx):
-    scores = ctx["r_hat"]
+def _candidate_state(r_hat: np.ndarray, uncertainty: np.ndarray, beta: float) -> EnhancerInput:
+    """The enhancer's view of one round: X = the m prompts, K = the n candidates of π¹_t plus a
+    last slot for a draw of π0 (one seed). π¹_t is uniform over its own samples; π0 puts its mass
+    on its draw, so ``reference`` reads as a² ∼ π0 in the shared contract."""
+    m, n = r_hat.shape
+    main = np.full((1, m, n + 1), -np.log(n))
+    main[..., n] = -np.inf
+    ref = np.full((1, m, n + 1), -np.inf)
+    ref[..., n] = 0.0
+    pad = lambda a: np.concatenate([a, np.zeros((m, 1))], axis=1)[None]  # noqa: E731
+    scores, u = pad(r_hat), pad(uncertainty)
+    return EnhancerInput(main, scores, u, scores + beta * u, ref, np.full(m, 1.0 / m), 1.0, np.array([beta]))
+
+
+def _pick(first: np.ndarray, second: np.ndarray, k: int) -> Enhancement:
+    """A deterministic pair per prompt as an Enhancement: one-hot marginals and a sampler that
+    returns the chosen candidate indices for the prompts it is given."""
+    def one_hot(index):
+        out = np.full((1, index.size, k), -np.inf)
+        out[0, np.arange(index.size), index] = 0.0
+        return out
+
+    def sampler(contexts: np.ndarray, rng):
+        return first[contexts], second[contexts]
+
+    return Enhancement(one_hot(first), one_hot(second), sampler)
+
+
+def _candidates(state: EnhancerInput) -> tuple[int, int]:
+    return state.main_logprobs.shape[1], state.main_logprobs.shape[2] - 1  # m prompts, n candidates
+
+
+def _pair_rejection(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancement:
+    """Best vs worst of the candidates under r̂_t (the worst among the others: never the same one)."""
+    m, n = _candidates(state)
+    scores = state.scores[0, :, :n]
     best = scores.argmax(-1)
     rest = scores.copy()
-    rest[np.arange(len(rest)), best] = np.inf  # the worst among the others: never the same candidate
-    return best, rest.argmin(-1)
+    rest[np.arange(m), best] = np.inf
+    return _pick(best, rest.argmin(-1), n + 1)
 
 
-def _pair_ucb(ctx):
-    score = ctx["r_hat"] + ctx["bonus"]
-    score[:, 0] = -np.inf
-    return np.zeros(len(score), dtype=int), score.argmax(-1)
+def _argmax_others(values: np.ndarray) -> np.ndarray:
+    values = values.copy()
+    values[:, 0] = -np.inf  # candidate 0 is a¹
+    return values.argmax(-1)
 
 
-def _pair_optimistic(ctx):
-    score = ctx["uncertainty"].copy()
-    score[:, 0] = -np.inf
-    return np.zeros(len(score), dtype=int), score.argmax(-1)
+def _pair_ucb(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancement:
+    """a¹ = a π¹ sample, a² = argmax over the other candidates of r̂_t + β‖φ − φ̄‖_{Σ_t⁻¹}."""
+    m, n = _candidates(state)
+    return _pick(np.zeros(m, dtype=int), _argmax_others(state.upper_scores[0, :, :n]), n + 1)
 
 
-def _pair_self(ctx):
-    n = ctx["r_hat"].shape[0]
-    return np.zeros(n, dtype=int), np.ones(n, dtype=int)
+def _pair_optimistic(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancement:
+    """a¹ = a π¹ sample, a² = argmax of the uncertainty alone (Option I on π¹'s samples)."""
+    m, n = _candidates(state)
+    return _pick(np.zeros(m, dtype=int), _argmax_others(state.uncertainty[0, :, :n]), n + 1)
 
 
-def _pair_reference(ctx):
-    n = ctx["r_hat"].shape[0]
-    return np.zeros(n, dtype=int), np.full(n, -1)  # −1: the π0 sample
+def _pair_self(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancement:
+    """a¹, a² two samples of π¹."""
+    m, n = _candidates(state)
+    return _pick(np.zeros(m, dtype=int), np.ones(m, dtype=int), n + 1)
 
 
-#: enhancer → rule choosing (index of a¹, index of a²) among the candidates of each prompt.
+def _pair_reference(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancement:
+    """a¹ a sample of π¹, a² the draw of π0 (the last slot)."""
+    m, n = _candidates(state)
+    return _pick(np.zeros(m, dtype=int), np.full(m, n), n + 1)
+
+
+#: enhancer → the sample-based rule, in the contract of :mod:`rlbandit.enhancers`
+#: ``(EnhancerInput, EnhancerOptions, rng) -> Enhancement`` over each prompt's candidates: the
+#: bandit world's rules with the Gibbs step replaced by an argmax over π¹_t's own samples (no
+#: text-level Gibbs policy can be formed), the names the bandit registry uses.
 ENHANCERS = {"rejection": _pair_rejection, "ucb": _pair_ucb, "optimistic": _pair_optimistic,
              "reference": _pair_reference, "self": _pair_self}
 
@@ -183,16 +229,18 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
             theta_hat = fit_bt(diffs, labels, config.reg)
         factor = cholesky(covariance(diffs, config.reg, 1.0 / m))
         uncertainty = gap_norms(phi, phi.mean(1), factor=factor)
-        ctx = {"r_hat": phi @ theta_hat, "uncertainty": uncertainty, "bonus": config.bonus * uncertainty}
-        first, second = (_pair_self if config.offline else ENHANCERS[config.enhancer])(ctx)
+        state = _candidate_state(phi @ theta_hat, uncertainty, config.bonus)
+        rule = _pair_self if config.offline else ENHANCERS[config.enhancer]
+        first, second = (index[0] for index in rule(state, EnhancerOptions(), rng).sampler(np.arange(m)[None], rng))
         rows_idx = np.arange(m)
         y1, phi1 = responses[rows_idx, first], phi[rows_idx, first]
-        if config.enhancer == "reference" and not config.offline:
+        y2, phi2 = responses[rows_idx, np.minimum(second, n - 1)], phi[rows_idx, np.minimum(second, n - 1)]
+        from_ref = second == n  # the rule asked for π0's draw (the last slot)
+        if from_ref.any():
             ref_samples = generate(ref, batch_prompts, config.sampling, gen)
-            y2 = np.array(ref_samples.responses, dtype=object)
-            phi2 = gold.features(batch_prompts, list(y2))
-        else:
-            y2, phi2 = responses[rows_idx, second], phi[rows_idx, second]
+            y_ref = np.array(ref_samples.responses, dtype=object)
+            phi_ref = gold.features(batch_prompts, list(y_ref))
+            y2, phi2 = np.where(from_ref, y_ref, y2), np.where(from_ref[:, None], phi_ref, phi2)
         r1, r2 = phi1 @ gold.theta, phi2 @ gold.theta
         y = bt_labels(r1, r2, rng, config.label_noise)
         diffs = np.concatenate([diffs, phi1 - phi2])
