@@ -14,8 +14,11 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
   by topic;
 - :mod:`llm.adapters` — ``adapt``: train all weights, LoRA adapters (peft) or only the top layers;
 - :mod:`llm.corpus` — the synthetic review corpus and a programmatic sentiment reward;
-- :mod:`llm.generation` — batching, sampling (temperature/top-k/top-p, EOS, unfinished marking),
-  masked sequence log-probs (padded and packed), KL from samples (k1/k2/k3);
+- :mod:`llm.generation` — sampling (temperature/top-k/top-p, EOS, unfinished marking), KL from
+  samples (k1/k2/k3); re-exports the two below under their long-standing path;
+- :mod:`llm.logprobs` — the prompt+response batch layout and masked sequence log-probs;
+- :mod:`llm.packing` — padding-free sequence log-probs for training (packed rows, one prompt per
+  preference pair);
 - :mod:`llm.features` — φ(x, y) = MiniLM embedding, ``LinearGold`` / ``ProgrammaticGold``, BT labels;
 - :mod:`llm.trainers` — SFT, DPO (every loss of ``rlbandit.losses``), PPO (GAE critic or
   leave-one-out), RLOO, GRPO, Dr. GRPO, best-of-N, rejection-sampling fine-tuning, an LM reward
@@ -23,7 +26,8 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
 - :mod:`llm.online` — iterative DPO with the enhancers of ``rlbandit.online``;
 - :mod:`llm.bridge` — the single-token world where the LM's next-token distribution is a bandit policy;
 - :mod:`llm.seq_bridge` — the sequence-level world: responses of up to three tokens, enumerable, so the
-  sequence-level Gibbs policy is exact;
+  sequence-level Gibbs policy is exact; the trainers run and measured there. Its world (the masked
+  LM, the enumeration) is :mod:`llm.seq_world`, the trainers' exact fixed points :mod:`llm.seq_fixed_point`;
 - :mod:`llm.trl_compat` — trl's DPOTrainer and GRPOTrainer on the same models (parity tests, speed
   benchmark).
 """
@@ -32,8 +36,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "features", "trainers", "online",
-            "bridge", "seq_bridge", "trl_compat"}
+_MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "logprobs", "packing", "features",
+            "trainers", "online", "bridge", "seq_bridge", "seq_world", "seq_fixed_point", "trl_compat"}
 
 
 def __getattr__(name: str):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BridgeConfig", "SingleTokenWorld", "dpo_exact", "exact_preference_pairs", "fit_reference", "make_world"]
+__all__ = ["BridgeConfig", "SingleTokenWorld", "bt_pair_population", "context_indices", "dpo_exact",
+           "exact_preference_pairs", "fit_reference", "make_world", "train_full_batch"]
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,21 @@ class SingleTokenWorld:
         return _next_token_logprobs((lm or self.policy).model, self.prompt_ids())
 
     def contexts_of(self, prompts) -> np.ndarray:
-        index = {p: i for i, p in enumerate(self.prompts)}
-        try:
-            return np.array([index[p] for p in prompts])
-        except KeyError as error:
-            raise ValueError(f"prompts: {error.args[0]!r} is not a prompt of this world") from None
+        return context_indices(self.prompts, prompts)
 
     def reward_fn(self, prompts, responses, samples) -> np.ndarray:
         """r*(x, a) for sampled one-token responses (reads the token ids, since EOS decodes to '')."""
         actions = samples.batch.responses[:, 0].cpu().numpy()
         return self.problem.rewards[self.contexts_of(prompts), actions]
+
+
+def context_indices(world_prompts, prompts) -> np.ndarray:
+    """(n,) int64 context index x of each prompt text among a world's ``world_prompts``."""
+    index = {p: i for i, p in enumerate(world_prompts)}
+    try:
+        return np.array([index[p] for p in prompts], dtype=np.int64)
+    except KeyError as error:
+        raise ValueError(f"prompts: {error.args[0]!r} is not a prompt of this world") from None
 
 
 def _next_token_logprobs(model, prompt_ids) -> np.ndarray:
@@ -160,6 +166,20 @@ def make_world(config: BridgeConfig = BridgeConfig()) -> SingleTokenWorld:
     return world
 
 
+def bt_pair_population(problem, *, ref_weighted: bool = False):
+    """Every ordered pair (x, a, b), a ≠ b, of a bandit with its Bradley–Terry weight for "a ≻ b",
+    d0(x) σ(r*(x,a) − r*(x,b)) — times π0(a|x) π0(b|x) with ``ref_weighted`` (pairs drawn from π0
+    instead of uniformly). Returns index arrays (x, a, b) and weights, each (P,)."""
+    from scipy.special import expit
+
+    x, a, b = np.meshgrid(np.arange(problem.n_contexts), np.arange(problem.n_actions), np.arange(problem.n_actions),
+                          indexing="ij")
+    keep = a != b
+    x, a, b = x[keep], a[keep], b[keep]
+    pair = np.exp(problem.ref_logprobs[x, a] + problem.ref_logprobs[x, b]) if ref_weighted else 1.0
+    return x, a, b, problem.context_probs[x] * pair * expit(problem.rewards[x, a] - problem.rewards[x, b])
+
+
 def exact_preference_pairs(world: SingleTokenWorld):
     """Every ordered pair (x, a, b), a ≠ b, with weight d0(x) · σ(r*(x,a) − r*(x,b)) for "a ≻ b".
 
@@ -167,39 +187,41 @@ def exact_preference_pairs(world: SingleTokenWorld):
     uniform pair distribution; its minimiser satisfies β(ρ_a − ρ_b) = r*(a) − r*(b), i.e. the
     Gibbs policy O(r*, β, π0). Returns (prompt_ids, chosen_ids, rejected_ids, weights).
     """
-    from scipy.special import expit
-
-    problem = world.problem
-    x, a, b = np.meshgrid(np.arange(problem.n_contexts), np.arange(problem.n_actions), np.arange(problem.n_actions),
-                          indexing="ij")
-    keep = a != b
-    x, a, b = x[keep], a[keep], b[keep]
-    weights = problem.context_probs[x] * expit(problem.rewards[x, a] - problem.rewards[x, b])
+    x, a, b, weights = bt_pair_population(world.problem)
     prompt_ids = [world.context_tokens(int(i)) for i in x]
     return prompt_ids, [[int(i)] for i in a], [[int(i)] for i in b], weights
 
 
-def dpo_exact(world: SingleTokenWorld, beta: float, *, steps: int = 300, lr: float = 3e-2,
-              loss_type: str = "sigmoid", progress: bool = False):
-    """Full-batch DPO on the exact preference population; returns the loss curve."""
+def train_full_batch(model, loss_fn, *, steps: int, lr: float) -> list[float]:
+    """Minimise a full-batch loss ``loss_fn()`` (a scalar tensor) with Adam at ``lr``, cosine-decayed
+    to lr/100, every step through the NaN guard (:class:`llm.trainers.Guard`, no clipping); the model
+    ends in eval mode. Returns the loss per step."""
     import torch
 
-    from llm.trainers import DPOConfig, Guard, dpo_loss, reference_logprobs
+    from llm.trainers import Guard
 
-    prompt_ids, chosen, rejected, weights = exact_preference_pairs(world)
-    ref_c = reference_logprobs(world.ref, prompt_ids, chosen)
-    ref_r = reference_logprobs(world.ref, prompt_ids, rejected)
-    config = DPOConfig(beta=beta, loss_type=loss_type, steps=steps, lr=lr, batch_size=len(prompt_ids))
-    model = world.policy.model
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.01)
     guard = Guard(model)
     curve = []
     for step in range(steps):
-        loss, _, _ = dpo_loss(model, world.policy.tokenizer.pad_token_id, prompt_ids, chosen, rejected, ref_c, ref_r,
-                              config, weights=weights)
+        loss = loss_fn()
         guard.step(loss, opt, step, 0.0, sched)
         curve.append(loss.item())
     model.eval()
     return curve
+
+
+def dpo_exact(world: SingleTokenWorld, beta: float, *, steps: int = 300, lr: float = 3e-2,
+              loss_type: str = "sigmoid", progress: bool = False):
+    """Full-batch DPO on the exact preference population; returns the loss curve."""
+    from llm.trainers import DPOConfig, dpo_loss, reference_logprobs
+
+    prompt_ids, chosen, rejected, weights = exact_preference_pairs(world)
+    ref_c = reference_logprobs(world.ref, prompt_ids, chosen)
+    ref_r = reference_logprobs(world.ref, prompt_ids, rejected)
+    config = DPOConfig(beta=beta, loss_type=loss_type, steps=steps, lr=lr, batch_size=len(prompt_ids))
+    model, pad = world.policy.model, world.policy.tokenizer.pad_token_id
+    return train_full_batch(model, lambda: dpo_loss(model, pad, prompt_ids, chosen, rejected, ref_c, ref_r, config,
+                                                    weights=weights)[0], steps=steps, lr=lr)

@@ -255,7 +255,8 @@ def online_dpo(policy, ref, prompts, gold, config: OnlineDPOConfig, *, eval_prom
         data = prepare_dpo_data(dpo_ref, data_prompts, data_chosen, data_rejected)
         history = dpo(policy, data, replace(config.dpo, seed=config.seed + t), progress=progress,
                       desc=f"dpo[{config.enhancer}] t={t}")
-        row = {"iteration": t, "n_comparisons": len(labels), "enhancer": "offline" if config.offline else config.enhancer,
+        row = {"iteration": t, "n_comparisons": len(labels),
+               "enhancer": "offline" if config.offline else config.enhancer,
                "reference": config.reference, "dpo_loss": float(history["loss"].iloc[-5:].mean()),
                "pair_uncertainty": float(np.mean(np.linalg.norm(phi1 - phi2, axis=-1))),
                "pair_gold_gap": float(np.mean(np.abs(r1 - r2)))}

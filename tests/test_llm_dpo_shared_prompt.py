@@ -1,10 +1,10 @@
 """The shared-prompt DPO forward (each prompt run once per preference pair) against the padded batch.
 
-:func:`llm.generation.shared_prompt_sequence_logprobs` packs ``[x | y_w[:-1] | y_l[:-1]]`` per pair
+:func:`llm.packing.shared_prompt_sequence_logprobs` packs ``[x | y_w[:-1] | y_l[:-1]]`` per pair
 with a block attention mask (the rejected response sees the prompt, never the chosen one) and
 positions restarting at P for the rejected response. It must give, in float32:
 
-1. the padded batch's log-probs (:func:`llm.generation.sequence_logprobs` on :func:`make_batch`), pair
+1. the padded batch's log-probs (:func:`llm.logprobs.sequence_logprobs` on :func:`make_batch`), pair
    by pair, for unequal prompt and response lengths (one-token responses included), on the tiny model,
    on a LoRA-wrapped one (adapters perturbed away from zero, so they matter) and under eager attention;
 2. the padded path's DPO loss and, after one backward, every parameter's gradient (relative error
@@ -23,7 +23,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import llm.generation as generation
+import llm.packing as packing
 from llm.corpus import reviews
 from llm.generation import (
     make_batch,
@@ -122,7 +122,7 @@ def test_logprobs_equal_padded_forward_eager_attention(tiny_lm, pairs):
 def test_layout_feeds_each_prompt_once(pairs):
     """Σ P + C + R − 2 tokens per pair (a response's last token predicts nothing), against 2P + C + R."""
     p, c, r = pairs
-    seqs, positions, parts, pred_c, pred_r = generation._shared_layout(p, c, r)
+    seqs, positions, parts, pred_c, pred_r = packing._shared_layout(p, c, r)
     for i in range(len(p)):
         assert len(seqs[i]) == len(p[i]) + len(c[i]) + len(r[i]) - 2
         n_p, n_c = len(p[i]), len(c[i]) - 1
@@ -137,7 +137,7 @@ def test_layout_feeds_each_prompt_once(pairs):
 def test_pack_rows_places_every_segment_once():
     lengths = [29, 57, 43, 57, 49, 60, 10, 22]
     for hidden in (None, 32, 576):
-        place, rows, width = generation._pack_rows(lengths, hidden)
+        place, rows, width = packing._pack_rows(lengths, hidden)
         assert width >= max(lengths) and rows >= -(-sum(lengths) // width)
         cover = np.zeros((rows, width), dtype=int)
         for (row, off), n in zip(place, lengths):
@@ -145,14 +145,14 @@ def test_pack_rows_places_every_segment_once():
         assert cover.max() == 1 and cover.sum() == sum(lengths)  # disjoint, inside the rows
         assert cover.sum(1).max() == width  # trimmed to the fullest row
     # an unknown width (no attention cost) minimises padded tokens; a narrow model prefers short rows
-    assert generation._pack_rows(lengths, None)[1] < generation._pack_rows(lengths, 32)[1]
+    assert packing._pack_rows(lengths, None)[1] < packing._pack_rows(lengths, 32)[1]
 
 
 def test_logprobs_equal_padded_forward_long_rows(tiny_lm, pairs, monkeypatch):
     """Rows of several segments each, with tail padding: the widths chosen for a wide model."""
-    pack_rows = generation._pack_rows
-    monkeypatch.setattr(generation, "_pack_rows", lambda lengths, hidden: pack_rows(lengths, None))
-    place, rows, width = generation._pack_rows([len(s) for s in generation._shared_layout(*pairs)[0]], 32)
+    pack_rows = packing._pack_rows
+    monkeypatch.setattr(packing, "_pack_rows", lambda lengths, hidden: pack_rows(lengths, None))
+    place, rows, width = packing._pack_rows([len(s) for s in packing._shared_layout(*pairs)[0]], 32)
     assert rows < len(pairs[0]) / 2
     _assert_equal_to_padded(tiny_lm.model, tiny_lm.tokenizer.pad_token_id, pairs)
 
@@ -231,7 +231,7 @@ def _ignore_4d_masks(lm):
 
 
 def test_unsupported_model_falls_back(tiny_lm, pairs, monkeypatch):
-    monkeypatch.setattr(generation, "_SHARED", {})  # the probe is cached per class; this copy's class is the same
+    monkeypatch.setattr(packing, "_SHARED", {})  # the probe is cached per class; this copy's class is the same
     broken = _ignore_4d_masks(tiny_lm)
     pad = tiny_lm.tokenizer.pad_token_id
     assert not shared_prompt_supported(broken.model, pad)
@@ -247,8 +247,8 @@ def test_unsupported_model_falls_back(tiny_lm, pairs, monkeypatch):
 
 
 def test_attention_without_4d_masks_is_unsupported(tiny_lm, pairs, monkeypatch):
-    monkeypatch.setattr(generation, "_MASK_FORMS", ("eager",))  # as if sdpa took no ready 4D mask
-    monkeypatch.setattr(generation, "_SHARED", {})
+    monkeypatch.setattr(packing, "_MASK_FORMS", ("eager",))  # as if sdpa took no ready 4D mask
+    monkeypatch.setattr(packing, "_SHARED", {})
     pad = tiny_lm.tokenizer.pad_token_id
     with pytest.raises(ValueError, match="model: attention implementation 'sdpa'"):
         shared_prompt_sequence_logprobs(tiny_lm.model, *pairs, pad)

@@ -153,7 +153,8 @@ def test_saved_model_round_trips(tiny_lm, tmp_path):
 
 def test_packed_logprobs_equal_padded(tiny_lm):
     """The padding-free packed forward (training path) equals the padded batch, sequence by sequence."""
-    from llm.generation import _pack, packed_sequence_logprobs, packing_supported
+    from llm.generation import packed_sequence_logprobs, packing_supported
+    from llm.packing import _pack
 
     tok = tiny_lm.tokenizer
     prompts = encode(tok, ["Review of the lamp:", "Review of the sofa:", "Review of the tent:", "Review of the kettle:"])

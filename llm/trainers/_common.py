@@ -5,11 +5,14 @@ trl) and config checks."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from llm.generation import encode, encode_prompts
 from rlbandit._checks import check_int, check_positive_float
 
 __all__ = ["NonFiniteLossError", "Guard", "progress_bar", "check_fits", "check_minibatch_fields", "make_optimizer",
-           "encode_prompts", "encode_responses", "torch_generator"]
+           "encode_examples", "encode_prompts", "encode_responses", "minibatch_steps", "start_training",
+           "torch_generator"]
 
 
 class NonFiniteLossError(ValueError):
@@ -59,6 +62,22 @@ def make_optimizer(model, lr: float, warmup: int, steps: int):
     return opt, sched
 
 
+def start_training(model, config, checkpoint_dir=None):
+    """Put a minibatch trainer's model in train mode → (optimiser, schedule, guard): AdamW with warmup
+    and linear decay over ``config.steps`` (:func:`make_optimizer`) and the NaN guard."""
+    model.train()
+    opt, sched = make_optimizer(model, config.lr, config.warmup, config.steps)
+    return opt, sched, Guard(model, checkpoint_dir)
+
+
+def minibatch_steps(config, n: int):
+    """For each of ``config.steps`` steps, (step, indices of min(batch_size, n) of the n examples drawn
+    without replacement), all from one stream seeded by ``config.seed``."""
+    rng = np.random.default_rng(config.seed)
+    for step in range(config.steps):
+        yield step, rng.choice(n, size=min(config.batch_size, n), replace=False)
+
+
 def progress_bar(total, desc, progress):
     from tqdm.auto import tqdm
 
@@ -84,6 +103,19 @@ def check_fits(lm, prompt_ids, response_ids, name="prompts"):
     if longest > lm.max_length:
         raise ValueError(f"{name}: a prompt+response has {longest} tokens, longer than the model's context window "
                          f"of {lm.max_length} tokens")
+
+
+def encode_examples(lm, prompts, response_lists, names, *, are_ids: bool = False) -> list[list]:
+    """[prompt ids, ids of each list of responses]: responses get EOS appended (:func:`encode_responses`),
+    or are taken as token ids already with ``are_ids``; every prompt + response must fit the context
+    window (:func:`check_fits`, the error naming the list by ``names``)."""
+    p_ids = encode_prompts(lm.tokenizer, prompts)
+    out = [p_ids]
+    for responses, name in zip(response_lists, names, strict=True):
+        ids = [list(r) for r in responses] if are_ids else encode_responses(lm.tokenizer, responses)
+        check_fits(lm, p_ids, ids, name)
+        out.append(ids)
+    return out
 
 
 def check_minibatch_fields(config) -> None:

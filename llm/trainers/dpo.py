@@ -8,17 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from llm.generation import make_batch, sequence_logprobs
-from llm.trainers._common import (
-    Guard,
-    check_fits,
-    check_minibatch_fields,
-    encode_prompts,
-    encode_responses,
-    make_optimizer,
-    progress_bar,
+from llm.logprobs import make_batch, sequence_logprobs
+from llm.packing import (
+    packed_sequence_logprobs,
+    packing_supported,
+    shared_prompt_sequence_logprobs,
+    shared_prompt_supported,
 )
-from rlbandit._checks import check_positive_float
+from llm.trainers._common import check_minibatch_fields, encode_examples, minibatch_steps, progress_bar, start_training
+from rlbandit._checks import check_choice, check_positive_float
 
 __all__ = ["DPOConfig", "DPOData", "dpo", "dpo_loss", "prepare_dpo_data", "reference_logprobs"]
 
@@ -36,7 +34,7 @@ class DPOConfig:
     warmup: int = 0
     max_grad_norm: float = 1.0
     packed: bool = True  # padding-free packed forward when the model class supports it (verified once)
-    # each prompt run once for its chosen and rejected response (llm.generation.shared_prompt_sequence_logprobs)
+    # each prompt run once for its chosen and rejected response (llm.packing.shared_prompt_sequence_logprobs)
     # when the model supports it (verified once); otherwise the packed or padded forward above
     share_prompt: bool = True
     seed: int = 0
@@ -44,8 +42,7 @@ class DPOConfig:
     def __post_init__(self):
         from rlbandit.losses import LOSSES
 
-        if self.loss_type not in LOSSES:
-            raise ValueError(f"loss_type: unknown {self.loss_type!r}; expected one of {sorted(LOSSES)}")
+        check_choice(self.loss_type, "loss_type", LOSSES)
         check_positive_float(self.beta, "beta")
         check_minibatch_fields(self)
         for name in ("packed", "share_prompt"):
@@ -73,8 +70,6 @@ class DPOData:
 def reference_logprobs(ref_lm, prompt_ids, response_ids, batch_size=64) -> np.ndarray:
     import torch
 
-    from llm.generation import packed_sequence_logprobs, packing_supported
-
     out = []
     pad = ref_lm.tokenizer.pad_token_id
     packed = packing_supported(ref_lm.model, pad)
@@ -94,14 +89,8 @@ def prepare_dpo_data(ref_lm, prompts, chosen, rejected, weights=None, *, respons
     if not (len(prompts) == len(chosen) == len(rejected)) or not len(prompts):
         raise ValueError(f"chosen: prompts, chosen and rejected must be non-empty and of one length, got "
                          f"{len(prompts)}, {len(chosen)}, {len(rejected)}")
-    tok = ref_lm.tokenizer
-    p_ids = encode_prompts(tok, prompts)
-    if responses_are_ids:
-        c_ids, r_ids = [list(c) for c in chosen], [list(r) for r in rejected]
-    else:
-        c_ids, r_ids = encode_responses(tok, chosen), encode_responses(tok, rejected)
-    check_fits(ref_lm, p_ids, c_ids, "chosen")
-    check_fits(ref_lm, p_ids, r_ids, "rejected")
+    p_ids, c_ids, r_ids = encode_examples(ref_lm, prompts, [chosen, rejected], ["chosen", "rejected"],
+                                          are_ids=responses_are_ids)
     weights = np.ones(len(p_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(p_ids),) or not np.all(np.isfinite(weights)) or (weights < 0).any():
         raise ValueError(f"weights: expected {len(p_ids)} finite weights >= 0")
@@ -114,7 +103,7 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
     """Mean DPO-family loss of one minibatch: chosen and rejected in one forward pass.
 
     The forward, by preference: the shared-prompt layout (``config.share_prompt``; each prompt once
-    per pair, :func:`llm.generation.shared_prompt_sequence_logprobs`), the packed one
+    per pair, :func:`llm.packing.shared_prompt_sequence_logprobs`), the packed one
     (``config.packed``; padding-free, prompt twice), the padded batch — each used only where the
     model was verified to give the padded batch's log-probs. All three give the same loss and
     gradients up to float32 summation order (tests/test_llm_dpo_shared_prompt.py).
@@ -123,12 +112,6 @@ def dpo_loss(model, pad_token_id, prompt_ids, chosen_ids, rejected_ids, ref_chos
     """
     import torch
 
-    from llm.generation import (
-        packed_sequence_logprobs,
-        packing_supported,
-        shared_prompt_sequence_logprobs,
-        shared_prompt_supported,
-    )
     from rlbandit.losses import preference_loss
 
     n = len(prompt_ids)
@@ -164,16 +147,11 @@ def dpo(policy, data: DPOData, config: DPOConfig, *, progress: bool = True, desc
     """
     if not isinstance(data, DPOData):
         raise ValueError("data: expected DPOData from prepare_dpo_data(ref, prompts, chosen, rejected)")
-    rng = np.random.default_rng(config.seed)
     model = policy.model
-    model.train()
-    opt, sched = make_optimizer(model, config.lr, config.warmup, config.steps)
-    guard = Guard(model, checkpoint_dir)
+    opt, sched, guard = start_training(model, config, checkpoint_dir)
     rows = []
-    n = len(data)
     with progress_bar(config.steps, desc, progress) as bar:
-        for step in range(config.steps):
-            idx = rng.choice(n, size=min(config.batch_size, n), replace=False)
+        for step, idx in minibatch_steps(config, len(data)):
             loss, rho_w, rho_l = dpo_loss(model, policy.tokenizer.pad_token_id, [data.prompt_ids[i] for i in idx],
                                           [data.chosen_ids[i] for i in idx], [data.rejected_ids[i] for i in idx],
                                           data.ref_chosen[idx], data.ref_rejected[idx], config,

@@ -21,7 +21,7 @@ from llm.generation import (
     token_logprobs,
 )
 from llm.trainers._common import Guard, make_optimizer, progress_bar, torch_generator
-from rlbandit._checks import check_positive_float, check_positive_ints
+from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
 from rlbandit.pg_objectives import (
     LOSS_AGGREGATIONS,
     adaptive_kl_coefficient,
@@ -243,10 +243,8 @@ class PGConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.advantage not in ADVANTAGES:
-            raise ValueError(f"advantage: expected one of {sorted(ADVANTAGES)}, got {self.advantage!r}")
-        if self.loss_type not in LOSS_AGGREGATIONS:
-            raise ValueError(f"loss_type: expected one of {sorted(LOSS_AGGREGATIONS)}, got {self.loss_type!r}")
+        check_choice(self.advantage, "advantage", ADVANTAGES)
+        check_choice(self.loss_type, "loss_type", LOSS_AGGREGATIONS)
         for name in ("gamma", "gae_lambda"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -256,12 +254,9 @@ class PGConfig:
         if self.target_kl is not None and not (np.isfinite(self.target_kl) and self.target_kl > 0):
             raise ValueError(f"target_kl: must be a finite number > 0 (or None), got {self.target_kl}")
         check_positive_float(self.kl_horizon, "kl_horizon")
-        if self.algorithm not in PG_ALGORITHMS:
-            raise ValueError(f"algorithm: expected one of {sorted(PG_ALGORITHMS)}, got {self.algorithm!r}")
-        if self.kl_mode not in KL_MODES:
-            raise ValueError(f"kl_mode: expected one of {KL_MODES}, got {self.kl_mode!r}")
-        if self.kl_kind not in ("k1", "k2", "k3"):
-            raise ValueError(f"kl_kind: expected k1, k2 or k3, got {self.kl_kind!r}")
+        check_choice(self.algorithm, "algorithm", PG_ALGORITHMS)
+        check_choice(self.kl_mode, "kl_mode", KL_MODES)
+        check_choice(self.kl_kind, "kl_kind", ("k1", "k2", "k3"))
         check_positive_float(self.eta, "eta", allow_zero=True)
         check_positive_ints(self, ("steps", "prompts_per_step", "samples_per_prompt", "epochs", "minibatches"))
         check_positive_float(self.clip, "clip")

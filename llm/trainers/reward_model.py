@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from llm.generation import Batch, make_batch
+from llm.logprobs import Batch, make_batch, position_ids
 from llm.trainers._common import (
     Guard,
-    check_fits,
     check_minibatch_fields,
+    encode_examples,
     encode_prompts,
     encode_responses,
+    minibatch_steps,
     progress_bar,
 )
 
@@ -46,7 +47,7 @@ class LMRewardModel:
         import torch
 
         out = self.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                            position_ids=(batch.attention_mask.cumsum(-1) - 1).clamp(min=0),
+                            position_ids=position_ids(batch.attention_mask),
                             output_hidden_states=True, use_cache=False)
         hidden = out.hidden_states[-1]
         last = batch.prompt_length + batch.response_mask.sum(-1) - 1
@@ -87,10 +88,7 @@ def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, pr
         raise ValueError("chosen: prompts, chosen and rejected must be non-empty and of one length")
     rm = LMRewardModel(lm, seed=config.seed)
     tok = lm.tokenizer
-    p_ids, c_ids, r_ids = encode_prompts(tok, prompts), encode_responses(tok, chosen), encode_responses(tok, rejected)
-    check_fits(lm, p_ids, c_ids, "chosen")
-    check_fits(lm, p_ids, r_ids, "rejected")
-    rng = np.random.default_rng(config.seed)
+    p_ids, c_ids, r_ids = encode_examples(lm, prompts, [chosen, rejected], ["chosen", "rejected"])
     opt = torch.optim.AdamW(rm.parameters(), lr=config.lr)
     rm.lm.model.train()
 
@@ -104,10 +102,8 @@ def train_lm_reward_model(lm, prompts, chosen, rejected, config: RMConfig, *, pr
 
     guard = Guard(_Both())
     rows = []
-    n = len(p_ids)
     with progress_bar(config.steps, "reward model", progress) as bar:
-        for step in range(config.steps):
-            idx = rng.choice(n, size=min(config.batch_size, n), replace=False)
+        for step, idx in minibatch_steps(config, len(p_ids)):
             batch = make_batch([p_ids[i] for i in idx] * 2, [c_ids[i] for i in idx] + [r_ids[i] for i in idx],
                                tok.pad_token_id, lm.device)
             s = rm.scores(batch)

@@ -5,18 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from llm.generation import make_batch, sequence_logprobs
-from llm.trainers._common import (
-    Guard,
-    check_fits,
-    check_minibatch_fields,
-    encode_prompts,
-    encode_responses,
-    make_optimizer,
-    progress_bar,
-)
+from llm.logprobs import make_batch, sequence_logprobs
+from llm.trainers._common import check_minibatch_fields, encode_examples, minibatch_steps, progress_bar, start_training
 
 __all__ = ["SFTConfig", "sft"]
 
@@ -46,17 +36,12 @@ def sft(lm, prompts: Sequence[str], responses: Sequence[str], config: SFTConfig,
         raise ValueError(f"responses: need one response per prompt and at least one pair, got {len(prompts)} prompts "
                          f"and {len(responses)} responses")
     tok = lm.tokenizer
-    p_ids, r_ids = encode_prompts(tok, prompts), encode_responses(tok, responses)
-    check_fits(lm, p_ids, r_ids)
-    rng = np.random.default_rng(config.seed)
+    p_ids, r_ids = encode_examples(lm, prompts, [responses], ["prompts"])
     model = lm.model
-    model.train()
-    opt, sched = make_optimizer(model, config.lr, config.warmup, config.steps)
-    guard = Guard(model, checkpoint_dir)
+    opt, sched, guard = start_training(model, config, checkpoint_dir)
     losses = []
     with progress_bar(config.steps, desc, progress) as bar:
-        for step in range(config.steps):
-            idx = rng.choice(len(p_ids), size=min(config.batch_size, len(p_ids)), replace=False)
+        for step, idx in minibatch_steps(config, len(p_ids)):
             batch = make_batch([p_ids[i] for i in idx], [r_ids[i] for i in idx], tok.pad_token_id, lm.device)
             _, per = sequence_logprobs(model, batch, per_token=True)
             loss = -per.sum() / batch.response_mask.sum()
