@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_int
+from rlbandit.stats import geometric_mean
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 __all__ = ["FrontierConfig", "configs", "run", "report", "STUDY"]
@@ -133,7 +134,8 @@ def run(config: FrontierConfig) -> pd.DataFrame:
         reward = problems.gold_reward(policy)
         kl_bon = problems.kl_to_ref(policy)
         frontier_eta = eta_at_kl(problems, kl_bon)
-        frontier_reward = problems.gold_reward(gibbs(rewards / frontier_eta[:, None, None], ref, 1.0))  # O(r,η)=O(r/η,1)
+        # O(r, η) = O(r/η, 1)
+        frontier_reward = problems.gold_reward(gibbs(rewards / frontier_eta[:, None, None], ref, 1.0))
         rows.append(pd.DataFrame({
             "seed": seeds, "kind": "best_of_n", "eta": np.nan, "N": float(n), "reward": reward,
             "kl_to_ref": kl_bon, "value": np.nan, "optimal_value": np.nan,
@@ -195,7 +197,7 @@ def budget_table(frame: pd.DataFrame, fractions=(0.5, 0.9, 0.99)) -> pd.DataFram
                 kls.append(np.interp(f, seed["gain_fraction"].to_numpy(), seed["kl_to_ref"].to_numpy()))
                 etas.append(np.exp(np.interp(f, seed["gain_fraction"].to_numpy(), np.log(seed["eta"].to_numpy()))))
             row[f"KL for {f:.0%} of gain"] = float(np.mean(kls))
-            row[f"η for {f:.0%}"] = float(np.exp(np.mean(np.log(etas))))
+            row[f"η for {f:.0%}"] = geometric_mean(etas)
         if not b.empty:
             top = b[b["N"] == b["N"].max()]
             row[f"BoN N={int(b['N'].max())}: KL"] = float(top["kl_to_ref"].mean())
@@ -212,59 +214,64 @@ def bon_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     return b.assign(gap=b["frontier_reward"] - b["reward"])[["scenario", "seed", "N", "kl_to_ref", "gap"]]
 
 
-def report(frame: pd.DataFrame) -> ReportContent:
+def _frontier_figure(frame: pd.DataFrame) -> ReportFigure:
     from rlbandit import plots
 
-    frame = frame.copy()
-    frame["method"] = frame["kind"].map({"gibbs": "Gibbs O(r*, η, π0)", "best_of_n": "best-of-N"})
-    frame["step"] = np.where(frame["kind"] == "gibbs", -np.log(frame["eta"]), np.log(frame["N"].fillna(1.0)))
-    gibbs = frame[frame["kind"] == "gibbs"]
-    envelope = envelope_check(frame)
-    budgets = budget_table(frame)
-    gaps = bon_gaps(frame)
-    gaps = gaps[gaps["N"] > 1]  # N = 1 is π0 itself (KL 0, gap 0)
+    fig = plots.path_plot(frame.assign(sqrt_kl=np.sqrt(frame["kl_to_ref"].clip(lower=0))), x="sqrt_kl",
+                          y="gain_fraction", order="step", hue="method", col="scenario", ncols=3)
+    return ReportFigure("frontier", fig,
+                        "Fraction of the achievable reward gain against √KL(π‖π0), mean over seeds with 95 % CI: the "
+                        "Gibbs frontier traced by η (from 10³ to 10⁻³) and the exact best-of-N points (N = 1 … 1024), "
+                        "which lie on or below it.")
 
-    figures = [
-        ReportFigure("frontier", plots.path_plot(
-            frame.assign(sqrt_kl=np.sqrt(frame["kl_to_ref"].clip(lower=0))), x="sqrt_kl", y="gain_fraction",
-            order="step", hue="method", col="scenario", ncols=3),
-            "Fraction of the achievable reward gain against √KL(π‖π0), mean over seeds with 95 % CI: the "
-            "Gibbs frontier traced by η (from 10³ to 10⁻³) and the exact best-of-N points (N = 1 … 1024), which "
-            "lie on or below it."),
-        ReportFigure("reward_kl_vs_eta", plots.line_plot(
-            gibbs.melt(id_vars=["scenario", "seed", "eta"], value_vars=["reward", "kl_to_ref"], var_name="quantity",
-                       value_name="amount"),
-            x="eta", y="amount", hue="scenario", col="quantity", logx=True, ncols=2, markers=False,
-            ylabel="left: KL(π_η‖π0) · right: gold reward"),
-            "KL(π_η‖π0) (left) and gold reward E_{π_η} r* (right) of the Gibbs policy against η: both move between "
-            "π0 (η → ∞) and π0 restricted to argmax r* (η → 0) over about four decades of η."),
-    ]
-    if not gaps.empty:
-        figures.append(ReportFigure("bon_gap", plots.line_plot(
-            gaps, x="N", y="gap", hue="scenario", logx=True),
-            "Gold reward the Gibbs frontier reaches at best-of-N's KL minus best-of-N's own reward, against N "
-            "(mean over seeds, 95 % CI): the price of best-of-N's fixed shape at the same KL budget."))
 
-    lines = []
-    n_top = int(frame["N"].max()) if frame["N"].notna().any() else None
+def _reward_kl_figure(gibbs: pd.DataFrame) -> ReportFigure:
+    from rlbandit import plots
+
+    long = gibbs.melt(id_vars=["scenario", "seed", "eta"], value_vars=["reward", "kl_to_ref"], var_name="quantity",
+                      value_name="amount")
+    fig = plots.line_plot(long, x="eta", y="amount", hue="scenario", col="quantity", logx=True, ncols=2, markers=False,
+                          ylabel="left: KL(π_η‖π0) · right: gold reward")
+    return ReportFigure("reward_kl_vs_eta", fig,
+                        "KL(π_η‖π0) (left) and gold reward E_{π_η} r* (right) of the Gibbs policy against η: both move "
+                        "between π0 (η → ∞) and π0 restricted to argmax r* (η → 0) over about four decades of η.")
+
+
+def _bon_gap_figure(gaps: pd.DataFrame) -> ReportFigure:
+    from rlbandit import plots
+
+    return ReportFigure("bon_gap", plots.line_plot(gaps, x="N", y="gap", hue="scenario", logx=True),
+                        "Gold reward the Gibbs frontier reaches at best-of-N's KL minus best-of-N's own reward, "
+                        "against N (mean over seeds, 95 % CI): the price of best-of-N's fixed shape at the same KL "
+                        "budget.")
+
+
+def _budget_line(row: pd.Series, gaps: pd.DataFrame, n_top) -> str:
+    """One scenario's budget sentence: the KL for 50 / 90 / 99 % of the gain and best-of-N's shortfall."""
     kl_key, frac_key = f"BoN N={n_top}: KL", f"BoN N={n_top}: gain fraction"
-    for _, row in budgets.iterrows():
-        text = (f"- `{row['scenario']}`: 50 / 90 / 99 % of the achievable gain "
-                f"(E_π0 r* = {row['E_π0 r*']:.3f} → E max r* = {row['E max r*']:.3f}) costs KL "
-                f"{row['KL for 50% of gain']:.3g} / {row['KL for 90% of gain']:.3g} / {row['KL for 99% of gain']:.3g} "
-                f"nats (η ≈ {row['η for 50%']:.3g} / {row['η for 90%']:.3g} / {row['η for 99%']:.3g}).")
-        if kl_key in row:
-            text += (f" Best-of-{n_top} reaches {row[frac_key]:.0%} of the gain at KL {row[kl_key]:.3g}, "
-                     f"{row['frontier − BoN reward at that KL']:.3g} below the frontier there.")
-        mine = gaps[gaps["scenario"] == row["scenario"]].groupby("N")["gap"].mean()
-        if len(mine):
-            text += (f" Its largest shortfall is {mine.max():.3g} reward units "
-                     f"({mine.max() / (row['E max r*'] - row['E_π0 r*']):.1%} of the achievable gain) at N = {int(mine.idxmax())}.")
-        lines.append(text)
+    text = (f"- `{row['scenario']}`: 50 / 90 / 99 % of the achievable gain "
+            f"(E_π0 r* = {row['E_π0 r*']:.3f} → E max r* = {row['E max r*']:.3f}) costs KL "
+            f"{row['KL for 50% of gain']:.3g} / {row['KL for 90% of gain']:.3g} / {row['KL for 99% of gain']:.3g} "
+            f"nats (η ≈ {row['η for 50%']:.3g} / {row['η for 90%']:.3g} / {row['η for 99%']:.3g}).")
+    if kl_key in row:
+        text += (f" Best-of-{n_top} reaches {row[frac_key]:.0%} of the gain at KL {row[kl_key]:.3g}, "
+                 f"{row['frontier − BoN reward at that KL']:.3g} below the frontier there.")
+    mine = gaps[gaps["scenario"] == row["scenario"]].groupby("N")["gap"].mean()
+    if len(mine):
+        text += (f" Its largest shortfall is {mine.max():.3g} reward units "
+                 f"({mine.max() / (row['E max r*'] - row['E_π0 r*']):.1%} of the achievable gain) at "
+                 f"N = {int(mine.idxmax())}.")
+    return text
+
+
+def _summary(frame: pd.DataFrame, envelope: pd.DataFrame, budgets: pd.DataFrame, gaps: pd.DataFrame) -> str:
+    """The envelope check, one budget sentence per scenario and best-of-N's worst gap."""
+    n_top = int(frame["N"].max()) if frame["N"].notna().any() else None
+    lines = [_budget_line(row, gaps, n_top) for _, row in budgets.iterrows()]
     worst = gaps["gap"].min() if not gaps.empty else np.nan
-    summary = "\n".join([
-        ("The frontier is increasing and concave in KL for every scenario and seed"
-         if envelope["concave in KL"].all() and envelope["reward, KL increasing as η falls"].all()
+    shape_ok = envelope["concave in KL"].all() and envelope["reward, KL increasing as η falls"].all()
+    return "\n".join([
+        ("The frontier is increasing and concave in KL for every scenario and seed" if shape_ok
          else "The frontier is NOT increasing and concave for some scenario/seed (see the envelope table)")
         + ", and its slope is η as the envelope theorem says: the secant slope between neighbouring grid values "
         "lies in [η_{i+1}, η_i] for "
@@ -276,15 +283,28 @@ def report(frame: pd.DataFrame) -> ReportContent:
         f"Best-of-N never beats the frontier (smallest frontier − best-of-N gap over all seeds and N: {worst:.2e}, "
         "≥ 0 up to the bisection's tolerance: Gibbs maximises reward at a given average KL)." if not gaps.empty else "",
     ])
-    notes = ("- Exact quantities throughout (no sampling): π_η in log space, best-of-N from its closed-form "
-             "distribution with ties.\n- The frontier point at best-of-N's KL is the Gibbs policy with one η shared "
-             "by all contexts, found by bisection on log η so that E_x KL(π_η‖π0) equals best-of-N's (80 steps).\n"
-             "- Secants whose KL step is below round-off (η far beyond the reward spread or below the smallest gap) "
-             "are left out of the envelope check.")
-    return ReportContent(summary=summary,
-                         tables=(("KL budget for a fraction of the achievable reward gain (mean over seeds)", budgets),
-                                 ("Envelope theorem check: slope of the frontier against η", envelope)),
-                         figures=tuple(figures), notes=notes)
+
+
+_NOTES = ("- Exact quantities throughout (no sampling): π_η in log space, best-of-N from its closed-form "
+          "distribution with ties.\n- The frontier point at best-of-N's KL is the Gibbs policy with one η shared "
+          "by all contexts, found by bisection on log η so that E_x KL(π_η‖π0) equals best-of-N's (80 steps).\n"
+          "- Secants whose KL step is below round-off (η far beyond the reward spread or below the smallest gap) "
+          "are left out of the envelope check.")
+
+
+def report(frame: pd.DataFrame) -> ReportContent:
+    frame = frame.assign(method=frame["kind"].map({"gibbs": "Gibbs O(r*, η, π0)", "best_of_n": "best-of-N"}),
+                         step=np.where(frame["kind"] == "gibbs", -np.log(frame["eta"]), np.log(frame["N"].fillna(1.0))))
+    envelope, budgets = envelope_check(frame), budget_table(frame)
+    gaps = bon_gaps(frame)
+    gaps = gaps[gaps["N"] > 1]  # N = 1 is π0 itself (KL 0, gap 0)
+    figures = [_frontier_figure(frame), _reward_kl_figure(frame[frame["kind"] == "gibbs"])]
+    if not gaps.empty:
+        figures.append(_bon_gap_figure(gaps))
+    tables = (("KL budget for a fraction of the achievable reward gain (mean over seeds)", budgets),
+              ("Envelope theorem check: slope of the frontier against η", envelope))
+    return ReportContent(summary=_summary(frame, envelope, budgets, gaps), tables=tables, figures=tuple(figures),
+                         notes=_NOTES)
 
 
 STUDY = Study(

@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmarks.llm_sweep import BRIDGE_METHODS, PG_EPOCHS, PG_RECIPES, RS_N, RS_ROUNDS, SYSTEM, LLMConfig, rs_sft_steps
+from benchmarks.llm_sweep import (
+    BRIDGE_METHODS,
+    PG_EPOCHS,
+    PG_RECIPES,
+    RS_N,
+    RS_ROUNDS,
+    SYSTEM,
+    LLMConfig,
+    rs_sft_steps,
+)
 from llm.features import LinearGold
 
 # ----------------------------------------------------------------------------------------------
@@ -44,7 +53,12 @@ def _base_model(config: LLMConfig):
 def _world(config: LLMConfig) -> dict:
     import torch
 
-    from llm.features import Embedder, bt_labels, fit_feature_reward, sentiment_direction
+    from llm.features import (
+        Embedder,
+        bt_labels,
+        fit_feature_reward,
+        sentiment_direction,
+    )
     from llm.generation import SamplingConfig, generate
     from llm.prompts import split_prompts
 

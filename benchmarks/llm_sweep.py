@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlbandit._checks import check_choice, check_int, check_positive_float, check_positive_ints
+from rlbandit._checks import (
+    check_choice,
+    check_int,
+    check_positive_float,
+    check_positive_ints,
+)
 
 #: PG method → the PGConfig fields that make it (trl's recipes; ``llm.trainers.PGConfig``).
 PG_RECIPES = {

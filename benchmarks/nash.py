@@ -16,6 +16,19 @@ Four experiments (the ``experiment`` field of a config):
   ratio to extragradient in the same run, and the agreement between solvers.
 - ``nash_md``: KL(π* ‖ π_T) of Nash-MD's iterates against Munos et al.'s Theorem 1 bound
   8/(τ²(T+1)).
+
+The solvers timed are a config field, ``solvers`` (default :data:`SOLVER_ORDER`, the built-ins),
+checked against :data:`rlbandit.nash.SOLVERS` when a run starts; a registered solver the study
+does not know is timed like the built-ins (same tolerance, its registered iteration cap). A user's
+solver joins the study without copying it::
+
+    import dataclasses, functools
+    from benchmarks import nash
+    from rlbandit import nash as library
+
+    library.register("mine", my_solver)  # (pref, ref, eta, *, tol, max_iter, init) -> (log π, iterations)
+    STUDY = dataclasses.replace(nash.STUDY, name="nash_mine", configs=functools.partial(
+        nash.configs, solvers=nash.SOLVER_ORDER + ("mine",)))
 """
 
 from __future__ import annotations
@@ -27,9 +40,13 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float
-from rlbandit.study import ReportContent, ReportFigure, Study
+from rlbandit.study import Study
 
 EXPERIMENTS = ("offline", "online", "solvers", "nash_md")
+#: The built-in solvers of rlbandit.nash.SOLVERS, in the order they are timed.
+SOLVER_ORDER = ("fixed_point", "nash_md", "extragradient", "cvxpy")
+#: The row of the ``solvers`` experiment that times extragradient one seed at a time.
+SEED_LOOP = "extragradient_seed_loop"
 POLICY_ORDER = ("nash_true", "nash_learned", "bt_rlhf", "bt_infinite", "reference")
 #: What each scenario is (used in the report).
 SCENARIO_ROLE = {
@@ -56,6 +73,8 @@ class NashStudyConfig:
         horizon: the largest T of ``nash_md``.
         reg: ridge λ of both MLEs (and of Σ in the online loop).
         base_seed: seeds the problems (base_seed·1000 + i) and the data.
+        solvers: keys of rlbandit.nash.SOLVERS timed by ``solvers`` (with ``extragradient``, the
+            reference of the time ratios).
     """
 
     experiment: str = "offline"
@@ -69,13 +88,14 @@ class NashStudyConfig:
     strength: float = 4.0
     ref_scale: float = 0.5
     n_values: tuple = (100, 300, 1000, 3000, 10000)
-    enhancer: str = "optimistic"
+    enhancer: str = "ucb"
     n_iterations: int = 12
     batch_size: int = 100
     beta: float = 1.0
     horizon: int = 1024
     reg: float = 1.0
     base_seed: int = 0
+    solvers: tuple = SOLVER_ORDER
 
     def __post_init__(self):
         from rlbandit.general_preferences import PREFERENCE_SCENARIOS
@@ -94,6 +114,10 @@ class NashStudyConfig:
             raise ValueError(f"n_values: must be increasing, got {self.n_values}")
         if self.horizon < 1:
             raise ValueError(f"horizon: must be >= 1, got {self.horizon}")
+        if (not isinstance(self.solvers, tuple) or "extragradient" not in self.solvers
+                or len(set(self.solvers)) != len(self.solvers) or not all(isinstance(m, str) for m in self.solvers)):
+            raise ValueError(f"solvers: expected a tuple of distinct solver names including 'extragradient' (the "
+                             f"reference of the time ratios), got {self.solvers!r}")
         self.preference_config(0)  # validates the scenario's sizes
 
     def preference_config(self, seed: int):
@@ -119,7 +143,9 @@ _SCENARIO_SIZES = {
 }
 
 
-def configs(smoke: bool) -> list[NashStudyConfig]:
+def configs(smoke: bool, solvers: tuple[str, ...] = SOLVER_ORDER) -> list[NashStudyConfig]:
+    """Offline, online, solvers and Nash-MD runs (full: 16 seeds; smoke: tiny). ``solvers``: the
+    solvers the ``solvers`` experiment times (its config field of that name)."""
     size = dict(n_seeds=2, n_contexts=3, n_actions=4, n_values=(50, 200), n_iterations=2, batch_size=30,
                 horizon=32) if smoke else {}
     out = []
@@ -136,7 +162,7 @@ def configs(smoke: bool) -> list[NashStudyConfig]:
     online_settings = [("linear_general", 0.1, {})] if smoke else [
         ("linear_general", 0.1, {}), ("annotators", 0.1, {}),
         ("linear_general", 0.02, dict(ref_scale=3.0, n_actions=12))]
-    enhancers = ("optimistic", "reference") if smoke else ("optimistic", "uncertainty", "reference", "self")
+    enhancers = ("ucb", "reference") if smoke else ("ucb", "uncertainty", "reference", "self")
     for scenario, eta, extra in online_settings:
         for enhancer in enhancers:
             sizes = dict(_SCENARIO_SIZES[scenario], **extra)
@@ -144,7 +170,8 @@ def configs(smoke: bool) -> list[NashStudyConfig]:
             out.append(NashStudyConfig("online", scenario, eta, enhancer=enhancer, **sizes))
     for scenario in (("linear_general",) if smoke else ("linear_general", "random_antisymmetric", "bt")):
         for eta in ((0.1,) if smoke else (0.02, 0.1, 0.5)):
-            out.append(NashStudyConfig("solvers", scenario, eta, **dict(_SCENARIO_SIZES[scenario], **size)))
+            out.append(NashStudyConfig("solvers", scenario, eta, solvers=solvers,
+                                       **dict(_SCENARIO_SIZES[scenario], **size)))
     for scenario in (("linear_general",) if smoke else ("linear_general", "random_antisymmetric", "rps")):
         for eta in ((0.5,) if smoke else (0.1, 0.5, 2.0)):
             out.append(NashStudyConfig("nash_md", scenario, eta, **dict(_SCENARIO_SIZES[scenario], **size)))
@@ -161,8 +188,7 @@ def _bt_population_policy(problems, eta, reg=1e-4):
     Every (x, a, b) enters twice — label 1 with weight d0(x)π0(a)π0(b)P[x,a,b] and label 0 with
     weight d0(x)π0(a)π0(b)(1 − P[x,a,b]) — so ``fit_bt`` minimises the exact expected loss.
     """
-    from rlbandit import fit_bt
-    from rlbandit.oracle import _gibbs_unchecked
+    from rlbandit import fit_bt, kernels
 
     features, ref, pref = problems.features, problems.ref_logprobs, problems.pref
     batch = problems.batch_shape
@@ -178,7 +204,7 @@ def _bt_population_policy(problems, eta, reg=1e-4):
                    np.concatenate([np.ones(w1.shape, np.int8), np.zeros(w0.shape, np.int8)], axis=-1),
                    reg, weights=scale * np.concatenate([w1, w0], axis=-1))
     rewards = (features * theta[..., None, None, :]).sum(axis=-1)
-    return _gibbs_unchecked(rewards, ref, eta)
+    return kernels.gibbs(rewards, ref, eta)
 
 
 def _policy_rows(problems, eta, policies, nash, bt, **columns):
@@ -243,11 +269,13 @@ def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
     from rlbandit import kl
     from rlbandit.nash import SOLVERS, exploitability, solve
 
+    for name in config.solvers:  # the registry as it is now, in this process
+        check_choice(name, "solvers", SOLVERS, kind="solver")
     problems = config.problems()
     pref, ref, eta = problems.pref, problems.ref_logprobs, config.eta
     reference = solve(pref, ref, eta, tol=1e-13)
     rows, times = [], {}
-    for method in SOLVERS:
+    for method in config.solvers:
         (logprobs, iterations), seconds = _timed(lambda: solve(pref, ref, eta, method=method, tol=1e-10,
                                                                return_iterations=True),
                                                  repeats=3)
@@ -258,7 +286,7 @@ def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
         print(f"[nash solvers] {config.scenario} η={eta} {method}: {iterations} it, {seconds:.3g}s", flush=True)
     # Vectorisation across seeds: the same extragradient solve, one seed at a time.
     _, seconds = _timed(lambda: [solve(pref[s], ref[s], eta, tol=1e-10) for s in range(pref.shape[0])])
-    rows.append({"solver": "extragradient_seed_loop", "iterations": np.nan, "seconds": seconds,
+    rows.append({"solver": SEED_LOOP, "iterations": np.nan, "seconds": seconds,
                  "kl_to_reference": 0.0, "exploitability": np.nan})
     frame = pd.DataFrame(rows)
     frame["time_ratio_vs_extragradient"] = frame.seconds / times["extragradient"]
@@ -303,167 +331,11 @@ def run(config: NashStudyConfig) -> pd.DataFrame:
     return _RUNS[config.experiment](config)
 
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
+def report(frame: pd.DataFrame):
+    """The study's report: :func:`benchmarks.nash_report.report`."""
+    from benchmarks.nash_report import report as nash_report
 
-def _mean_se(values) -> str:
-    values = np.asarray(values, dtype=float)
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {se:.3f}"
-
-
-def _offline_table(offline: pd.DataFrame) -> pd.DataFrame:
-    last = offline[offline.n == offline.n.max()]
-    rows = []
-    for (scenario, eta, policy), group in last.groupby(["scenario", "eta", "policy"], sort=False):
-        rows.append({"scenario": scenario, "η": eta, "policy": policy,
-                     "exploitability": _mean_se(group.exploitability),
-                     "P(π ≻ BT-RLHF)": _mean_se(group.win_rate_vs_bt),
-                     "f(π, BT-RLHF)": _mean_se(group.payoff_vs_bt),
-                     "P(π ≻ π0)": _mean_se(group.win_rate_vs_ref),
-                     "P(π ≻ π_η)": _mean_se(group.win_rate_vs_nash),
-                     "worst-case win rate": _mean_se(group.worst_case_win_rate),
-                     "KL(π‖π0)": _mean_se(group.kl_to_ref)})
-    table = pd.DataFrame(rows)
-    order = {p: i for i, p in enumerate(POLICY_ORDER)}
-    return table.sort_values(["scenario", "η", "policy"], key=lambda c: c.map(order) if c.name == "policy" else c,
-                             ignore_index=True)
-
-
-def report(frame: pd.DataFrame) -> ReportContent:
-    from rlbandit import plots
-
-    tables, figures, summary = [], [], []
-
-    offline = frame[frame.experiment == "offline"].dropna(axis=1, how="all")
-    if not offline.empty:
-        head = _offline_table(offline)
-        tables.append((f"Offline, n = {int(offline.n.max())} comparisons from π0 × π0 (mean ± s.e. over seeds; exact under the true P)", head))
-        learned = offline[(offline.policy.isin(["nash_learned", "bt_rlhf"])) & (offline.n == offline.n.max())]
-        lines, ratios = [], {}
-        for (scenario, eta), group in learned.groupby(["scenario", "eta"]):
-            nl = group[group.policy == "nash_learned"]
-            bt = group[group.policy == "bt_rlhf"]
-            ratios[(scenario, eta)] = bt.exploitability.mean() / nl.exploitability.mean()
-            lines.append(f"- **{scenario}**, η = {eta}: exploitability {nl.exploitability.mean():.4f} (learned Nash) vs "
-                         f"{bt.exploitability.mean():.4f} (BT-RLHF); worst-case win rate {nl.worst_case_win_rate.mean():.3f} vs "
-                         f"{bt.worst_case_win_rate.mean():.3f}; head to head P(Nash ≻ BT-RLHF) = {nl.win_rate_vs_bt.mean():.3f}, "
-                         f"game payoff f(Nash, BT-RLHF) = {nl.payoff_vs_bt.mean():.3f}.")
-        summary.append(
-            f"**Equilibrium vs BT-RLHF** at n = {int(offline.n.max())} comparisons from π0 × π0 (means over seeds):\n"
-            + "\n".join(lines)
-            + "\n\nExploitability ratio BT-RLHF / learned Nash: "
-            + ", ".join(f"{s} η={e:g}: {r:.3g}×" for (s, e), r in ratios.items())
-            + ". Under BT preferences the two policies coincide only as η → 0: the RLHF objective "
-            "max_π E[r] − η KL and the preference game have different solutions at finite η. In raw "
-            "head-to-head win rate BT-RLHF can beat the *regularised* equilibrium, as the theorem allows — "
-            "P(π_η ≻ π′) ≥ ½ + η(KL(π_η‖π0) − KL(π′‖π0)) and BT-RLHF spends more KL — but the true "
-            "equilibrium's game payoff f(π_η, BT-RLHF) is ≥ ½ in every run (min f − ½ = "
-            f"{offline[offline.policy == 'nash_true'].payoff_vs_bt.min() - 0.5:.2g} over all seeds, n and η).")
-        shown = offline[offline.policy.isin(["nash_true", "nash_learned", "bt_rlhf", "bt_infinite"])]
-        figures.append(ReportFigure("offline_exploitability", plots.line_plot(
-            shown, x="n", y="exploitability", hue="policy", style="eta", col="scenario", logx=True, logy=False),
-            "Exploitability under the true P of the learned Nash policy, BT-RLHF and BT-RLHF with infinite "
-            "data, against the number of π0 × π0 comparisons (true equilibrium: 0)."))
-        payoff_fig = plots.line_plot(
-            offline[offline.policy.isin(["nash_true", "nash_learned", "reference"])], x="n", y="payoff_vs_bt",
-            hue="policy", style="eta", col="scenario", logx=True)
-        for ax in payoff_fig.axes:
-            if ax.get_title():
-                ax.axhline(0.5, color="grey", lw=1, ls=":")
-        figures.append(ReportFigure("offline_payoff_vs_bt", payoff_fig,
-                                    "Game payoff f(π, π_BT) = P(π ≻ π_BT) − η KL(π‖π0) + η KL(π_BT‖π0) against BT-RLHF "
-                                    "fitted on the same data; the equilibrium's is ≥ ½ (dotted) by the theorem."))
-        figures.append(ReportFigure("offline_win_rate_vs_bt", plots.line_plot(
-            offline[offline.policy.isin(["nash_true", "nash_learned", "bt_infinite"])], x="n", y="win_rate_vs_bt",
-            hue="policy", style="eta", col="scenario", logx=True),
-            "Win rate against the BT-RLHF policy fitted on the same data; above ½ means BT-RLHF loses head to head."))
-
-    online = frame[frame.experiment == "online"].dropna(axis=1, how="all")
-    if not online.empty:
-        online = online.assign(scenario=[f"{s}, η={e:g}" + (", peaked π0" if r >= 2 else "")
-                                         for s, e, r in zip(online.scenario, online.eta, online.ref_scale)])
-        last = online[online.iteration == online.iteration.max()]
-        first = online[online.iteration == 0]
-        rows = []
-        for (scenario, enhancer), group in last.groupby(["scenario", "enhancer"]):
-            start = first[(first.scenario == scenario) & (first.enhancer == enhancer)]
-            rows.append({"scenario": scenario, "enhancer": enhancer, "n": int(group.n_comparisons.max()),
-                         "exploitability (t = 0)": _mean_se(start.exploitability),
-                         "exploitability (final)": _mean_se(group.exploitability),
-                         "BT-RLHF exploitability (same data)": _mean_se(group.bt_exploitability),
-                         "P(π¹ ≻ BT-RLHF)": _mean_se(group.win_rate_vs_bt),
-                         "KL(π*‖π¹)": _mean_se(group.kl_nash_to_policy)})
-        online_table = pd.DataFrame(rows)
-        tables.append(("Online iterative Nash learning, final iteration (mean ± s.e. over seeds)", online_table))
-        best = last.groupby(["scenario", "enhancer"]).exploitability.mean()
-        summary.append("**Online Nash learning** (final exploitability of the main agent, per scenario): " + "; ".join(
-            f"{s}: " + ", ".join(f"{e} {v:.4f}" for e, v in best[s].sort_values().items()) for s in best.index.levels[0]
-            if s in best.index.get_level_values(0)) + ".")
-        gains = [f"{s}: {best[s]['self'] / best[s]['optimistic']:.2g}×" for s in best.index.levels[0]
-                 if s in best.index.get_level_values(0) and {"self", "optimistic"} <= set(best[s].index)]
-        if gains:
-            summary[-1] += (" Final exploitability of `self` (no exploration) / `optimistic` (> 1: exploration "
-                            "helps): " + ", ".join(gains) + ". Exploration pays where π0 rarely samples the "
-                            "equilibrium's actions (peaked π0, small η); with a spread-out π0 the main agent's own "
-                            "samples already cover the features.")
-        figures.append(ReportFigure("online_exploitability", plots.line_plot(
-            online, x="n_comparisons", y="exploitability", hue="enhancer", col="scenario", logy=True),
-            "Online Nash learning curves: exploitability of the main agent (Nash of the learned model) under the "
-            "true P against the number of comparisons, per enhancer."))
-        figures.append(ReportFigure("online_win_rate_vs_bt", plots.line_plot(
-            online[online.iteration > 0], x="n_comparisons", y="win_rate_vs_bt", hue="enhancer", col="scenario"),
-            "Online: win rate of the main agent against BT-RLHF fitted on the same comparisons."))
-
-    solvers = frame[frame.experiment == "solvers"].dropna(axis=1, how="all")
-    if not solvers.empty:
-        table = (solvers.groupby(["scenario", "eta", "solver"])
-                 .agg(iterations=("iterations", "median"), seconds=("seconds", "median"),
-                      time_ratio=("time_ratio_vs_extragradient", "median"),
-                      max_kl_to_reference=("kl_to_reference", "max"), exploitability=("exploitability", "max"))
-                 .reset_index())
-        tables.append(("Solvers to residual ≤ 1e-10 (Nash-MD capped at 20 000 steps; time ratio vs extragradient in the same run)", table))
-        solvers = solvers.assign(solver=solvers.solver.astype(str))
-        ratio = solvers.groupby("solver").time_ratio_vs_extragradient.median()
-        loop = ratio.get("extragradient_seed_loop", np.nan)
-        exact = solvers[solvers.solver != "extragradient_seed_loop"]
-        summary.append("**Solvers** agree to KL ≤ " + f"{exact.kl_to_reference.max():.1e}"
-                       + "; median wall-time ratio to extragradient (same run): "
-                       + ", ".join(f"{k} {v:.2g}×" for k, v in ratio.items() if k != "extragradient_seed_loop")
-                       + f". Solving the seeds one at a time instead of batched costs {loop:.2g}× the batched time. "
-                       "Plain damped mirror descent (fixed_point) is fastest on near-transitive games but needs "
-                       "O(L²/η²) steps on cyclic ones at small η, where extragradient needs O(L/η).")
-        figures.append(ReportFigure("solver_iterations", plots.bar_plot(
-            exact, x="solver", y="iterations", hue="eta", logy=True),
-            "Iterations each solver needs to reach a fixed-point residual of 1e-10 (cvxpy: one interior-point solve)."))
-
-    md = frame[frame.experiment == "nash_md"].dropna(axis=1, how="all")
-    if not md.empty:
-        worst = md.ratio_to_bound.max()
-        tail = md[md["T"] >= max(1, md["T"].max() / 32)]
-        slopes = {eta: np.polyfit(np.log(g["T"]), np.log(g.kl_max_over_contexts), 1)[0] for eta, g in tail.groupby("eta")}
-        summary.append(f"**Nash-MD** (Munos et al. 2023, Theorem 1): max over problems, contexts and T of "
-                       f"KL(π*‖π_T) / (8/(τ²(T+1))) = {worst:.2g} — the bound holds with room to spare. The one-step "
-                       f"inequality KL_(t+1) ≤ (1 − η_tτ) KL_t + c·η_t² behind it (c = 2 in the paper; 8 = 4c follows by "
-                       f"induction) needs only c = {md.one_step_constant.max():.2g} on these iterates. With exact "
-                       f"payoffs the observed rate is faster than the bound's 1/T (log–log slope for T ≥ {int(max(1, md['T'].max() / 32))}: "
-                       + ", ".join(f"η={eta:g}: {s:.2f}" for eta, s in slopes.items()) + ").")
-        fig = plots.line_plot(md, x="T", y="kl_max_over_contexts", hue="eta", col="scenario", logx=True, logy=True,
-                              reference_slopes=(-1.0,))
-        for ax, scenario in zip(fig.axes, sorted(md.scenario.unique())):
-            for eta, group in md[md.scenario == scenario].groupby("eta"):
-                bound = group.groupby("T").bound.first()
-                ax.plot(bound.index, bound.values, ls=":", color="grey", lw=1)
-        figures.append(ReportFigure("nash_md_bound", fig,
-                                    "Nash-MD: max over contexts of KL(π*‖π_T) against T (lines) and the bound "
-                                    "8/(τ²(T+1)) of Munos et al. Theorem 1 (dotted, one per η)."))
-    notes = ("Exploitability is the duality gap η E_x[KL(π‖O(Pπ)) + KL(π‖O(−Pᵀπ))] of the KL-regularised game "
-             "under the true P; it is 0 only at the equilibrium π_η. The worst-case win rate is min_b P(π ≻ b), "
-             "against the unregularised best response. BT-RLHF with infinite data is the BT MLE under the "
-             "population distribution of π0 × π0 pairs (fit_bt with exact weights).\n\n"
-             "Scenarios: " + "; ".join(f"`{k}`: {v}" for k, v in SCENARIO_ROLE.items()) + ".")
-    return ReportContent(summary="\n\n".join(summary), tables=tuple(tables), figures=tuple(figures), notes=notes)
+    return nash_report(frame)
 
 
 STUDY = Study(

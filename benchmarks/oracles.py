@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
-from rlbandit.study import ReportContent, ReportFigure, Study
+from rlbandit.study import Study
 
 SCENARIOS = ("random", "coverage_shift", "few_good")
 ETAS = (0.25, 1.0)
@@ -108,10 +108,10 @@ def _problems(config: OraclesConfig):
 
 def _measure(problems, logprobs, eta) -> dict[str, np.ndarray]:
     """Per-seed metrics of a policy (..., S, X, K) against π* = O(r*, η, π0)."""
-    from rlbandit.oracle import _kl_unchecked, _weigh_contexts
+    from rlbandit import kernels
 
     star = problems.optimal_policy(eta)
-    return {"kl_to_target": _weigh_contexts(np.maximum(_kl_unchecked(logprobs, star), 0.0), problems.context_probs),
+    return {"kl_to_target": kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, star), 0.0), problems.context_probs),
             "subopt": problems.suboptimality(logprobs, eta),
             "kl_to_ref": problems.kl_to_ref(logprobs),
             "gold_reward": problems.gold_reward(logprobs)}
@@ -141,7 +141,7 @@ def _pg(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
 
 
 def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
-    from rlbandit.oracle import _kl_unchecked, _weigh_contexts
+    from rlbandit import kernels
     from rlbandit.policy_gradient import PGConfig, fixed_point, train_policy_gradient
 
     frames = []
@@ -155,7 +155,7 @@ def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
         history = result.history
         own = fixed_point(problems.rewards, problems.ref_logprobs, config.eta, estimator, placement)
         # KL(fixed point ‖ π̂): finite also for the greedy limit of "k1 in loss"
-        kl_own = _weigh_contexts(np.maximum(_kl_unchecked(own, result.logprobs), 0.0), problems.context_probs)
+        kl_own = kernels.weigh_contexts(np.maximum(kernels.kl(own, result.logprobs), 0.0), problems.context_probs)
         history["kl_fixed_point_to_policy"] = np.where(history["step"] == steps, kl_own[history["seed"]], np.nan)
         history["seed"] = seeds[history["seed"].to_numpy()]
         history["variant"] = f"{estimator} in {placement}"
@@ -213,9 +213,9 @@ def _best_of_n(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
         lp = best_of_n(problems.rewards, problems.ref_logprobs, n)
         metrics = _measure(problems, lp, config.eta)
         # per context, the Gibbs policy with best-of-N's KL: the frontier best-of-N is measured against
-        from rlbandit.oracle import _kl_unchecked
+        from rlbandit import kernels
 
-        per_context_kl = np.maximum(_kl_unchecked(lp, problems.ref_logprobs), 0.0)
+        per_context_kl = np.maximum(kernels.kl(lp, problems.ref_logprobs), 0.0)
         frontier, _ = gibbs_matching_kl(problems.rewards, problems.ref_logprobs, per_context_kl)
         metrics["gibbs_gold_at_same_kl"] = problems.gold_reward(frontier)
         rows += _rows(metrics, seeds, samples=n, step=np.nan, variant="best-of-N (exact)")
@@ -273,180 +273,11 @@ def run(config: OraclesConfig) -> pd.DataFrame:
     return frame
 
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
+def report(frame: pd.DataFrame):
+    """The study's report: :func:`benchmarks.oracles_report.report`."""
+    from benchmarks.oracles_report import report as oracles_report
 
-
-def _first_reaching(group: pd.DataFrame, column: str, tol: float) -> float:
-    """Smallest value of ``column`` (a budget) at which the seed-mean KL to Gibbs is ≤ ``tol`` (NaN if never)."""
-    means = group.groupby(column)["kl_to_target"].mean().sort_index()
-    hit = means[means <= tol]
-    return float(hit.index[0]) if len(hit) else np.nan
-
-
-def report(frame: pd.DataFrame) -> ReportContent:
-    from rlbandit import plots
-
-    frame = frame.copy()
-    scenarios = [s for s in SCENARIOS if s in set(frame["scenario"])]
-    etas = sorted(frame["eta"].unique())
-
-    # 1. Headline: final KL to Gibbs and SubOpt per method/variant at its largest budget.
-    sampled = frame[frame["method"] != "kl_options"]
-    last_budget = sampled.groupby(["scenario", "eta", "variant"])["samples"].transform("max")
-    at_max = sampled[sampled["samples"] == last_budget]
-    if "step" in at_max:
-        last_step = at_max.groupby(["scenario", "eta", "variant"])["step"].transform("max")
-        at_max = at_max[(at_max["step"] == last_step) | at_max["step"].isna()]
-    best_bon = frame[frame["method"] == "best_of_n"]
-    headline = (at_max[~at_max["method"].isin(["best_of_n", "rejection_sampling"])]
-                .groupby(["family", "variant", "eta"])
-                .agg(samples=("samples", "max"), kl_to_gibbs=("kl_to_target", "mean"), subopt=("subopt", "mean"),
-                     kl_to_ref=("kl_to_ref", "mean"))
-                .reset_index())
-    # sampling oracles are not monotone in their budget (N sets the KL): report their best budget
-    for method, name in (("best_of_n", "best-of-N, best N"), ("rejection_sampling", "RS fine-tuning, best N")):
-        part = frame[frame["method"] == method]
-        if part.empty:
-            continue
-        per_n = part.groupby(["eta", "samples"])[["kl_to_target", "subopt", "kl_to_ref"]].mean().reset_index()
-        best_rows = per_n.loc[per_n.groupby("eta")["kl_to_target"].idxmin()]
-        headline = pd.concat([headline, pd.DataFrame({
-            "family": "sampling", "variant": name, "eta": best_rows["eta"].to_numpy(),
-            "samples": best_rows["samples"].to_numpy(), "kl_to_gibbs": best_rows["kl_to_target"].to_numpy(),
-            "subopt": best_rows["subopt"].to_numpy(), "kl_to_ref": best_rows["kl_to_ref"].to_numpy()})],
-            ignore_index=True)
-    headline = headline.sort_values(["eta", "kl_to_gibbs"]).reset_index(drop=True)
-
-    # 2. Budget to reach a tolerance (per variant) and speed ratio (per method: one run fits all its variants).
-    reach_rows = []
-    for (eta, variant), group in sampled.groupby(["eta", "variant"]):
-        tol = 0.05 if eta >= 1 else 0.2
-        per_scenario = [_first_reaching(g[g["samples"] > 0], "samples", tol) for _, g in group.groupby("scenario")]
-        reached = [v for v in per_scenario if np.isfinite(v)]
-        reach_rows.append({"eta": eta, "variant": variant, "KL tolerance": tol,
-                           "samples to reach (mean over scenarios reaching)": np.mean(reached) if reached else np.nan,
-                           "scenarios reaching": f"{len(reached)}/{len(per_scenario)}"})
-    reach = pd.DataFrame(reach_rows).sort_values(["eta", "samples to reach (mean over scenarios reaching)"])
-    runs = frame.drop_duplicates("run_id") if "run_id" in frame else frame.drop_duplicates(["scenario", "eta", "method"])
-    cost = (runs.assign(ratio=runs["wall_s"] / runs["oracle_wall_s"])
-            .groupby("method").agg(runs=("wall_s", "size"), wall_s_per_run=("wall_s", "mean"),
-                                   exact_oracle_us=("oracle_wall_s", lambda v: 1e6 * v.mean()),
-                                   wall_over_exact_oracle=("ratio", "median"))
-            .sort_values("wall_over_exact_oracle").reset_index())
-
-    # 3. KL options: fixed points.
-    options = frame[frame["method"] == "kl_options"]
-    fixed_table = pd.DataFrame()
-    if not options.empty:
-        final = options[options["step"] == options.groupby(["scenario", "eta", "variant"])["step"].transform("max")]
-        fixed_table = (final.groupby(["variant", "eta"])
-                       .agg(kl_to_gibbs=("kl_to_target", "mean"),
-                            kl_fixed_point_to_policy=("kl_fixed_point_to_policy", "mean"),
-                            kl_to_ref=("kl_to_ref", "mean"))
-                       .reset_index())
-
-    # 4. Best-of-N against the Gibbs frontier.
-    bon_table = pd.DataFrame()
-    if not best_bon.empty:
-        bon_table = (best_bon.groupby(["eta", "samples"])
-                     .agg(kl_to_ref=("kl_to_ref", "mean"), gold=("gold_reward", "mean"),
-                          gibbs_gold_same_kl=("gibbs_gold_at_same_kl", "mean"), kl_to_gibbs=("kl_to_target", "mean"))
-                     .reset_index().rename(columns={"samples": "N"}))
-        bon_table["kl_bound log N − (N−1)/N"] = np.log(bon_table["N"]) - (bon_table["N"] - 1) / bon_table["N"]
-        bon_table = bon_table[bon_table["N"].isin([1, 2, 4, 16, 64, 256, 1024, 4096])]
-
-    figures = []
-    pg = frame[frame["method"].isin(PG_METHODS) & (frame["samples"] > 0)]
-    if not pg.empty:
-        fig = plots.line_plot(pg, x="samples", y="kl_to_target", hue="variant", col="scenario", row="eta",
-                              logx=True, logy=True, title="Policy gradient (sampled): distance to the Gibbs policy")
-        figures.append(ReportFigure("pg_kl_vs_samples", fig, "E_x KL(π̂‖π*) against sampled actions for REINFORCE, "
-                                    "RLOO, PPO, GRPO and Dr. GRPO (tabular softmax; mean over seeds, 95 % CI)."))
-    if not options.empty:
-        fig = plots.line_plot(options[options["step"] > 0], x="step", y="kl_to_target", hue="variant", col="scenario",
-                              row="eta", logy=True, title="KL estimator × placement, exact gradients")
-        figures.append(ReportFigure("kl_options", fig, "Exact-gradient RLOO with each KL estimator and placement: "
-                                    "k1-in-reward and k2-in-loss converge to Gibbs; k3-in-loss to the forward-KL "
-                                    "policy; k1-in-loss to the unregularised greedy policy."))
-    pref = frame[frame["method"].isin(["dpo_offline", "dpo_online", "xpo"])]
-    if not pref.empty:
-        fig = plots.line_plot(pref, x="samples", y="kl_to_target", hue="variant", col="scenario", row="eta",
-                              logx=True, logy=True, reference_slopes=(-1.0,), slope_labels=("∝ 1/n",),
-                              title="Direct alignment: distance to Gibbs against comparisons")
-        figures.append(ReportFigure("dpo_kl_vs_comparisons", fig, "E_x KL(π̂‖π*) against the number of comparisons: "
-                                    "offline DPO (log-linear = Gibbs of the BT MLE; tabular), IPO, cDPO, online "
-                                    "DPO and XPO."))
-    sampling = frame[frame["method"].isin(["best_of_n", "rejection_sampling"])]
-    if not sampling.empty:
-        fig = plots.line_plot(sampling, x="samples", y="kl_to_target", hue="variant", col="scenario", row="eta",
-                              logx=True, logy=True, title="Sampling oracles: distance to Gibbs")
-        figures.append(ReportFigure("sampling_kl_vs_samples", fig, "Best-of-N (exact, samples = N per prompt) and "
-                                    "rejection-sampling fine-tuning (samples = N × prompts): KL to the Gibbs policy "
-                                    "is U-shaped in N — best-of-N matches Gibbs's KL budget only at one N."))
-        if not best_bon.empty:
-            fr = best_bon.assign(gain_gap=best_bon["gibbs_gold_at_same_kl"] - best_bon["gold_reward"])
-            fig = plots.line_plot(fr, x="samples", y="gain_gap", col="scenario", hue="eta", logx=True,
-                                  ylabel="Gibbs − best-of-N gold reward at equal KL", xlabel="N",
-                                  title="Best-of-N never beats the Gibbs frontier")
-            figures.append(ReportFigure("bon_frontier_gap", fig, "Gold reward of the Gibbs policy with the same "
-                                        "KL(·‖π0) minus best-of-N's (≥ 0 everywhere)."))
-
-    def fmt(x):
-        return f"{x:.3g}"
-
-    lines = []
-    for eta in etas:
-        h = headline[headline["eta"] == eta]
-        if h.empty:
-            continue
-        best = h.iloc[0]
-        worst = h.iloc[-1]
-        lines.append(f"- η = {eta:g}: closest to the exact oracle is **{best['variant']}** (E_x KL(π̂‖π*) = "
-                     f"{fmt(best['kl_to_gibbs'])} with {int(best['samples'])} samples/comparisons); farthest is "
-                     f"{worst['variant']} ({fmt(worst['kl_to_gibbs'])}).")
-    if not fixed_table.empty:
-        for _, row in fixed_table.iterrows():
-            lines.append(f"- KL option **{row['variant']}** (η = {row['eta']:g}, exact gradients): E_x KL(π̂‖π*) = "
-                         f"{fmt(row['kl_to_gibbs'])}; KL(documented fixed point ‖ π̂) = "
-                         f"{fmt(row['kl_fixed_point_to_policy'])}.")
-    if not best_bon.empty:
-        gap = (best_bon["gibbs_gold_at_same_kl"] - best_bon["gold_reward"])
-        lines.append(f"- Best-of-N never beats Gibbs at equal KL: the gold-reward gap is ≥ {gap.min():.2g} over "
-                     f"{len(gap)} (seed × N) cells (max {gap.max():.3g}).")
-    if not cost.empty:
-        fastest = cost.iloc[0]
-        slowest = cost.iloc[-1]
-        lines.append(f"- Cost against the exact oracle (one closed-form Gibbs call, timed in the same run; median "
-                     f"over runs): from {fastest['wall_over_exact_oracle']:.3g}× ({fastest['method']}) to "
-                     f"{slowest['wall_over_exact_oracle']:.3g}× ({slowest['method']}) — the exact oracle takes "
-                     f"{cost['exact_oracle_us'].median():.3g} µs for {frame['seed'].nunique()} problems.")
-    summary = (f"Every approximate oracle against the exact Gibbs policy on {len(scenarios)} scenarios × η ∈ "
-               f"{{{', '.join(f'{e:g}' for e in etas)}}}, {frame['seed'].nunique()} seeds. Since "
-               f"J(π*) − J(π̂) = η E_x KL(π̂‖π*), SubOpt is η × the KL column for every method trained on the true "
-               f"reward or preferences from it.\n\n" + "\n".join(lines) + "\n")
-    notes = ("- Policy gradient: tabular softmax from π0, Adam (lr 0.1, lr_t = lr/(1 + 0.02 t)), 16 prompts × 4 actions "
-             "per step, PPO/GRPO: 2 epochs × 2 minibatches, clip 0.2, PPO with a tabular value baseline; KL as k1 "
-             "in the reward, except GRPO (k3 in the loss, its paper's choice — whose fixed point is the forward-KL "
-             "policy, not Gibbs, so its KL to Gibbs plateaus).\n"
-             "- DPO variants are fitted to convergence (L-BFGS) with ridge λ = 1 on the implicit-reward parameter; "
-             "the log-linear DPO policy is exactly O(φθ̂, η, π0) with θ̂ the ridge BT MLE (tests/test_dpo.py).\n"
-             "- Online DPO / XPO: m = max(8, budget/32) pairs per round, warm-started refits; XPO α = 0.01.\n"
-             "- Best-of-N is the exact distribution (no sampling error); its 'samples' are the N draws per prompt.\n"
-             "- Rejection sampling fine-tuning: 16 prompts per context, top-per-prompt selection, tabular MLE with one "
-             "pseudo-count of π0 per context.\n"
-             "- Speed ratios divide a run's wall time by one exact Gibbs call timed in the same process; the machine "
-             "is shared, so only ratios are meaningful.")
-    tables = [("Distance to Gibbs at the largest budget (sampling oracles: at their best N); mean over scenarios "
-               "and seeds", headline.round(5))]
-    if not fixed_table.empty:
-        tables.append(("KL estimator × placement (exact gradients, final step)", fixed_table))
-    if not bon_table.empty:
-        tables.append(("Best-of-N: KL, gold reward and the Gibbs frontier at the same KL", bon_table.round(4)))
-    tables.append(("Samples (or comparisons) until the seed-mean KL to Gibbs falls below a tolerance", reach.round(4)))
-    tables.append(("Cost per run and speed ratio to the exact oracle (median over runs)", cost.round(3)))
-    return ReportContent(summary=summary, tables=tuple(tables), figures=tuple(figures), notes=notes)
+    return oracles_report(frame)
 
 
 STUDY = Study(

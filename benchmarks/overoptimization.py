@@ -144,21 +144,22 @@ def proxy_reward(config: OveroptConfig, problems, proxy_features):
 
 def _hack_mass(problems, logprobs, is_hack) -> np.ndarray:
     """E_x π(hacking actions | x), per seed."""
-    from rlbandit.oracle import _weigh_contexts
+    from rlbandit import kernels
 
-    return _weigh_contexts(np.where(is_hack, np.exp(logprobs), 0.0).sum(-1), problems.context_probs)
+    return kernels.weigh_contexts(np.where(is_hack, np.exp(logprobs), 0.0).sum(-1), problems.context_probs)
 
 
 def _rows(problems, logprobs_list, proxy, seeds, knobs: dict[str, list], is_hack):
-    from rlbandit.oracle import _weigh_contexts, expected_reward
+    from rlbandit import kernels
+    from rlbandit.oracle import expected_reward
 
     gold0 = problems.gold_reward(problems.ref_logprobs)
-    proxy0 = _weigh_contexts(expected_reward(problems.ref_logprobs, proxy), problems.context_probs)
+    proxy0 = kernels.weigh_contexts(expected_reward(problems.ref_logprobs, proxy), problems.context_probs)
     rows = []
     for i, lp in enumerate(logprobs_list):
         kl = problems.kl_to_ref(lp)
         gold = problems.gold_reward(lp) - gold0
-        prox = _weigh_contexts(expected_reward(lp, proxy), problems.context_probs) - proxy0
+        prox = kernels.weigh_contexts(expected_reward(lp, proxy), problems.context_probs) - proxy0
         hack = _hack_mass(problems, lp, is_hack)
         for j, seed in enumerate(seeds):
             row = {"seed": int(seed), "kl_to_ref": float(kl[j]), "d": float(np.sqrt(max(kl[j], 0.0))),
@@ -203,13 +204,15 @@ def _ppo(config, problems, proxy, seeds, is_hack):
         history = result.history
         final_hack = _hack_mass(problems, result.logprobs, is_hack)
         gold0 = problems.gold_reward(problems.ref_logprobs)
-        from rlbandit.oracle import _weigh_contexts, expected_reward
+        from rlbandit import kernels
+        from rlbandit.oracle import expected_reward
 
-        proxy0 = _weigh_contexts(expected_reward(problems.ref_logprobs, proxy), problems.context_probs)
+        proxy0 = kernels.weigh_contexts(expected_reward(problems.ref_logprobs, proxy), problems.context_probs)
         for _, h in history.iterrows():
             i = int(h["seed"])
-            rows.append({"seed": int(seeds[i]), "kl_to_ref": h["kl_to_ref"], "d": float(np.sqrt(max(h["kl_to_ref"], 0))),
-                         "gold_gain": h["gold_reward"] - gold0[i], "proxy_gain": h["train_reward"] - proxy0[i],
+            rows.append({"seed": int(seeds[i]), "kl_to_ref": h["kl_to_ref"],
+                         "d": float(np.sqrt(max(h["kl_to_ref"], 0))), "gold_gain": h["gold_reward"] - gold0[i],
+                         "proxy_gain": h["train_reward"] - proxy0[i],
                          "hack_mass": float(final_hack[i]) if h["step"] == config.ppo_steps else np.nan,
                          "knob": h["step"], "eta": eta, "N": np.nan, "step": h["step"],
                          "curve": f"PPO{' exact' if config.ppo_mode == 'exact' else ''} (η = {eta:g})"})
@@ -269,48 +272,48 @@ def fit_form(d: np.ndarray, gain: np.ndarray, form: str) -> dict[str, float]:
     coef, *_ = np.linalg.lstsq(design, gain, rcond=None)
     resid = gain - design @ coef
     total = ((gain - gain.mean()) ** 2).sum()
-    return {"alpha": float(coef[0]), "beta": float(coef[1]), "r2": float(1 - (resid ** 2).sum() / total) if total > 0 else np.nan}
+    r2 = float(1 - (resid ** 2).sum() / total) if total > 0 else np.nan
+    return {"alpha": float(coef[0]), "beta": float(coef[1]), "r2": r2}
 
 
-def report(frame: pd.DataFrame) -> ReportContent:
-    from rlbandit import plots
+def _curve_order(curve: str):
+    """Gibbs first, then best-of-N, then the PPO curves by name."""
+    return (not curve.startswith("Gibbs"), not curve.startswith("best"), curve)
 
-    proxies = [p for p in PROXIES if p in set(frame["proxy"])]
-    curves = sorted(frame["curve"].unique(), key=lambda c: (not c.startswith("Gibbs"), not c.startswith("best"), c))
 
-    # Mean curve per proxy × curve × knob (pooled over seeds).
-    mean = (frame.groupby(["proxy", "curve", "knob"])
-            .agg(d=("d", "mean"), gold_gain=("gold_gain", "mean"), proxy_gain=("proxy_gain", "mean"))
-            .reset_index())
-
+def _fits_and_peaks(mean: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per proxy × optimiser curve: both functional forms fitted to the gold gain (with the better
+    form per curve) and the peak and final gold and proxy gains."""
     fit_rows, peak_rows = [], []
     for (proxy, curve), g in mean.groupby(["proxy", "curve"]):
         g = g.sort_values("d")
         for form in FORMS:
             fit = fit_form(g["d"].to_numpy(), g["gold_gain"].to_numpy(), form)
             fit_rows.append({"proxy": proxy, "optimizer": curve, "form": form, **fit})
-        peak = g.loc[g["gold_gain"].idxmax()]
-        last = g.iloc[-1]
-        peak_rows.append({"proxy": proxy, "optimizer": curve, "peak gold gain": peak["gold_gain"], "d at peak": peak["d"],
-                          "proxy gain at peak": peak["proxy_gain"], "largest d": last["d"],
+        peak, last = g.loc[g["gold_gain"].idxmax()], g.iloc[-1]
+        peak_rows.append({"proxy": proxy, "optimizer": curve, "peak gold gain": peak["gold_gain"],
+                          "d at peak": peak["d"], "proxy gain at peak": peak["proxy_gain"], "largest d": last["d"],
                           "gold gain at largest d": last["gold_gain"], "proxy gain at largest d": last["proxy_gain"]})
     fits = pd.DataFrame(fit_rows)
-    peaks = pd.DataFrame(peak_rows)
-    weights = frame.groupby("proxy")["spurious_weight"].mean()
-
     best_form = (fits.loc[fits.groupby(["proxy", "optimizer"])["r2"].idxmax(), ["proxy", "optimizer", "form"]]
                  .rename(columns={"form": "better form"}))
-    fits = fits.merge(best_form, on=["proxy", "optimizer"])
+    return fits.merge(best_form, on=["proxy", "optimizer"]), pd.DataFrame(peak_rows)
 
-    figures = []
-    for y, title in (("gold_gain", "Gold reward against d"), ("proxy_gain", "Proxy reward against d")):
-        fig = plots.path_plot(frame, x="d", y=y, order="knob", hue="curve", col="proxy", title=title)
-        figures.append(ReportFigure(f"{y}_vs_d", fig,
-                                    f"{'Gold' if y == 'gold_gain' else 'Proxy'} reward gain over π0 against "
-                                    "d = √KL(π‖π0) for Gibbs (η sweep), best-of-N (N sweep) and PPO (training steps), "
-                                    "per proxy (mean over seeds)."))
-    # gold with fitted forms overlaid
+
+def _gain_figure(frame: pd.DataFrame, y: str, title: str) -> ReportFigure:
+    from rlbandit import plots
+
+    fig = plots.path_plot(frame, x="d", y=y, order="knob", hue="curve", col="proxy", title=title)
+    return ReportFigure(f"{y}_vs_d", fig, f"{'Gold' if y == 'gold_gain' else 'Proxy'} reward gain over π0 against "
+                        "d = √KL(π‖π0) for Gibbs (η sweep), best-of-N (N sweep) and PPO (training steps), "
+                        "per proxy (mean over seeds).")
+
+
+def _fits_figure(mean: pd.DataFrame, fits: pd.DataFrame, proxies: list, curves: list) -> ReportFigure:
+    """The seed-mean gold gain with Gao et al.'s fitted form overlaid, one panel per proxy."""
     import matplotlib.pyplot as plt
+
+    from rlbandit import plots
 
     fig, axes = plt.subplots(1, len(proxies), figsize=(4.4 * len(proxies), 3.4), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -330,65 +333,91 @@ def report(frame: pd.DataFrame) -> ReportContent:
         ax.set_ylabel(plots.label("gold_gain"))
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    figures.append(ReportFigure("gold_fits", fig, "Gold gain (points, seed means) with Gao et al.'s fitted forms: "
-                                "d(α − βd) for best-of-N, d(α − β log d) for Gibbs and PPO (lines)."))
+    return ReportFigure("gold_fits", fig, "Gold gain (points, seed means) with Gao et al.'s fitted forms: "
+                        "d(α − βd) for best-of-N, d(α − β log d) for Gibbs and PPO (lines).")
 
+
+def _peak_texts(frame: pd.DataFrame, peaks: pd.DataFrame):
+    """Per curve, (gold drop from the peak, sentence), split into over-optimised (drop > 0.05) and
+    not, and the flags per curve."""
     over, fine, flags = [], [], []
     for _, row in peaks.iterrows():
         drop = row["peak gold gain"] - row["gold gain at largest d"]
-        hack = frame[(frame["proxy"] == row["proxy"]) & (frame["curve"] == row["optimizer"])]
+        curve = frame[(frame["proxy"] == row["proxy"]) & (frame["curve"] == row["optimizer"])]
         # the most optimised point: the smallest η for Gibbs, the largest N or last step otherwise
-        final_knob = hack["knob"].min() if row["optimizer"].startswith("Gibbs") else hack["knob"].max()
-        hack = hack.loc[hack["knob"] == final_knob, "hack_mass"].mean()
+        final_knob = curve["knob"].min() if row["optimizer"].startswith("Gibbs") else curve["knob"].max()
+        hack = curve.loc[curve["knob"] == final_knob, "hack_mass"].mean()
         text = (f"`{row['proxy']}` × {row['optimizer']}: gold gain peaks at {row['peak gold gain']:.3g} "
-                f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} (d = {row['largest d']:.2f}) "
-                f"while the proxy gain rises to {row['proxy gain at largest d']:.3g}; final mass on hacking actions "
-                f"{hack:.2g}")
+                f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} (d = "
+                f"{row['largest d']:.2f}) while the proxy gain rises to {row['proxy gain at largest d']:.3g}; final "
+                f"mass on hacking actions {hack:.2g}")
         (over if drop > 0.05 else fine).append((drop, text))
         flags.append({"proxy": row["proxy"], "optimizer": row["optimizer"], "over": drop > 0.05})
     over.sort(key=lambda t: -t[0])
+    return over, fine, pd.DataFrame(flags)
+
+
+def _ppo_sentence(flags: pd.DataFrame) -> str:
+    """Sampled PPO against PPO with exact expected updates (empty unless both ran)."""
+    sampled_ppo = flags[flags["optimizer"].str.startswith("PPO (")]
+    exact_ppo = flags[flags["optimizer"].str.startswith("PPO exact")]
+    if sampled_ppo.empty or exact_ppo.empty:
+        return ""
+    sentence = (f"Sampled PPO over-optimises in {int(sampled_ppo['over'].sum())} of {len(sampled_ppo)} curves, "
+                f"PPO with exact expected updates in {int(exact_ppo['over'].sum())} of {len(exact_ppo)}")
+    if sampled_ppo["over"].sum() < exact_ppo["over"].sum():
+        sentence += (": the hacking actions are rare under π0 and under PPO's own early policy, so sampled PPO "
+                     "rarely draws them and never learns how much the proxy likes them — an exploration "
+                     "failure that here protects the gold reward")
+    return sentence + ". "
+
+
+def _summary(frame: pd.DataFrame, peaks: pd.DataFrame, fits: pd.DataFrame) -> str:
+    over, fine, flags = _peak_texts(frame, peaks)
     lines = [f"- **over-optimised** (−{drop:.3g} gold from the peak): {text}." for drop, text in over]
     lines += [f"- not over-optimised: {text}." for _, text in fine if "ample" not in text]
     n_ample = sum("ample" in text for _, text in fine)
-    flags = pd.DataFrame(flags)
-    sampled_ppo = flags[flags["optimizer"].str.startswith("PPO (")]
-    exact_ppo = flags[flags["optimizer"].str.startswith("PPO exact")]
-    ppo_sentence = ""
-    if not sampled_ppo.empty and not exact_ppo.empty:
-        ppo_sentence = (f"Sampled PPO over-optimises in {int(sampled_ppo['over'].sum())} of {len(sampled_ppo)} curves, "
-                        f"PPO with exact expected updates in {int(exact_ppo['over'].sum())} of {len(exact_ppo)}")
-        if sampled_ppo["over"].sum() < exact_ppo["over"].sum():
-            ppo_sentence += (": the hacking actions are rare under π0 and under PPO's own early policy, so sampled PPO "
-                             "rarely draws them and never learns how much the proxy likes them — an exploration "
-                             "failure that here protects the gold reward")
-        ppo_sentence += ". "
-    better = best_form["better form"].value_counts()
-    form_summary = ", ".join(f"{form}: {count}" for form, count in better.items())
-    summary = (
+    weights = frame.groupby("proxy")["spurious_weight"].mean()
+    better = fits.drop_duplicates(["proxy", "optimizer"])["better form"].value_counts()
+    return (
         "A Bradley–Terry proxy learned from limited or misspecified data is optimised by the exact Gibbs oracle "
         "(η sweep), best-of-N (N sweep) and PPO (training checkpoints, sampled and exact-gradient); gold and proxy "
         f"reward gains over π0 against d = √KL(π‖π0), {frame['seed'].nunique()} seeds. The proxy's weight on the "
         f"spurious feature s (mean over seeds): {', '.join(f'{k}: {v:.2f}' for k, v in weights.items())}.\n\n"
         + "\n".join(lines)
         + f"\n- the `ample` control is not over-optimised by any of its {n_ample} optimisers.\n\n"
-        + ppo_sentence +
-        "Gao et al.'s forms (better R² per curve): "
-        f"{form_summary}; the collapse through the hacking actions is sharper than either form "
-        "(lowest R² on the misspecified proxy).\n"
+        + _ppo_sentence(flags)
+        + "Gao et al.'s forms (better R² per curve): "
+        f"{', '.join(f'{form}: {count}' for form, count in better.items())}; the collapse through the hacking "
+        "actions is sharper than either form (lowest R² on the misspecified proxy).\n"
     )
-    notes = (
-        "- The hacking actions (2 of 32 per context) are the only route to over-optimisation in a linear world: "
-        "rare under π0 (log-weight −4), bad under the gold reward, maximal on the spurious feature. The ample "
-        "proxy is the control.\n"
-        "- d uses the context-averaged KL, E_x KL(π(·|x)‖π0(·|x)); gains are relative to π0.\n"
-        "- Fits are least squares on the seed-mean curve (points with d > 10⁻⁶), linear in (α, β).\n"
-        "- PPO: tabular, k1 KL penalty in the reward; sampled = 32 prompts × 4 actions per step, 2 epochs × 2 "
-        "minibatches, Adam lr 0.05; exact = the expected update (every action weighted by π_old), Adam lr 0.02. "
-        "Its points are training checkpoints, so d grows with steps until the KL penalty balances the proxy gain."
-    )
+
+
+_NOTES = (
+    "- The hacking actions (2 of 32 per context) are the only route to over-optimisation in a linear world: "
+    "rare under π0 (log-weight −4), bad under the gold reward, maximal on the spurious feature. The ample "
+    "proxy is the control.\n"
+    "- d uses the context-averaged KL, E_x KL(π(·|x)‖π0(·|x)); gains are relative to π0.\n"
+    "- Fits are least squares on the seed-mean curve (points with d > 10⁻⁶), linear in (α, β).\n"
+    "- PPO: tabular, k1 KL penalty in the reward; sampled = 32 prompts × 4 actions per step, 2 epochs × 2 "
+    "minibatches, Adam lr 0.05; exact = the expected update (every action weighted by π_old), Adam lr 0.02. "
+    "Its points are training checkpoints, so d grows with steps until the KL penalty balances the proxy gain."
+)
+
+
+def report(frame: pd.DataFrame) -> ReportContent:
+    """Peaks and fitted forms of the gold gain per proxy × optimiser, with the gain curves."""
+    proxies = [p for p in PROXIES if p in set(frame["proxy"])]
+    curves = sorted(frame["curve"].unique(), key=_curve_order)
+    mean = (frame.groupby(["proxy", "curve", "knob"])  # the mean curve per proxy × curve × knob, pooled over seeds
+            .agg(d=("d", "mean"), gold_gain=("gold_gain", "mean"), proxy_gain=("proxy_gain", "mean"))
+            .reset_index())
+    fits, peaks = _fits_and_peaks(mean)
+    figures = (_gain_figure(frame, "gold_gain", "Gold reward against d"),
+               _gain_figure(frame, "proxy_gain", "Proxy reward against d"), _fits_figure(mean, fits, proxies, curves))
     tables = (("Peak and final gold gain per proxy × optimiser", peaks.round(4)),
               ("Gao et al. functional forms fitted to the gold gain", fits.round(4)))
-    return ReportContent(summary=summary, tables=tables, figures=tuple(figures), notes=notes)
+    return ReportContent(summary=_summary(frame, peaks, fits), tables=tables, figures=figures, notes=_NOTES)
 
 
 STUDY = Study(

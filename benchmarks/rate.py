@@ -25,7 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rlbandit._checks import check_choice, check_int, check_positive_float, check_positive_ints
+from rlbandit._checks import (
+    check_choice,
+    check_int,
+    check_positive_float,
+    check_positive_ints,
+)
+from rlbandit.stats import (
+    bootstrap_means,
+    geometric_mean,
+    loglog_slope,
+    percentile_interval,
+)
 from rlbandit.study import ReportContent, ReportFigure, Study
 
 __all__ = ["RateConfig", "configs", "run", "report", "STUDY", "loglog_slope", "bootstrap_slopes", "slope_table"]
@@ -129,29 +140,15 @@ def run(config: RateConfig) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Slopes
+# Slopes (``loglog_slope`` is rlbandit.stats.loglog_slope, re-exported here)
 # ---------------------------------------------------------------------------------------------
-
-def loglog_slope(n, values) -> np.ndarray:
-    """Least-squares slope of log(values) against log(n) along the last axis (batched).
-
-    n: shape (N,), > 0; values: shape (..., N), > 0. Returns shape (...)."""
-    x = np.log(np.asarray(n, dtype=float))
-    y = np.log(np.asarray(values, dtype=float))
-    xc = x - x.mean()
-    return ((y - y.mean(-1, keepdims=True)) * xc).sum(-1) / (xc ** 2).sum()
-
 
 def bootstrap_slopes(subopt: np.ndarray, n: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """Slopes of the seed-mean curve under a bootstrap over seeds.
 
     subopt: (S, N) per-seed SubOpt at sizes n (N,). Each replicate resamples S seeds with
     replacement, averages their curves and fits the log–log slope. Returns (n_boot,)."""
-    subopt = np.asarray(subopt, dtype=float)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(subopt.shape[0], np.full(subopt.shape[0], 1 / subopt.shape[0]), size=n_boot)
-    means = counts @ subopt / subopt.shape[0]
-    return loglog_slope(n, means)
+    return loglog_slope(n, bootstrap_means(subopt, np.random.default_rng(seed), n_boot))
 
 
 def _curves(group: pd.DataFrame, y: str) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +161,15 @@ def _window_slopes(n, curves, window: int):
     means = curves.mean(0)
     centres, slopes = [], []
     for i in range(len(n) - window + 1):
-        centres.append(float(np.exp(np.log(n[i:i + window]).mean())))
+        centres.append(geometric_mean(n[i:i + window]))
         slopes.append(float(loglog_slope(n[i:i + window], means[i:i + window])))
     return np.array(centres), np.array(slopes)
+
+
+def _interval_text(boot) -> str:
+    """The 95 % percentile interval of bootstrap draws as ``[lo, hi]``."""
+    low, high = percentile_interval(boot)
+    return f"[{low:.2f}, {high:.2f}]"
 
 
 def slope_table(frame: pd.DataFrame, *, y: str = "subopt", window: int = 5, n_boot: int = 1000) -> pd.DataFrame:
@@ -183,14 +186,13 @@ def slope_table(frame: pd.DataFrame, *, y: str = "subopt", window: int = 5, n_bo
         centres, local = _window_slopes(n, curves, min(3, len(n)))
         below = np.flatnonzero(local <= -0.75)
         crossover = float(centres[below[0]]) if below.size else np.nan
-        slope_large = float(loglog_slope(n[-w:], curves[:, -w:].mean(0)))
         rows.append({
             "scenario": scenario, "d": int(dim), "eta": float(eta),
             "slope small n": float(loglog_slope(n[:w], curves[:, :w].mean(0))),
-            "CI small n": f"[{np.quantile(small, 0.025):.2f}, {np.quantile(small, 0.975):.2f}]",
-            "slope large n": slope_large,
-            "CI large n": f"[{np.quantile(large, 0.025):.2f}, {np.quantile(large, 0.975):.2f}]",
-            "large-n rate": _verdict(np.quantile(large, [0.025, 0.975])),
+            "CI small n": _interval_text(small),
+            "slope large n": float(loglog_slope(n[-w:], curves[:, -w:].mean(0))),
+            "CI large n": _interval_text(large),
+            "large-n rate": _verdict(percentile_interval(large)),
             "n* (slope ≤ −¾)": crossover if below.size == 0 or below[0] > 0 else float(n[0]),
             "d/η²": dim / eta ** 2,
             "SubOpt·ηn/d at n_max": float(curves[:, -1].mean() * eta * n[-1] / dim),
@@ -217,11 +219,10 @@ def local_slopes(frame: pd.DataFrame, *, y: str = "subopt", window: int = 3, n_b
     rng = np.random.default_rng(1)
     for (scenario, dim, eta), group in frame.groupby(["scenario", "dim", "eta"], sort=True):
         n, curves = _curves(group, y)
-        counts = rng.multinomial(curves.shape[0], np.full(curves.shape[0], 1 / curves.shape[0]), size=n_boot)
-        means = counts @ curves / curves.shape[0]
+        means = bootstrap_means(curves, rng, n_boot)
         for i in range(len(n) - window + 1):
-            centre = float(np.exp(np.log(n[i:i + window]).mean()))
             slopes = loglog_slope(n[i:i + window], means[:, i:i + window])
+            centre = geometric_mean(n[i:i + window])
             rows.append(pd.DataFrame({"scenario": scenario, "dim": dim, "eta": eta, "n": centre,
                                       "boot": np.arange(n_boot), "local_slope": slopes}))
     return pd.concat(rows, ignore_index=True)
@@ -238,128 +239,160 @@ def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
         dims, values = wide.columns.to_numpy(float), wide.to_numpy(float)
         if len(dims) < 2:
             continue
-        counts = rng.multinomial(values.shape[0], np.full(values.shape[0], 1 / values.shape[0]), size=n_boot)
-        boot = loglog_slope(dims, counts @ values / values.shape[0])
+        boot = loglog_slope(dims, bootstrap_means(values, rng, n_boot))
         rows.append({"scenario": scenario, "eta": float(eta), "n": int(last["n"].iloc[0]),
-                     "d-exponent": float(loglog_slope(dims, values.mean(0))),
-                     "95% CI": f"[{np.quantile(boot, 0.025):.2f}, {np.quantile(boot, 0.975):.2f}]"})
+                     "d-exponent": float(loglog_slope(dims, values.mean(0))), "95% CI": _interval_text(boot)})
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
-# Report
+# Report: one function per figure, table and paragraph
 # ---------------------------------------------------------------------------------------------
 
-def report(frame: pd.DataFrame) -> ReportContent:
+def _subopt_figure(frame: pd.DataFrame, scenario: str) -> ReportFigure:
     from rlbandit import plots
 
-    frame = frame.copy()
-    frame["scaled_subopt"] = frame["subopt"] * frame["eta"] * frame["n"] / frame["dim"]
-    slopes = slope_table(frame)
-    dexp = d_exponent(frame)
+    part = frame[frame["scenario"] == scenario]
+    fig = plots.line_plot(part, x="n", y="subopt", hue="eta", col="dim", logx=True, logy=True,
+                          reference_slopes=(-0.5, -1.0),
+                          slope_labels=(r"$\propto\sqrt{d}/\sqrt{n}$ (bound's shape)", r"$\propto 1/n$ (fast rate)"),
+                          ncols=min(4, part["dim"].nunique()), title=f"SubOpt of Gibbs(MLE), data from π0 — {scenario}")
+    return ReportFigure(f"subopt_vs_n_{scenario}", fig,
+                        f"`{scenario}`: exact SubOpt of the plug-in policy O(φθ̂, η, π0) against n (mean over seeds, "
+                        "95 % CI band) per d and η, with guides of slope −½ (the √d/√n bound's shape) and −1 (the "
+                        "fast rate) through the first point.")
+
+
+def _local_slope_figure(frame: pd.DataFrame, multi: bool) -> ReportFigure:
+    from rlbandit import plots
+
+    fig = plots.line_plot(local_slopes(frame), x="n", y="local_slope", hue="eta", col="dim",
+                          row="scenario" if multi else None, logx=True, band="pi", markers=False,
+                          ncols=frame["dim"].nunique())
+    for ax in fig.axes:
+        if ax.get_visible() and ax.get_label() != "<colorbar>":
+            ax.axhline(-0.5, color="0.5", linestyle="--", linewidth=1)
+            ax.axhline(-1.0, color="0.5", linestyle=":", linewidth=1)
+    return ReportFigure("local_slope", fig,
+                        "Local log–log slope of the seed-mean SubOpt over three consecutive sizes (band: 95 % "
+                        "bootstrap over seeds): −½ is the bound's shape, −1 the fast rate; each η moves from the "
+                        "first to the second as n grows past ≈ d/η².")
+
+
+def _scaled_figure(frame: pd.DataFrame, multi: bool) -> ReportFigure:
+    from rlbandit import plots
+
+    fig = plots.line_plot(frame, x="n", y="scaled_subopt", hue="dim", col="eta", row="scenario" if multi else None,
+                          logx=True, logy=True, ncols=frame["eta"].nunique())
+    return ReportFigure("scaled_subopt", fig,
+                        "SubOpt × ηn/d against n: the fast rate d/(ηn) predicts a flat line at the same height for "
+                        "every d and η; curves rise where the rate is slower than 1/n (small n, small η) and collapse "
+                        "once it is 1/n.")
+
+
+def _theta_error_figure(frame: pd.DataFrame) -> ReportFigure:
+    from rlbandit import plots
+
+    fig = plots.line_plot(frame[frame["eta"] == frame["eta"].min()], x="n", y="theta_error", hue="dim",
+                          col="scenario", logx=True, logy=True, reference_slopes=(-0.5,))
+    return ReportFigure("theta_error", fig,
+                        "Parameter error ‖θ̂ − θ*‖ of the BT MLE against n per d (independent of η): the 1/√n "
+                        "statistical rate that both SubOpt shapes start from.")
+
+
+_NOTES = "\n".join([
+    "- Slopes are fitted to the seed-mean SubOpt over the first / last five sizes of the grid; intervals are "
+    "95 % percentile intervals of 1000 bootstrap resamples of the seeds. *n\\** is the geometric centre of the "
+    "first three-size window whose slope is ≤ −¾ (— when it never is; the first size when it is already).",
+    "- The heuristic crossover d/η² (where √(d/n) = d/(ηn)) assumes the fast-rate constant d/η; at small η "
+    "the realised constant is far smaller (π* is nearly greedy and the reward gaps are large against η), so "
+    "the measured n* is compared with it, not fitted to it.",
+    "- A verdict of 1/n means the large-n interval contains −1 (and not −½) or lies below −¾; 1/√n that it "
+    "contains −½ (and not −1) or lies above −¾; an interval containing both is undetermined.",
+    "- Data are nested (the first n comparisons of one stream per seed) and come from π0 only, with the ridge "
+    "MLE (λ = 1); at n below ≈ d the ridge keeps θ̂ near 0 (π̂ ≈ π0), which flattens the small-n curves.",
+    "- Reference: Zhao, Ye, Gu & Zhang (2024), *Sharp analysis for KL-regularized contextual bandits and "
+    "RLHF* — O(1/ε) sample complexity for KL-regularised objectives, against O(1/ε²) without regularisation.",
+])
+
+
+def report(frame: pd.DataFrame) -> ReportContent:
+    frame = frame.assign(scaled_subopt=frame["subopt"] * frame["eta"] * frame["n"] / frame["dim"])
+    slopes, dexp = slope_table(frame), d_exponent(frame)
     scenarios = sorted(frame["scenario"].unique())
     multi = len(scenarios) > 1
+    figures = [_subopt_figure(frame, scenario) for scenario in scenarios]
+    figures += [_local_slope_figure(frame, multi), _scaled_figure(frame, multi), _theta_error_figure(frame)]
+    headline = slopes.rename(columns={"eta": "η"})
+    tables = (("Log–log slope of SubOpt against n (95 % bootstrap CI over seeds)", headline),)
+    if len(dexp):
+        tables += (("Dependence on d at the largest n", dexp),)
+    return ReportContent(summary=_summary(frame, slopes, dexp), tables=tables, figures=tuple(figures), notes=_NOTES)
 
-    figures = []
-    for scenario in scenarios:
-        part = frame[frame["scenario"] == scenario]
-        figures.append(ReportFigure(f"subopt_vs_n_{scenario}", plots.line_plot(
-            part, x="n", y="subopt", hue="eta", col="dim", logx=True, logy=True, reference_slopes=(-0.5, -1.0),
-            slope_labels=(r"$\propto\sqrt{d}/\sqrt{n}$ (bound's shape)", r"$\propto 1/n$ (fast rate)"),
-            ncols=min(4, part["dim"].nunique()), title=f"SubOpt of Gibbs(MLE), data from π0 — {scenario}"),
-            f"`{scenario}`: exact SubOpt of the plug-in policy O(φθ̂, η, π0) against n (mean over seeds, 95 % CI band) "
-            "per d and η, with guides of slope −½ (the √d/√n bound's shape) and −1 (the fast rate) through the "
-            "first point."))
-    local = local_slopes(frame)
-    figures.append(ReportFigure("local_slope", plots.line_plot(
-        local, x="n", y="local_slope", hue="eta", col="dim", row="scenario" if multi else None, logx=True,
-        band="pi", markers=False, ncols=frame["dim"].nunique()),
-        "Local log–log slope of the seed-mean SubOpt over three consecutive sizes (band: 95 % bootstrap over "
-        "seeds): −½ is the bound's shape, −1 the fast rate; each η moves from the first to the second as n grows "
-        "past ≈ d/η²."))
-    for fig in figures[-1:]:
-        for ax in fig.figure.axes:
-            if ax.get_visible() and ax.get_label() != "<colorbar>":
-                ax.axhline(-0.5, color="0.5", linestyle="--", linewidth=1)
-                ax.axhline(-1.0, color="0.5", linestyle=":", linewidth=1)
-    figures.append(ReportFigure("scaled_subopt", plots.line_plot(
-        frame, x="n", y="scaled_subopt", hue="dim", col="eta", row="scenario" if multi else None, logx=True,
-        logy=True, ncols=frame["eta"].nunique()),
-        "SubOpt × ηn/d against n: the fast rate d/(ηn) predicts a flat line at the same height for every d and η; "
-        "curves rise where the rate is slower than 1/n (small n, small η) and collapse once it is 1/n."))
-    figures.append(ReportFigure("theta_error", plots.line_plot(
-        frame[frame["eta"] == frame["eta"].min()], x="n", y="theta_error", hue="dim", col="scenario",
-        logx=True, logy=True, reference_slopes=(-0.5,)),
-        "Parameter error ‖θ̂ − θ*‖ of the BT MLE against n per d (independent of η): the 1/√n statistical rate "
-        "that both SubOpt shapes start from."))
 
-    summary = _summary(frame, slopes, dexp)
-    notes = "\n".join([
-        "- Slopes are fitted to the seed-mean SubOpt over the first / last five sizes of the grid; intervals are "
-        "95 % percentile intervals of 1000 bootstrap resamples of the seeds. *n\\** is the geometric centre of the "
-        "first three-size window whose slope is ≤ −¾ (— when it never is; the first size when it is already).",
-        "- The heuristic crossover d/η² (where √(d/n) = d/(ηn)) assumes the fast-rate constant d/η; at small η "
-        "the realised constant is far smaller (π* is nearly greedy and the reward gaps are large against η), so "
-        "the measured n* is compared with it, not fitted to it.",
-        "- A verdict of 1/n means the large-n interval contains −1 (and not −½) or lies below −¾; 1/√n that it "
-        "contains −½ (and not −1) or lies above −¾; an interval containing both is undetermined.",
-        "- Data are nested (the first n comparisons of one stream per seed) and come from π0 only, with the ridge "
-        "MLE (λ = 1); at n below ≈ d the ridge keeps θ̂ near 0 (π̂ ≈ π0), which flattens the small-n curves.",
-        "- Reference: Zhao, Ye, Gu & Zhang (2024), *Sharp analysis for KL-regularized contextual bandits and "
-        "RLHF* — O(1/ε) sample complexity for KL-regularised objectives, against O(1/ε²) without regularisation.",
-    ])
-    headline = slopes.rename(columns={"d": "d", "eta": "η"})
-    return ReportContent(summary=summary,
-                         tables=(("Log–log slope of SubOpt against n (95 % bootstrap CI over seeds)", headline),)
-                         + ((("Dependence on d at the largest n", dexp),) if len(dexp) else ()),
-                         figures=tuple(figures), notes=notes)
+def _rate_paragraph(slopes: pd.DataFrame, sizes: np.ndarray, w: int) -> str:
+    """Which rate the large-n slopes follow."""
+    fast = slopes["large-n rate"] == "1/n (fast)"
+    slow = slopes["large-n rate"] == "1/√n (slow)"
+    verdict = ("the **1/n fast rate**" if fast.mean() >= 0.75 else
+               "the **√d/√n shape of the bound**" if slow.mean() >= 0.75 else "**neither shape uniformly**")
+    large = slopes["slope large n"]
+    return (f"**Which rate?** At large n (the last {w} sizes, n ∈ [{sizes[-w]}, {sizes[-1]}]) the data follow "
+            f"{verdict}: the log–log slope of SubOpt is {large.min():.2f} … {large.max():.2f} (median "
+            f"{large.median():.2f}) and {int(fast.sum())} of {len(slopes)} scenario × d × η cells are consistent with "
+            f"−1 only, {int(slow.sum())} with −½ only, the rest undetermined. SubOpt(π̂) = η KL(π̂‖π*) is second order "
+            "in the reward error once π̂ is close to π*, hence 1/n rather than the first-order √d/√n of the bound.")
+
+
+def _change_paragraph(slopes: pd.DataFrame, sizes: np.ndarray, w: int) -> str:
+    """Where the slope changes: the small-n slopes and the crossover n* by d and by η."""
+    by_d = slopes.groupby("d")["n* (slope ≤ −¾)"].median()
+    by_eta = slopes.groupby("eta")["n* (slope ≤ −¾)"].median()
+    spread_eta = float(by_eta.max() / by_eta.min()) if by_eta.min() > 0 else float("nan")
+    rho = by_d.reset_index().corr(method="spearman").iloc[0, 1] if len(by_d) > 1 else float("nan")
+    trend = ("n* grows with d." if rho > 0.5 else "n* does not grow with d." if np.isfinite(rho) else "")
+    dims = sorted(slopes["d"].unique())
+    return (f"**Where it changes.** At small n (n ∈ [{sizes[0]}, {sizes[w - 1]}]) the curves are flatter: slope "
+            + ", ".join(f"{slopes.loc[slopes['d'] == d, 'slope small n'].mean():.2f} (d = {d})" for d in dims)
+            + " on average over η and scenarios — a burn-in where the ridge MLE with n ≲ d comparisons barely moves π̂ "
+            "from π0; the steeper large-d flattening shows it is the dimension that sets its length. The local slope "
+            "first reaches −¾ at n* (median over η and scenarios) "
+            + ", ".join(f"{slopes.loc[slopes['d'] == d, 'n* (slope ≤ −¾)'].median():.0f} (d = {d})" for d in dims)
+            + "; by η: " + ", ".join(f"{slopes.loc[slopes['eta'] == e, 'n* (slope ≤ −¾)'].median():.0f} (η = {e:g})"
+                                     for e in sorted(slopes["eta"].unique()))
+            + f". {trend} The heuristic d/η² (where √(d/n) = d/(ηn)) would spread n* by a factor "
+            f"{(slopes['eta'].max() / slopes['eta'].min()) ** 2:.0g} across these η; the measured median n* spreads by "
+            f"{spread_eta:.2g} across η.")
+
+
+def _d_paragraph(frame: pd.DataFrame, dexp: pd.DataFrame) -> str:
+    """The exponent of d at the largest n."""
+    return (f"**Dependence on d** at n = {int(frame['n'].max())} (slope of log SubOpt against log d; 1 for the "
+            "fast rate's d/n, ½ for the bound's √d): " + "; ".join(
+                f"`{r['scenario']}` η = {r['eta']:g}: {r['d-exponent']:.2f} {r['95% CI']}" for _, r in dexp.iterrows())
+            + f". Median exponent {dexp.loc[dexp['eta'] >= 1, 'd-exponent'].median():.2f} for η ≥ 1 and "
+            f"{dexp.loc[dexp['eta'] < 1, 'd-exponent'].median():.2f} for η < 1: where it exceeds 1, π* is nearly "
+            "greedy and what matters is how often the estimated order of the top actions is wrong, not the "
+            "variance d/(ηn) of the local expansion.")
+
+
+def _constant_paragraph(slopes: pd.DataFrame) -> str:
+    """The scaled SubOpt ηn/d at the largest n, by η."""
+    return ("SubOpt · ηn/d at the largest n (1 would be the local expansion's constant ½·E Var_π* with unit "
+            "variance per dimension): " + ", ".join(
+                f"{v:.2g} (η = {e:g})" for e, v in slopes.groupby("eta")["SubOpt·ηn/d at n_max"].median().items())
+            + " (by η): a constant that changes with η shows the d/(ηn) expansion sets the rate but not the "
+            "constant.")
 
 
 def _summary(frame: pd.DataFrame, slopes: pd.DataFrame, dexp: pd.DataFrame) -> str:
     """The findings in words, every number computed from the frame."""
     sizes = np.sort(frame["n"].unique())
     w = min(5, len(sizes))
-    fast = slopes["large-n rate"] == "1/n (fast)"
-    slow = slopes["large-n rate"] == "1/√n (slow)"
-    verdict = ("the **1/n fast rate**" if fast.mean() >= 0.75 else
-               "the **√d/√n shape of the bound**" if slow.mean() >= 0.75 else "**neither shape uniformly**")
-    by_d = slopes.groupby("d")["n* (slope ≤ −¾)"].median()
-    by_eta = slopes.groupby("eta")["n* (slope ≤ −¾)"].median()
-    spread_eta = float(by_eta.max() / by_eta.min()) if by_eta.min() > 0 else float("nan")
-    rho = by_d.reset_index().corr(method="spearman").iloc[0, 1] if len(by_d) > 1 else float("nan")
-    trend = ("n* grows with d." if rho > 0.5 else "n* does not grow with d." if np.isfinite(rho) else "")
-    lines = [
-        f"**Which rate?** At large n (the last {w} sizes, n ∈ [{sizes[-w]}, {sizes[-1]}]) the data follow {verdict}: "
-        f"the log–log slope of SubOpt is {slopes['slope large n'].min():.2f} … {slopes['slope large n'].max():.2f} "
-        f"(median {slopes['slope large n'].median():.2f}) and {int(fast.sum())} of {len(slopes)} scenario × d × η "
-        f"cells are consistent with −1 only, {int(slow.sum())} with −½ only, the rest undetermined. SubOpt(π̂) = η KL(π̂‖π*) is second order in the "
-        "reward error once π̂ is close to π*, hence 1/n rather than the first-order √d/√n of the bound.",
-        "",
-        f"**Where it changes.** At small n (n ∈ [{sizes[0]}, {sizes[w - 1]}]) the curves are flatter: slope "
-        + ", ".join(f"{slopes.loc[slopes['d'] == d, 'slope small n'].mean():.2f} (d = {d})" for d in sorted(slopes["d"].unique()))
-        + " on average over η and scenarios — a burn-in where the ridge MLE with n ≲ d comparisons barely moves π̂ "
-        "from π0; the steeper large-d flattening shows it is the dimension that sets its length. The local slope "
-        "first reaches −¾ at n* (median over η and scenarios) "
-        + ", ".join(f"{slopes.loc[slopes['d'] == d, 'n* (slope ≤ −¾)'].median():.0f} (d = {d})" for d in sorted(slopes["d"].unique()))
-        + "; by η: " + ", ".join(f"{slopes.loc[slopes['eta'] == e, 'n* (slope ≤ −¾)'].median():.0f} (η = {e:g})"
-                                 for e in sorted(slopes["eta"].unique()))
-        + f". {trend} The heuristic d/η² (where √(d/n) = d/(ηn)) would spread n* by a factor "
-        f"{(slopes['eta'].max() / slopes['eta'].min()) ** 2:.0g} across these η; the measured median n* spreads by "
-        f"{spread_eta:.2g} across η.",
-    ]
+    lines = [_rate_paragraph(slopes, sizes, w), "", _change_paragraph(slopes, sizes, w)]
     if len(dexp):
-        lines += ["", f"**Dependence on d** at n = {int(frame['n'].max())} (slope of log SubOpt against log d; 1 for the "
-                  "fast rate's d/n, ½ for the bound's √d): " + "; ".join(
-                      f"`{r['scenario']}` η = {r['eta']:g}: {r['d-exponent']:.2f} {r['95% CI']}" for _, r in dexp.iterrows())
-                  + f". Median exponent {dexp.loc[dexp['eta'] >= 1, 'd-exponent'].median():.2f} for η ≥ 1 and "
-                  f"{dexp.loc[dexp['eta'] < 1, 'd-exponent'].median():.2f} for η < 1: where it exceeds 1, π* is nearly "
-                  "greedy and what matters is how often the estimated order of the top actions is wrong, not the "
-                  "variance d/(ηn) of the local expansion."]
-    lines += ["", "SubOpt · ηn/d at the largest n (1 would be the local expansion's constant ½·E Var_π* with unit "
-              "variance per dimension): " + ", ".join(
-                  f"{v:.2g} (η = {e:g})" for e, v in slopes.groupby("eta")["SubOpt·ηn/d at n_max"].median().items())
-              + " (by η): a constant that changes with η shows the d/(ηn) expansion sets the rate but not the "
-              "constant."]
+        lines += ["", _d_paragraph(frame, dexp)]
+    lines += ["", _constant_paragraph(slopes)]
     return "\n".join(lines)
 
 

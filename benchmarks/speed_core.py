@@ -4,7 +4,7 @@
 
 1. ``gibbs`` on X = 10⁴ contexts × K = 10³ actions (float64), validation included, against one
    ``np.exp`` over an array of the same size (goal ≤ 2×). Also the kernel alone
-   (``_gibbs_unchecked``), the exact shifted path used at extreme η, and η = 1e-8.
+   (``kernels.gibbs``), the exact shifted path used at extreme η, and η = 1e-8.
 2. ``fit_bt`` at n = 10⁵, d = 32 against scikit-learn's ``LogisticRegression(solver="lbfgs",
    fit_intercept=False, C=1/λ)`` (goal ≤ 1×). scikit-learn's ``tol`` bounds the max-norm of
    the gradient of the *mean* loss; ``fit_bt`` stops on the Newton decrement at machine precision.
@@ -50,27 +50,28 @@ def _interleaved(functions: dict, repeats: int) -> dict:
 
 def bench_gibbs(repeats: int) -> None:
     import rlbandit as rb
-    from rlbandit.oracle import _gibbs_exact_rows, _gibbs_unchecked
+    from rlbandit import kernels
 
     rng = np.random.default_rng(0)
     x, k = 10_000, 1_000
     rewards = rng.standard_normal((x, k))
     ref = rng.standard_normal((x, k))
     ref -= logsumexp(ref, axis=-1, keepdims=True)
-    print(f"gibbs: X={x}, K={k}, float64 ({rewards.nbytes / 2**20:.0f} MiB per array); {repeats} interleaved repeats", flush=True)
+    print(f"gibbs: X={x}, K={k}, float64 ({rewards.nbytes / 2**20:.0f} MiB per array); {repeats} interleaved "
+          "repeats", flush=True)
     t = _interleaved({
         "np.exp (reference)": lambda: np.exp(rewards),
         "gibbs, η=1 (validated)": lambda: rb.gibbs(rewards, ref, 1.0),
-        "gibbs kernel only, η=1": lambda: _gibbs_unchecked(rewards, ref, 1.0),
+        "gibbs kernel only, η=1": lambda: kernels.gibbs(rewards, ref, 1.0),
         "gibbs, η=1e-8 (validated)": lambda: rb.gibbs(rewards, ref, 1e-8),
-        "exact shifted path, η=1": lambda: _gibbs_exact_rows(rewards, ref, 1.0),
+        "exact shifted path, η=1": lambda: kernels.gibbs_exact_rows(rewards, ref, 1.0),
         "naive: r/η + log π0 − logsumexp": lambda: (rewards + ref) - logsumexp(rewards + ref, axis=-1, keepdims=True),
     }, repeats)
     base = t["np.exp (reference)"]
     print(f"  {'':36s} {'ms':>8s} {'× np.exp':>9s}")
     for name, seconds in t.items():
         print(f"  {name:36s} {1e3 * seconds:8.1f} {seconds / base:9.2f}")
-    exact = _gibbs_exact_rows(rewards, ref, 1.0)
+    exact = kernels.gibbs_exact_rows(rewards, ref, 1.0)
     print(f"  max |fast − exact| log-prob: {np.abs(rb.gibbs(rewards, ref, 1.0) - exact).max():.1e}")
 
 
@@ -92,7 +93,8 @@ def bench_fit_bt(repeats: int) -> None:
         def fit():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return LogisticRegression(fit_intercept=False, C=1.0 / reg, tol=tol, max_iter=10_000).fit(diffs, labels).coef_[0]
+                model = LogisticRegression(fit_intercept=False, C=1.0 / reg, tol=tol, max_iter=10_000)
+                return model.fit(diffs, labels).coef_[0]
         return fit
 
     def mean_gradient(theta):
