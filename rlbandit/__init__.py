@@ -41,7 +41,9 @@ __all__ = [
 
 #: Submodules loaded lazily on attribute access (some import torch).
 _LAZY_MODULES = {"offline", "online", "nash", "general_preferences", "losses", "policies", "policy_gradient",
-                 "dpo", "sampling_oracles", "study", "plots", "store", "runner", "reports", "cli"}
+                 "dpo", "sampling_oracles", "study", "plots", "store", "runner", "reports", "cli", "enhancers",
+                 "iterative", "nash_online", "offline_models", "pessimism", "optimistic", "preference_models",
+                 "pg_fixed_points", "stats", "loading", "radii"}
 #: Functions re-exported lazily from the module that defines them.
 _LAZY_NAMES = {
     "best_of_n": "rlbandit.sampling_oracles",
@@ -50,7 +52,9 @@ _LAZY_NAMES = {
     "best_of_n_kl_bound": "rlbandit.sampling_oracles",
     "select_top_per_prompt": "rlbandit.sampling_oracles",
     "select_top_k": "rlbandit.sampling_oracles",
-    "load_results": "rlbandit.runner",
+    "load_results": "rlbandit.loading",
+    "load_study": "rlbandit.loading",
+    "list_studies": "rlbandit.loading",
 }
 
 

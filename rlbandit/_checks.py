@@ -123,3 +123,11 @@ def check_choice(value, name: str, choices, *, kind: str | None = None):
     if value not in choices:
         raise ValueError(f"{name}: unknown {kind or name} {value!r}; choose one of {sorted(choices)}")
     return value
+
+
+def same_callable(a, b) -> bool:
+    """The same function, or the same module-level function defined again (a script imported
+    twice — by the driver and by a worker, or by path and by module name — makes a new object)."""
+    return a is b or (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (
+        getattr(b, "__module__", 1), getattr(b, "__qualname__", 1))
+

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import kernels
-from rlbandit._checks import check_int
+from rlbandit._checks import check_int, same_callable
 from rlbandit.optimistic import CONSTRAINTS, optimistic_search
 from rlbandit.preferences import sample_actions
 from rlbandit.sampling_oracles import best_of_n
@@ -209,7 +209,7 @@ def register(name: str, enhancer: Enhancer, *, replace: bool = False) -> Enhance
         raise ValueError(f"name: expected a Python identifier, got {name!r}")
     if not callable(enhancer):
         raise ValueError(f"enhancer: expected a callable (state, options, rng) -> Enhancement, got {enhancer!r}")
-    if name in ENHANCERS and not replace and ENHANCERS[name] is not enhancer:
+    if name in ENHANCERS and not replace and not same_callable(ENHANCERS[name], enhancer):
         raise ValueError(f"name: enhancer {name!r} is already registered (pass replace=True to override)")
     ENHANCERS[name] = enhancer
     return enhancer

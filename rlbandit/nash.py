@@ -37,6 +37,7 @@ from rlbandit._checks import (
     check_int,
     check_logprobs,
     check_positive_float,
+    same_callable,
 )
 from rlbandit.kernels import normalize_logits
 from rlbandit.preference_models import (
@@ -360,7 +361,7 @@ def register(name: str, solver: Callable, *, max_iter: int = 100_000, replace: b
     if not callable(solver):
         raise ValueError(f"solver: expected a callable, got {solver!r}")
     check_int(max_iter, "max_iter")
-    if name in SOLVERS and not replace and SOLVERS[name] is not solver:
+    if name in SOLVERS and not replace and not same_callable(SOLVERS[name], solver):
         raise ValueError(f"name: solver {name!r} is already registered (pass replace=True to override)")
     SOLVERS[name] = solver
     _DEFAULT_MAX_ITER[name] = int(max_iter)

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import kernels
-from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float
+from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, same_callable
 from rlbandit.offline_models import (
     AGGREGATORS,
     BETA_RULES,
@@ -246,7 +246,8 @@ def register(name: str, fit: Callable, options: type = MLEOptions, *, replace: b
     if not isinstance(options, type) or not hasattr(options, "__dataclass_fields__"):
         raise ValueError(f"options: expected a dataclass type, got {options!r}")
     method = Method(options, fit)
-    if name in METHODS and not replace and METHODS[name] != method:
+    taken = METHODS.get(name)
+    if taken is not None and not replace and not (same_callable(taken.options, options) and same_callable(taken.fit, fit)):
         raise ValueError(f"name: method {name!r} is already registered (pass replace=True to override)")
     METHODS[name] = method
     return method

@@ -32,3 +32,18 @@ def test_a_study_of_your_own_through_the_cli(tmp_path):
     assert reported.exit_code == 0, reported.output
     text = (report / "README.md").read_text()
     assert "Median SubOpt by ridge λ and n" in text and (report / "subopt_vs_n.png").stat().st_size > 1000
+
+
+def test_a_custom_method_joins_the_offline_study(tmp_path):
+    results, report = tmp_path / "results", tmp_path / "report"
+    study = str(EXAMPLES / "custom_method.py")
+    ran = CliRunner().invoke(app, ["run", study, "--smoke", "--out", str(results), "--workers", "2"])
+    assert ran.exit_code == 0, ran.output
+    assert "0 failed" in ran.output
+    import rlbandit as rb
+
+    frame = rb.load_results(results)
+    assert "shrunk_mle" in set(frame["method"])
+    reported = CliRunner().invoke(app, ["report", study, "--smoke", "--results", str(results), "--out", str(report)])
+    assert reported.exit_code == 0, reported.output
+    assert "shrunk_mle" in (report / "README.md").read_text()
