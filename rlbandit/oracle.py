@@ -83,6 +83,17 @@ def kl(logp, logq) -> np.ndarray:
     return kernels.kl(logp, logq)
 
 
+def _check_rewards_game(rewards, ref_logprobs, eta, *, min_ndim: int):
+    """Validated (r, renormalised log π0, η) for the log-partition functions."""
+    rewards = as_float_array(rewards, "rewards", min_ndim=min_ndim)
+    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
+    eta = check_eta(eta)
+    check_finite(rewards, "rewards")
+    check_logprobs(ref_logprobs, "ref_logprobs")
+    check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
+    return rewards, kernels.renormalise(ref_logprobs), eta
+
+
 def log_partition(rewards, ref_logprobs, eta) -> np.ndarray:
     """η log Z(x) per context (shape (...,)), the optimal per-context value (Gibbs fact 1).
 
@@ -95,13 +106,8 @@ def log_partition(rewards, ref_logprobs, eta) -> np.ndarray:
         η log Σ_a π0(a|x) exp(r(x,a)/η), shape (...,) of the broadcast leading axes. It tends to
         E_π0 r as η → ∞ and to max_{a ∈ supp π0} r as η → 0.
     """
-    rewards = as_float_array(rewards, "rewards", min_ndim=1)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
-    eta = check_eta(eta)
-    check_finite(rewards, "rewards")
-    check_logprobs(ref_logprobs, "ref_logprobs")
-    check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    return kernels.log_partition(rewards, kernels.renormalise(ref_logprobs), eta)
+    rewards, ref_logprobs, eta = _check_rewards_game(rewards, ref_logprobs, eta, min_ndim=1)
+    return kernels.log_partition(rewards, ref_logprobs, eta)
 
 
 def value(logprobs, rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
@@ -133,10 +139,5 @@ def value(logprobs, rewards, ref_logprobs, eta, context_probs=None) -> np.ndarra
 
 def optimal_value(rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
     """J(O(r, η, π0)) = Σ_x d0(x) η log Z(x), shape (...,) for rewards of shape (..., X, K)."""
-    rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
-    eta = check_eta(eta)
-    check_finite(rewards, "rewards")
-    check_logprobs(ref_logprobs, "ref_logprobs")
-    check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    return kernels.weigh_contexts(kernels.log_partition(rewards, kernels.renormalise(ref_logprobs), eta), context_probs)
+    rewards, ref_logprobs, eta = _check_rewards_game(rewards, ref_logprobs, eta, min_ndim=2)
+    return kernels.weigh_contexts(kernels.log_partition(rewards, ref_logprobs, eta), context_probs)
