@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float
-from rlbandit.study import Study
+from rlbandit.study import Study, deferred
 
 EXPERIMENTS = ("offline", "online", "solvers", "nash_md")
 #: The built-in solvers of rlbandit.nash.SOLVERS, in the order they are timed.
@@ -331,13 +331,6 @@ def run(config: NashStudyConfig) -> pd.DataFrame:
     return _RUNS[config.experiment](config)
 
 
-def report(frame: pd.DataFrame):
-    """The study's report: :func:`benchmarks.nash_report.report`."""
-    from benchmarks.nash_report import report as nash_report
-
-    return nash_report(frame)
-
-
 STUDY = Study(
     name="nash",
     description=("Intransitive preferences: does the KL-regularised Nash equilibrium of a learned general "
@@ -346,7 +339,7 @@ STUDY = Study(
                  "(online), scenario × η (solvers, Nash-MD bound)."),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.nash_report:report"),
     symbols={
         "win_rate_vs_bt": r"$P(\pi \succ \pi_{\mathrm{BT}})$",
         "win_rate_vs_ref": r"$P(\pi \succ \pi_0)$",

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float
-from rlbandit.study import Study
+from rlbandit.study import Study, deferred
 
 #: Scenario → data design (rlbandit.offline.DESIGNS); the rest use π0-vs-π0 comparisons.
 _DESIGN_OF = {"zhu_example": "zhu_rare_pair"}
@@ -254,13 +254,6 @@ def run(config: OfflineConfig) -> pd.DataFrame:
     return frame
 
 
-def report(frame: pd.DataFrame):
-    """The study's report: :func:`benchmarks.offline_report.report`."""
-    from benchmarks.offline_report import report as offline_report
-
-    return offline_report(frame)
-
-
 STUDY = Study(
     name="offline",
     description=("Offline RLHF with pessimism (issue 4): exact SubOpt against n for MLE, pointwise and policy-level "
@@ -269,7 +262,7 @@ STUDY = Study(
                  "realised SubOpt."),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.offline_report:report"),
     tags=("bandit", "offline", "pessimism"),
     symbols={
         "beta_with_zero": r"$\beta$ (leftmost point: $\beta = 0$, the MLE)",

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
-from rlbandit.study import Study
+from rlbandit.study import Study, deferred
 
 SCENARIOS = ("coverage_shift", "partial_coverage", "few_good", "random")
 ENHANCER_ORDER = ("optimistic", "ucb", "uniform", "rejection", "reference", "self")
@@ -206,13 +206,6 @@ def run(config: OnlineConfig) -> pd.DataFrame:
     return frame
 
 
-def report(frame: pd.DataFrame):
-    """The study's report: :func:`benchmarks.online_report.report`."""
-    from benchmarks.online_report import report as online_report
-
-    return online_report(frame)
-
-
 STUDY = Study(
     name="online",
     description=(
@@ -223,7 +216,7 @@ STUDY = Study(
     ),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.online_report:report"),
     symbols={
         "n_online": r"online comparisons $(t-1)\,m$",
         "best_suboptimality": r"best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$",

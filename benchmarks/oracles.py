@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
-from rlbandit.study import Study
+from rlbandit.study import Study, deferred
 
 SCENARIOS = ("random", "coverage_shift", "few_good")
 ETAS = (0.25, 1.0)
@@ -273,13 +273,6 @@ def run(config: OraclesConfig) -> pd.DataFrame:
     return frame
 
 
-def report(frame: pd.DataFrame):
-    """The study's report: :func:`benchmarks.oracles_report.report`."""
-    from benchmarks.oracles_report import report as oracles_report
-
-    return oracles_report(frame)
-
-
 STUDY = Study(
     name="oracles",
     description=(
@@ -290,7 +283,7 @@ STUDY = Study(
     ),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.oracles_report:report"),
     symbols={
         "kl_to_target": r"$\mathbb{E}_x\,\mathrm{KL}(\hat\pi\,\|\,\pi^*)$",
         "samples": "samples (actions drawn) / comparisons",

@@ -17,12 +17,32 @@ A study module (``benchmarks/NAME.py``) defines ``STUDY = Study(...)``:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["Study", "ReportContent", "ReportFigure"]
+__all__ = ["Study", "ReportContent", "ReportFigure", "deferred"]
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    target: str
+
+    def __call__(self, frame: pd.DataFrame) -> "ReportContent":
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)(frame)
+
+
+def deferred(target: str) -> Callable[[pd.DataFrame], "ReportContent"]:
+    """A study's ``report`` that lives in another module (``"package.module:function"``), imported
+    when the report is rendered: a report module may then import the study module's constants
+    without an import cycle. Picklable, like the module-level function it names."""
+    module, sep, attr = target.partition(":")
+    if not (sep and all(part.isidentifier() for part in module.split(".")) and attr.isidentifier()):
+        raise ValueError(f"target: expected 'package.module:function', got {target!r}")
+    return _Deferred(target)
 
 
 @dataclass(frozen=True)
