@@ -331,8 +331,10 @@ def _summary(view: _View, pays: pd.DataFrame, statements: list[str], paragraphs:
 
 
 _NOTES = (
-    "- β is the theory's β = sqrt((d + log(T/δ))/(γ² m) + λB²), γ = 1/(2 + e^B + e^−B), B = ‖θ*‖, δ = 0.1 "
-    "(Xiong et al. 2024; constant set to 1), unless the β-sweep table says otherwise.\n"
+    "- β is the theory's β = sqrt((d + log(T/δ))/(κ² m) + λB²), κ = σ′(2B) = 1/(2 + e^{2B} + e^{−2B}) (σ′ on the "
+    "reward differences ⟨z, θ⟩ ∈ [−2B, 2B]; `rlbandit.radii.xiong2024_radius`), B = ‖θ*‖, δ = 0.1 "
+    "(Xiong et al. 2024; constant set to 1), unless the β-sweep table says otherwise. Results before 2026-11-29 "
+    "used σ′(B), a smaller β.\n"
     "- `rejection` draws n = 8 actions from π¹_t and compares the best with the worst under r̂_t; its KL column is "
     "KL(worst-of-n ‖ π¹_t).\n"
     "- Each main agent is fitted on the data of iterations 1..t−1; the last batch is collected but not fitted, so "
