@@ -15,12 +15,15 @@ Conventions:
   (``x``, ``hue``, ``style``, ``col``, ``row``) are *replicates* (usually seeds); the line is
   their mean and the band a 95 % confidence interval of that mean across them
   (:func:`summarize`, Student t on the standard error; ``band="sd"`` / ``"pi"`` / ``None``
-  for ± one standard deviation, the 2.5–97.5 % percentile interval, or no band).
+  for ± one standard deviation, the 2.5–97.5 % percentile interval, or no band). On a log y
+  axis both are computed in log space: the line is the geometric mean and the band is symmetric
+  in log10 y, so it never plunges toward zero.
+- One method, one colour: hue levels named in :data:`COLORS` keep their colour in every figure
+  of every report (:func:`register_color` adds one).
 - Axis labels come from :data:`SYMBOLS` (DESIGN's symbols: n, d, η, SubOpt, KL(π‖π0), …) via
   :func:`label`; a column not listed is labelled by its own name. Studies may add entries with
   :func:`register_symbol`.
-- Log axes are log base 10; on a log y axis non-positive values are dropped from the plot
-  (a band that crosses zero is clipped to the smallest positive value on the axis).
+- Log axes are log base 10; on a log y axis non-positive values are dropped from the plot.
 - :func:`add_slope_guide` draws the *shape* of a rate ∝ x^slope (e.g. −½ for √d/√n, −1 for
   the fast 1/n rate) anchored on a data point, so a reader compares slopes, not constants.
 
@@ -39,8 +42,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from rlbandit.palette import COLORS, PALETTE, register_color
+
 __all__ = [
-    "SYMBOLS", "PALETTE", "apply_style", "label", "register_symbol", "summarize", "new_figure",
+    "SYMBOLS", "PALETTE", "COLORS", "register_color", "apply_style", "label", "register_symbol", "summarize", "new_figure",
     "line_plot", "path_plot", "bar_plot", "heatmap", "add_slope_guide", "format_value",
 ]
 
@@ -80,9 +85,6 @@ SYMBOLS: dict[str, str] = {
     "seconds": "wall time (s)",
     "speedup": "speed ratio",
 }
-
-#: The palette of every report (colour-blind safe).
-PALETTE = "colorblind"
 
 _STYLE_APPLIED = False
 
@@ -145,13 +147,17 @@ _BANDS = ("ci", "sd", "pi", None)
 
 
 def summarize(frame: pd.DataFrame, y: str, by: Sequence[str], *, band: str | None = "ci",
-              level: float = 0.95) -> pd.DataFrame:
+              level: float = 0.95, log: bool = False) -> pd.DataFrame:
     """Mean of ``y`` over the replicate rows of each ``by`` group, with a band.
 
     Returns a frame with the ``by`` columns and ``mean``, ``lo``, ``hi``, ``count``:
     ``band="ci"``: mean ± t_{(1+level)/2, k−1} · sd/√k over the k replicates;
     ``"sd"``: mean ± sd; ``"pi"``: the ((1−level)/2, (1+level)/2) quantiles; ``None``: lo = hi = mean.
     NaN values of ``y`` are ignored (a run that produced none has count 0 and NaN mean).
+
+    ``log=True`` (what a log axis needs): the same computed on log10 y and mapped back — the
+    geometric mean with a band that is symmetric in log space and never crosses zero; values
+    ≤ 0 are dropped (not counted).
     """
     _check_frame(frame, [y, *by], "frame")
     if band not in _BANDS:
@@ -160,6 +166,9 @@ def summarize(frame: pd.DataFrame, y: str, by: Sequence[str], *, band: str | Non
         raise ValueError(f"level: must be in (0, 1), got {level}")
     by = list(by)
     values = pd.to_numeric(frame[y], errors="coerce")
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log10(values.where(values > 0))
     data = frame[by].assign(_y=values)
     if by:
         grouped = data.groupby(by, sort=True, dropna=False, observed=True)["_y"]
@@ -187,6 +196,8 @@ def summarize(frame: pd.DataFrame, y: str, by: Sequence[str], *, band: str | Non
     out = out.drop(columns="sd").reset_index()
     if not by:
         out = out.drop(columns="_all")
+    if log:
+        out[["mean", "lo", "hi"]] = 10.0 ** out[["mean", "lo", "hi"]]
     return out
 
 
@@ -269,13 +280,21 @@ def _subset(frame, **keys):
 
 
 def _colors(levels: list) -> dict:
+    """Colours of a figure's hue levels: a level named in :data:`COLORS` keeps its colour in every
+    figure of every report; the other levels take palette colours no registered level of this
+    figure uses (numeric levels — η, d, n — stay in palette order)."""
     import seaborn as sns
 
     if levels == [None]:
         return {None: sns.color_palette(PALETTE)[0]}
-    palette = sns.color_palette(PALETTE, max(len(levels), 1)) if len(levels) <= 10 else \
-        sns.color_palette("viridis", len(levels))
-    return dict(zip(levels, palette))
+    fixed = {lv: COLORS[str(lv)] for lv in levels if isinstance(lv, str) and str(lv) in COLORS}
+    rest = [lv for lv in levels if lv not in fixed]
+    if len(rest) > 10:
+        return {**fixed, **dict(zip(rest, sns.color_palette("viridis", len(rest))))}
+    taken = {tuple(np.round(np.asarray(sns.utils.to_rgb(c)), 4)) for c in fixed.values()}
+    free = [c for c in sns.color_palette(PALETTE, 10) if tuple(np.round(np.asarray(c), 4)) not in taken]
+    free += sns.color_palette("dark", 10)
+    return {**fixed, **dict(zip(rest, free))}
 
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -301,7 +320,7 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, *, hue: str | None = None, st
     if reference_slopes and not (logx and logy):
         raise ValueError("reference_slopes: slope guides need logx=True and logy=True")
     keys = [k for k in (row, col, hue, style) if k is not None]
-    stats = summarize(frame, y, keys + [x], band=band, level=level)
+    stats = summarize(frame, y, keys + [x], band=band, level=level, log=logy)
     panels, n_cols = _panels(frame, col, row)
     fig, axes = new_figure(len(panels), ncols=ncols or n_cols if row is not None else ncols, sharey=sharey)
     hues, styles = _levels(frame, hue), _levels(frame, style)
@@ -447,7 +466,7 @@ def bar_plot(frame: pd.DataFrame, x: str, y: str, *, hue: str | None = None, log
     if frame.empty:
         raise ValueError("frame: nothing to plot (empty frame)")
     keys = [x] + ([hue] if hue else [])
-    stats = summarize(frame, y, keys)
+    stats = summarize(frame, y, keys, log=logy)
     xs, hues = _levels(frame, x), _levels(frame, hue)
     colors = _colors(hues)
     fig, (ax,) = new_figure(1, panel_size=(max(4.2, 0.6 * len(xs) * len(hues)), 3.3))

@@ -452,3 +452,41 @@ def test_built_in_studies_are_registered_entry_points():
     assert list_studies() == sorted(registered)
     assert registered["rate"] == "benchmarks.rate:STUDY"
     assert study_source(load_study("llm_gpu")).endswith("benchmarks/llm_gpu.py")  # not the llm.py its run lives in
+
+
+def test_log_axis_bands_are_computed_in_log_space():
+    """On a log axis the line is the geometric mean and the band is a t interval of log10 y: it
+    stays positive however wide the spread (a symmetric band of y would plunge below zero)."""
+    from scipy import stats
+
+    from rlbandit import plots
+
+    rng = np.random.default_rng(0)
+    values = 10.0 ** rng.normal(-3, 1.5, 24)
+    frame = pd.DataFrame({"n": 10, "y": values})
+    out = plots.summarize(frame, "y", ["n"], log=True).iloc[0]
+    assert out["mean"] == pytest.approx(stats.gmean(values), rel=1e-12)
+    logs = np.log10(values)
+    half = stats.t.ppf(0.975, 23) * logs.std(ddof=1) / np.sqrt(24)
+    assert out["lo"] == pytest.approx(10 ** (logs.mean() - half), rel=1e-12) and out["lo"] > 0
+    assert out["hi"] == pytest.approx(10 ** (logs.mean() + half), rel=1e-12)
+    linear = plots.summarize(frame, "y", ["n"]).iloc[0]
+    assert linear["lo"] < 0 < out["lo"]  # the arithmetic band would cross zero
+
+
+def test_one_method_one_colour_in_every_figure():
+    from rlbandit import plots
+
+    a = pd.DataFrame({"x": [1, 2] * 3, "y": 1.0, "method": ["mle"] * 2 + ["lcb"] * 2 + ["mine"] * 2})
+    b = pd.DataFrame({"x": [1, 2] * 2, "y": 1.0, "method": ["zzz"] * 2 + ["mle"] * 2})
+    colour = {}
+    for frame in (a, b):
+        fig = plots.line_plot(frame, "x", "y", hue="method")
+        for line in fig.axes[0].get_lines():
+            name = line.get_label().split("= ")[-1]
+            colour.setdefault(name, set()).add(line.get_color())
+    assert len(colour["mle"]) == 1 and colour["mle"] == {plots.COLORS["mle"]}
+    used_in_a = {next(iter(colour[n])) for n in ("mle", "lcb", "mine")}
+    assert len(used_in_a) == 3  # an unregistered level never takes a registered level's colour
+    with pytest.raises(ValueError, match="color"):
+        plots.register_color("mine", "not-a-colour")
