@@ -45,33 +45,52 @@ def forward_kl_policy(rewards, ref_logprobs, eta) -> np.ndarray:
     """
     eta = check_eta(eta)
     rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
+    return _forward_tilt(rewards, ref_logprobs, np.full(rewards.shape[:-1] + (1,), eta))
+
+
+def _forward_tilt(rewards, ref_logprobs, temperature):
+    """argmax_π E_π r − τ KL(π0‖π) with a per-row temperature τ (..., 1): π = τ π0/(λ − r)."""
+    from scipy.special import logsumexp
+
     support = np.isfinite(ref_logprobs)
     p0 = np.exp(ref_logprobs)
     top = np.where(support, rewards, -np.inf).max(-1, keepdims=True)
-    lo, hi = top.copy(), top + eta
+    lo, hi = top.copy(), top + temperature
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         with np.errstate(divide="ignore", invalid="ignore"):
-            total = np.where(support, eta * p0 / (mid - rewards), 0.0).sum(-1, keepdims=True)
+            total = np.where(support, temperature * p0 / (mid - rewards), 0.0).sum(-1, keepdims=True)
         big = total > 1.0
         lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
-    with np.errstate(divide="ignore"):
-        logp = np.where(support, np.log(eta) + ref_logprobs - np.log(hi - rewards), -np.inf)
-    from scipy.special import logsumexp
-
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logp = np.where(support, np.log(temperature) + ref_logprobs - np.log(hi - rewards), -np.inf)
     return logp - logsumexp(logp, axis=-1, keepdims=True)
 
 
-def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 5000) -> np.ndarray:
-    """The stable fixed point of std-normalised group advantages with an exact KL gradient in the
-    loss (k2 in the loss, exact moments):  π = O(r, η σ_π(x), π0),  σ_π(x) = std_{a∼π}[r(x,a)].
+def grpo_fixed_point(rewards, ref_logprobs, eta, *, kl_estimator: str = "k2", iterations: int = 5000) -> np.ndarray:
+    """The stable fixed point of std-normalised group advantages A = (r − mean_π r)/σ_π(x) with an
+    exact KL gradient in the loss (exact moments), σ_π(x) = std_{a∼π}[r(x,a)].
 
-    Per context, σ solves σ = h(σ) := std under O(r, ησ). The iteration σ ← h(σ) started from
-    h(∞) = std_π0(r) descends to the largest root, the one the dynamics reach from π0. When no
-    positive root exists (small η: e.g. two actions with r = (1, 0) need η·max_p √(p(1−p))·logit(p)/π0
-    ≥ 1) the iteration tends to 0 and the policy collapses to the greedy one — GRPO's per-prompt
-    normalisation then regularises nothing. Returns log-probs of shape ``rewards``.
+    Dividing the reward term by σ_π while the KL term keeps its weight η is the KL term at weight
+    η σ_π: the stationarity condition is that of the KL option at the effective temperature ησ_π,
+
+    - ``kl_estimator="k2"`` (∇ KL(π‖π0)):  π = O(r, η σ_π, π0), a Gibbs policy;
+    - ``kl_estimator="k3"`` (GRPO's default, ∇ KL(π0‖π)):  π = τ π0/(λ − r) with τ = η σ_π, the
+      forward-KL policy at temperature ησ_π — *not* the forward-KL policy at η
+      (:func:`forward_kl_policy`), which is the fixed point only without the std division (Dr. GRPO).
+
+    Per context, σ solves σ = h(σ) := std of r under the tilt at temperature ησ. The iteration
+    σ ← h(σ) started from h(∞) = std_π0(r) descends to the largest root, the one the dynamics reach
+    from π0. When no positive root exists (small η: e.g. two actions with r = (1, 0) and k2 need
+    η·max_p √(p(1−p))·logit(p)/π0 ≥ 1) the iteration tends to 0 and the policy collapses to the
+    greedy one — GRPO's per-prompt normalisation then regularises nothing. With the KL in the
+    reward (k1) the std only rescales the step: the fixed point stays Gibbs at η. Returns log-probs
+    of shape ``rewards``.
     """
+    if kl_estimator not in ("k2", "k3"):
+        raise ValueError(f"kl_estimator: the std-normalised fixed point is known for 'k2' and 'k3' in the loss, "
+                         f"got {kl_estimator!r}")
+    tilt = _tilt if kl_estimator == "k2" else _forward_tilt
     eta = check_eta(eta)
     rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
     support = np.isfinite(ref_logprobs)
@@ -85,10 +104,10 @@ def grpo_fixed_point(rewards, ref_logprobs, eta, *, iterations: int = 5000) -> n
     sigma = std_under(ref_logprobs)
     for _ in range(iterations):
         collapsed = sigma < 1e-12
-        new = std_under(_tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300)))
+        new = std_under(tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300)))
         sigma = np.where(collapsed, 0.0, new)
     greedy = _greedy(rewards, ref_logprobs, eta)
-    tilted = _tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300))
+    tilted = tilt(r, ref_logprobs, eta * np.maximum(sigma, 1e-300))
     return np.where(sigma > 1e-12, tilted, greedy)
 
 

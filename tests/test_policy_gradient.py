@@ -212,6 +212,24 @@ def test_grpo_std_normalisation_fixed_point(problems):
     assert np.exp(problems.optimal_policy(0.1)).max(-1).min() < 0.99
 
 
+def test_grpo_with_k3_in_the_loss_reaches_the_forward_kl_policy_at_temperature_eta_sigma(problems):
+    """GRPO's own default (std-normalised advantages, k3 in the loss): π = ησ_π π0/(λ − r) — the
+    update vanishes there exactly, training reaches it, and it is not the forward-KL policy at η
+    (that one is Dr. GRPO's fixed point, without the std division)."""
+    rewards, ref = problems.rewards, problems.ref_logprobs
+    eta = 2.0
+    fp = grpo_fixed_point(rewards, ref, eta, kl_estimator="k3")
+    for x in range(2):
+        direction = exact_update_direction(rewards[x], ref[x], fp[x], eta, "k3", "loss", advantage="group")
+        assert np.abs(direction).max() < 1e-12
+    assert kl(forward_kl_policy(rewards, ref, eta), fp).max() > 1e-2
+    cfg = PGConfig(algorithm="rloo", advantage="group", eta=eta, mode="exact", steps=400, lr=0.2, lr_decay=0.02,
+                   kl_estimator="k3", kl_placement="loss", log_every=400)
+    assert kl(fp, train_policy_gradient(problems, cfg).logprobs).max() < 1e-6
+    with pytest.raises(ValueError, match="kl_estimator"):
+        grpo_fixed_point(rewards, ref, eta, kl_estimator="k1")
+
+
 # --- adaptive KL controller -----------------------------------------------------------------------
 
 
