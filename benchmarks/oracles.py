@@ -160,9 +160,46 @@ def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
         history["seed"] = seeds[history["seed"].to_numpy()]
         history["variant"] = f"{estimator} in {placement}"
         frames.append(history)
+    frames += _grpo_ablation(config, problems, seeds)
     frame = pd.concat(frames, ignore_index=True)
     return frame[["seed", "step", "samples", "variant", "kl_to_target", "subopt", "kl_to_ref", "gold_reward",
                   "kl_fixed_point_to_policy"]]
+
+
+#: GRPO vs Dr. GRPO changes two things at once (the std division and the KL placement): the 2 × 2
+#: ablation, each cell scored against its own exact fixed point.
+GRPO_ABLATION = (("group", "k3", "loss"), ("group_mean", "k3", "loss"), ("group", "k1", "reward"),
+                 ("group_mean", "k1", "reward"))
+
+
+def _ablation_target(advantage, estimator, placement, rewards, ref_logprobs, eta):
+    from rlbandit.policy_gradient import fixed_point, grpo_fixed_point
+
+    if advantage == "group" and placement == "loss":
+        return grpo_fixed_point(rewards, ref_logprobs, eta, kl_estimator=estimator)
+    return fixed_point(rewards, ref_logprobs, eta, estimator, placement)  # the std only rescales ∇J
+
+
+def _grpo_ablation(config: OraclesConfig, problems, seeds) -> list[pd.DataFrame]:
+    from rlbandit import kernels
+    from rlbandit.policy_gradient import PGConfig, train_policy_gradient
+
+    frames = []
+    for advantage, estimator, placement in GRPO_ABLATION:
+        steps = 5 * config.steps
+        pg = PGConfig(algorithm="rloo", advantage=advantage, policy="tabular", eta=config.eta, mode="exact",
+                      steps=steps, lr=0.1, lr_decay=0.02, optimizer="adam", kl_estimator=estimator,
+                      kl_placement=placement, log_every=max(1, steps // 25), seed=config.base_seed)
+        result = train_policy_gradient(problems, pg)
+        history = result.history
+        own = _ablation_target(advantage, estimator, placement, problems.rewards, problems.ref_logprobs, config.eta)
+        kl_own = kernels.weigh_contexts(np.maximum(kernels.kl(own, result.logprobs), 0.0), problems.context_probs)
+        history["kl_fixed_point_to_policy"] = np.where(history["step"] == steps, kl_own[history["seed"]], np.nan)
+        history["seed"] = seeds[history["seed"].to_numpy()]
+        history["variant"] = (f"{'std-normalised' if advantage == 'group' else 'mean-centred'} group advantage, "
+                              f"{estimator} in {placement}")
+        frames.append(history)
+    return frames
 
 
 def _budgets(config: OraclesConfig, start: int = 16) -> list[int]:

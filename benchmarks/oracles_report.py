@@ -121,7 +121,11 @@ def _kl_options_figure(options: pd.DataFrame) -> ReportFigure:
                           row="eta", logy=True, title="KL estimator × placement, exact gradients")
     return ReportFigure("kl_options", fig, "Exact-gradient RLOO with each KL estimator and placement: "
                         "k1-in-reward and k2-in-loss converge to Gibbs; k3-in-loss to the forward-KL "
-                        "policy; k1-in-loss to the unregularised greedy policy.")
+                        "policy; k1-in-loss to the unregularised greedy policy; and the GRPO ablation's four "
+                        "cells (std-normalised or mean-centred group advantages × k3 in the loss or k1 in the "
+                        "reward) — the std with k3 in the loss reaches the forward-KL policy at temperature ησ_π, "
+                        "the std with k1 in the reward keeps Gibbs (geometric mean over seeds, 95 % band in log "
+                        "space).")
 
 
 def _preference_figure(pref: pd.DataFrame) -> ReportFigure:
@@ -225,8 +229,11 @@ def _summary(frame: pd.DataFrame, headline, fixed_table, cost) -> str:
 
 _NOTES = ("- Policy gradient: tabular softmax from π0, Adam (lr 0.1, lr_t = lr/(1 + 0.02 t)), 16 prompts × 4 actions "
           "per step, PPO/GRPO: 2 epochs × 2 minibatches, clip 0.2, PPO with a tabular value baseline; KL as k1 "
-          "in the reward, except GRPO (k3 in the loss, its paper's choice — whose fixed point is the forward-KL "
-          "policy, not Gibbs, so its KL to Gibbs plateaus).\n"
+          "in the reward, except GRPO (k3 in the loss, its paper's choice). With std-normalised advantages the "
+          "KL term acts at temperature ησ_π(x), so GRPO's fixed point is the forward-KL policy at ησ_π "
+          "(`rlbandit.policy_gradient.grpo_fixed_point(kl_estimator=\"k3\")`), neither Gibbs nor the forward-KL "
+          "policy at η (Dr. GRPO's, without the std); its KL to Gibbs plateaus. The exact-gradient 2 × 2 ablation "
+          "(std division × KL placement) scores each cell against its own fixed point.\n"
           "- DPO variants are fitted to convergence (L-BFGS) with ridge λ = 1 on the implicit-reward parameter; "
           "the log-linear DPO policy is exactly O(φθ̂, η, π0) with θ̂ the ridge BT MLE (tests/test_dpo.py).\n"
           "- Online DPO / XPO: m = max(8, budget/32) pairs per round, warm-started refits; XPO α = 0.01.\n"
