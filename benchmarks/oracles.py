@@ -217,14 +217,35 @@ def _dpo_offline(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     variants = {"DPO, log-linear": DPOConfig(policy="log_linear", beta=config.eta, reg=1.0),
                 "DPO, tabular": DPOConfig(policy="tabular", beta=config.eta, reg=1.0),
                 "IPO, log-linear": DPOConfig(policy="log_linear", beta=config.eta, reg=1.0, loss_type="ipo"),
+                "IPO, tabular": DPOConfig(policy="tabular", beta=config.eta, reg=1.0, loss_type="ipo"),
                 "cDPO ε=0.1, log-linear": DPOConfig(policy="log_linear", beta=config.eta, reg=1.0, label_smoothing=0.1)}
+    targets = _direct_alignment_targets(problems, config.eta)
     rows = []
     for n in _budgets(config):
         subset = data.take(np.arange(n))
         for name, dpo in variants.items():
             lp = policy_logprobs(train_dpo(problems, subset, dpo))
-            rows += _rows(_measure(problems, lp, config.eta), seeds, samples=n, step=np.nan, variant=name)
+            metrics = _measure(problems, lp, config.eta)
+            metrics["kl_fixed_point_to_policy"] = _kl_from(targets.get(name.split(",")[0]), lp, problems)
+            rows += _rows(metrics, seeds, samples=n, step=np.nan, variant=name)
     return pd.DataFrame(rows)
+
+
+def _direct_alignment_targets(problems, eta) -> dict:
+    """Each loss's own population optimum with π0 × π0 data (rlbandit.alignment_targets): DPO's is Gibbs,
+    IPO's the Gibbs policy of the win rate against π0; cDPO's smoothed margins have no closed form."""
+    from rlbandit.alignment_targets import ipo_target
+
+    return {"DPO": problems.optimal_policy(eta), "IPO": ipo_target(problems.rewards, problems.ref_logprobs, eta)}
+
+
+def _kl_from(target, logprobs, problems) -> np.ndarray:
+    """E_x KL(target ‖ π̂) per seed (NaN where the variant has no closed-form target)."""
+    from rlbandit import kernels
+
+    if target is None:
+        return np.full(problems.batch_shape, np.nan)
+    return kernels.weigh_contexts(np.maximum(kernels.kl(target, logprobs), 0.0), problems.context_probs)
 
 
 def _online(config: OraclesConfig, problems, seeds, sampler: str, alpha: float) -> pd.DataFrame:
