@@ -380,6 +380,11 @@ def _summary(frame: pd.DataFrame, peaks: pd.DataFrame, fits: pd.DataFrame) -> st
     weights = frame.groupby("proxy")["spurious_weight"].mean()
     better = fits.drop_duplicates(["proxy", "optimizer"])["better form"].value_counts()
     return (
+        "**The hack is planted, not emergent**: each context has a few *hacking* actions built into the scenario — "
+        "rare under π0, bad under the gold reward, and maximal on a spurious feature s that the misspecified "
+        "proxy weights positively (its direction is chosen so that optimising the proxy finds them). What the "
+        "study measures is how each optimiser's gold reward responds to that planted route, not whether one "
+        "exists.\n\n"
         "A Bradley–Terry proxy learned from limited or misspecified data is optimised by the exact Gibbs oracle "
         "(η sweep), best-of-N (N sweep) and PPO (training checkpoints, sampled and exact-gradient); gold and proxy "
         f"reward gains over π0 against d = √KL(π‖π0), {frame['seed'].nunique()} seeds. The proxy's weight on the "
