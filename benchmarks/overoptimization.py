@@ -63,7 +63,7 @@ class OveroptConfig:
     proxy: str = "misspecified"
     optimizer: str = "gibbs"
     scenario: str = "random"
-    n_seeds: int = 8
+    n_seeds: int = 32
     n_contexts: int = 16
     n_actions: int = 32
     dim: int = 6
@@ -224,8 +224,8 @@ OPTIMIZER_RUNS: dict[str, Callable] = {"gibbs": _gibbs, "best_of_n": _best_of_n,
 
 
 def configs(smoke: bool) -> list[OveroptConfig]:
-    """Full: 3 proxies × (Gibbs, best-of-N, PPO sampled / exact at η ∈ {0.01, 0.1}) on 8 problems
-    (X = 16, K = 32, d = 6).
+    """Full: 3 proxies × (Gibbs, best-of-N, PPO sampled / exact at η ∈ {0.01, 0.1}) on 32 problems
+    (X = 16, K = 32, d = 6): enough seeds for the paired drop's confidence interval to decide.
     Smoke: tiny."""
     if smoke:
         small = dict(n_seeds=2, n_contexts=3, n_actions=6, dim=3, n_limited=16, n_ample=128, n_missing=1,
@@ -337,22 +337,44 @@ def _fits_figure(mean: pd.DataFrame, fits: pd.DataFrame, proxies: list, curves: 
                         "d(α − βd) for best-of-N, d(α − β log d) for Gibbs and PPO (lines).")
 
 
+#: A drop of the gold gain from its peak counts as over-optimisation only when the 95 % confidence
+#: interval of the paired (per-seed) drop lies entirely above this threshold.
+DROP_THRESHOLD = 0.05
+
+
+def _drop_interval(curve: pd.DataFrame, final_knob) -> tuple[float, float, float]:
+    """The paired per-seed drop from the seed-mean curve's peak knob to the final knob: its mean and
+    95 % t interval across seeds."""
+    from scipy import stats as scipy_stats
+
+    from rlbandit.stats import mean_se
+
+    by_knob = curve.groupby("knob")["gold_gain"].mean()
+    peak_knob = by_knob.idxmax()
+    per_seed = curve.pivot_table(index="seed", columns="knob", values="gold_gain", aggfunc="mean")
+    drops = (per_seed[peak_knob] - per_seed[final_knob]).dropna()
+    mean, se = mean_se(drops)
+    half = scipy_stats.t.ppf(0.975, max(len(drops) - 1, 1)) * se if len(drops) > 1 else np.nan
+    return mean, mean - half, mean + half
+
+
 def _peak_texts(frame: pd.DataFrame, peaks: pd.DataFrame):
-    """Per curve, (gold drop from the peak, sentence), split into over-optimised (drop > 0.05) and
-    not, and the flags per curve."""
+    """Per curve, (gold drop from the peak, sentence), split into over-optimised (the drop's 95 % CI
+    above :data:`DROP_THRESHOLD`) and not, and the flags per curve."""
     over, fine, flags = [], [], []
     for _, row in peaks.iterrows():
-        drop = row["peak gold gain"] - row["gold gain at largest d"]
         curve = frame[(frame["proxy"] == row["proxy"]) & (frame["curve"] == row["optimizer"])]
         # the most optimised point: the smallest η for Gibbs, the largest N or last step otherwise
         final_knob = curve["knob"].min() if row["optimizer"].startswith("Gibbs") else curve["knob"].max()
+        drop, low, high = _drop_interval(curve, final_knob)
         hack = curve.loc[curve["knob"] == final_knob, "hack_mass"].mean()
         text = (f"`{row['proxy']}` × {row['optimizer']}: gold gain peaks at {row['peak gold gain']:.3g} "
                 f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} (d = "
-                f"{row['largest d']:.2f}) while the proxy gain rises to {row['proxy gain at largest d']:.3g}; final "
-                f"mass on hacking actions {hack:.2g}")
-        (over if drop > 0.05 else fine).append((drop, text))
-        flags.append({"proxy": row["proxy"], "optimizer": row["optimizer"], "over": drop > 0.05})
+                f"{row['largest d']:.2f}; paired drop {drop:.3g}, 95 % CI [{low:.3g}, {high:.3g}]) while the proxy "
+                f"gain rises to {row['proxy gain at largest d']:.3g}; final mass on hacking actions {hack:.2g}")
+        is_over = bool(low > DROP_THRESHOLD)
+        (over if is_over else fine).append((drop, text))
+        flags.append({"proxy": row["proxy"], "optimizer": row["optimizer"], "over": is_over})
     over.sort(key=lambda t: -t[0])
     return over, fine, pd.DataFrame(flags)
 
@@ -374,7 +396,8 @@ def _ppo_sentence(flags: pd.DataFrame) -> str:
 
 def _summary(frame: pd.DataFrame, peaks: pd.DataFrame, fits: pd.DataFrame) -> str:
     over, fine, flags = _peak_texts(frame, peaks)
-    lines = [f"- **over-optimised** (−{drop:.3g} gold from the peak): {text}." for drop, text in over]
+    lines = [f"- **over-optimised** (−{drop:.3g} gold from the peak; the drop's 95 % CI lies above "
+             f"{DROP_THRESHOLD:g}): {text}." for drop, text in over]
     lines += [f"- not over-optimised: {text}." for _, text in fine if "ample" not in text]
     n_ample = sum("ample" in text for _, text in fine)
     weights = frame.groupby("proxy")["spurious_weight"].mean()
