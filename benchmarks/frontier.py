@@ -82,23 +82,6 @@ def configs(smoke: bool) -> list[FrontierConfig]:
     return [FrontierConfig(scenario=s) for s in SCENARIOS]
 
 
-def eta_at_kl(problems, target_kl: np.ndarray, *, iterations: int = 80) -> np.ndarray:
-    """The shared η per seed whose Gibbs policy has E_x KL(π_η‖π0) = ``target_kl`` (shape (S,)),
-    by bisection on log η (E_x KL(π_η‖π0) decreases in η). At equal average KL this π_η has the
-    largest gold reward of all policies (it maximises E r − η KL), so it is the frontier point
-    best-of-N is compared against. Targets beyond the greedy limit return the smallest η tried."""
-    from rlbandit import gibbs
-
-    target = np.asarray(target_kl, dtype=float)
-    lo, hi = np.full(target.shape, np.log(1e-6)), np.full(target.shape, np.log(1e8))
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        kl_mid = problems.kl_to_ref(gibbs(problems.rewards / np.exp(mid)[:, None, None], problems.ref_logprobs, 1.0))
-        too_far = kl_mid > target
-        lo, hi = np.where(too_far, mid, lo), np.where(too_far, hi, mid)
-    return np.exp(0.5 * (lo + hi))
-
-
 def _weigh(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return (values * probs).sum(-1)
 
@@ -106,7 +89,7 @@ def _weigh(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
 def run(config: FrontierConfig) -> pd.DataFrame:
     """The Gibbs frontier and the best-of-N points of one scenario, per seed."""
     from rlbandit import ProblemConfig, gibbs, make_problems
-    from rlbandit.sampling_oracles import best_of_n
+    from rlbandit.sampling_oracles import best_of_n, gibbs_at_average_kl
 
     start = time.perf_counter()
     seeds = config.base_seed * 1000 + np.arange(config.n_seeds)
@@ -133,9 +116,9 @@ def run(config: FrontierConfig) -> pd.DataFrame:
         policy = best_of_n(rewards, ref, n)
         reward = problems.gold_reward(policy)
         kl_bon = problems.kl_to_ref(policy)
-        frontier_eta = eta_at_kl(problems, kl_bon)
-        # O(r, η) = O(r/η, 1)
-        frontier_reward = problems.gold_reward(gibbs(rewards / frontier_eta[:, None, None], ref, 1.0))
+        # "Gibbs at the same KL": one η per problem matching the context-averaged KL
+        frontier, frontier_eta = gibbs_at_average_kl(rewards, ref, kl_bon, problems.context_probs)
+        frontier_reward = problems.gold_reward(frontier)
         rows.append(pd.DataFrame({
             "seed": seeds, "kind": "best_of_n", "eta": np.nan, "N": float(n), "reward": reward,
             "kl_to_ref": kl_bon, "value": np.nan, "optimal_value": np.nan,

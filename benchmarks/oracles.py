@@ -263,18 +263,16 @@ def _online(config: OraclesConfig, problems, seeds, sampler: str, alpha: float) 
 
 
 def _best_of_n(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
-    from rlbandit.sampling_oracles import best_of_n, gibbs_matching_kl
+    from rlbandit.sampling_oracles import best_of_n, gibbs_at_average_kl
 
     rows = []
     n = 1
     while n <= config.max_n:
         lp = best_of_n(problems.rewards, problems.ref_logprobs, n)
         metrics = _measure(problems, lp, config.eta)
-        # per context, the Gibbs policy with best-of-N's KL: the frontier best-of-N is measured against
-        from rlbandit import kernels
-
-        per_context_kl = np.maximum(kernels.kl(lp, problems.ref_logprobs), 0.0)
-        frontier, _ = gibbs_matching_kl(problems.rewards, problems.ref_logprobs, per_context_kl)
+        # "Gibbs at the same KL", as in the frontier study: one η per problem with best-of-N's E_x KL
+        frontier, _ = gibbs_at_average_kl(problems.rewards, problems.ref_logprobs, problems.kl_to_ref(lp),
+                                          problems.context_probs)
         metrics["gibbs_gold_at_same_kl"] = problems.gold_reward(frontier)
         rows += _rows(metrics, seeds, samples=n, step=np.nan, variant="best-of-N (exact)")
         n *= 2

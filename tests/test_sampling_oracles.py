@@ -221,3 +221,26 @@ def test_rejection_sampling_rounds_and_classes():
     assert (h2.groupby("round").kept.first() == 50).all()
     # more selection pressure, more reward than π0
     assert np.all(problems.gold_reward(lp2) > problems.gold_reward(problems.ref_logprobs))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.01, 1.5))
+def test_gibbs_at_average_kl_is_the_frontier_point_at_that_average_kl(seed, fraction):
+    """One η per problem: its E_x KL equals the target, it is Gibbs at that η, and no policy with the
+    same average KL — the per-context matched Gibbs family included — has more reward (Lagrange)."""
+    from rlbandit.sampling_oracles import gibbs_at_average_kl
+
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(0, 1, (2, 4, 5))
+    ref = np.log(rng.dirichlet(np.ones(5), size=(2, 4)))
+    probs = rng.dirichlet(np.ones(4))
+    greedy_kl = np.einsum("x,sx->s", probs, -np.log(np.exp(ref).max(-1)))  # an upper scale for the target
+    target = fraction * 0.5 * greedy_kl
+    policy, eta = gibbs_at_average_kl(rewards, ref, target, probs)
+    avg_kl = np.einsum("x,sx->s", probs, kl(policy, ref))
+    np.testing.assert_allclose(avg_kl, target, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(policy, np.stack([rlbandit.gibbs(rewards[i], ref[i], eta[i]) for i in range(2)]),
+                               atol=1e-9)
+    per_context, _ = gibbs_matching_kl(rewards, ref, np.broadcast_to(target[:, None], (2, 4)))
+    reward = lambda lp: np.einsum("x,sxk,sxk->s", probs, np.exp(lp), rewards)  # noqa: E731
+    assert (reward(policy) >= reward(per_context) - 1e-9).all()
