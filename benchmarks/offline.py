@@ -48,6 +48,11 @@ _SCENARIO_ROLE = {
 }
 SCENARIOS = tuple(_SCENARIO_ROLE)
 METHOD_ORDER = ("mle", "lcb", "lcb_policy", "ensemble_min", "ensemble_mean_std")
+#: Rows the study adds beside the registry's methods: the norm-constrained MLE ‖θ‖ ≤ B (Zhu et al. 2023).
+STUDY_ROWS = ("mle_bounded",)
+#: Run kinds: the main sweep, the Option I solver timing, and the small sweeps of the coverage
+#: coefficient (``coverage_shift``'s shift) and of the dimension d (same code as ``sweep``).
+KINDS = ("sweep", "speed", "coverage", "dim")
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,9 @@ class OfflineConfig:
         base_seed: seeds the problems (base_seed·1000 + i) and the data generator.
         methods: keys of rlbandit.offline.METHODS to learn (``sweep``): :data:`METHOD_ORDER`, then
             any other registered names.
-        kind: ``"sweep"`` (methods × n × β) or ``"speed"`` (Option I solvers timed against each
-            other on the first n of ``n_values``: exact dual vs cvxpy, as ratios).
+        kind: ``"sweep"`` (methods × n × β), ``"coverage"`` / ``"dim"`` (the same computation, small
+            sweeps of the shift of π0 away from π* and of d) or ``"speed"`` (Option I solvers timed
+            against each other on the first n of ``n_values``: exact dual vs cvxpy, as ratios).
     """
 
     scenario: str = "partial_coverage"
@@ -92,8 +98,8 @@ class OfflineConfig:
     kind: str = "sweep"
 
     def __post_init__(self):
-        if self.kind not in ("sweep", "speed"):
-            raise ValueError(f"kind: expected 'sweep' or 'speed', got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
         if (not isinstance(self.methods, tuple) or self.methods[:len(METHOD_ORDER)] != METHOD_ORDER
                 or len(set(self.methods)) != len(self.methods) or not all(isinstance(m, str) for m in self.methods)):
             raise ValueError(f"methods: expected the built-in methods {METHOD_ORDER} (the report compares against "
@@ -124,9 +130,14 @@ def configs(smoke: bool, methods: tuple[str, ...] = METHOD_ORDER) -> list[Offlin
     sizes = {"zhu_example": dict(n_contexts=1, n_actions=4, dim=3, n_seeds=64)}
     sweep = [OfflineConfig(scenario=s, eta=eta, methods=methods, **sizes.get(s, {})) for s in SCENARIOS
              for eta in (0.1, 1.0)]
+    small = dict(n_values=(400,), betas=(0.0, 1.0), methods=methods)
+    coverage = [OfflineConfig(scenario="coverage_shift", eta=eta, shift=shift, kind="coverage", **small)
+                for eta in (0.1, 1.0) for shift in (0.0, 1.0, 2.0, 4.0, 6.0)]
+    dims = [OfflineConfig(scenario="partial_coverage", eta=eta, dim=dim, kind="dim", **small)
+            for eta in (0.1, 1.0) for dim in (2, 8, 16)]
     speed = [OfflineConfig(scenario="partial_coverage", eta=eta, n_values=(400,), n_seeds=8, n_contexts=x, n_actions=k,
                            kind="speed") for eta, x, k in ((0.1, 8, 16), (1.0, 8, 16), (1.0, 32, 64))]
-    return sweep + speed
+    return sweep + coverage + dims + speed
 
 
 def _speed(config: OfflineConfig) -> pd.DataFrame:
@@ -167,10 +178,13 @@ def _speed(config: OfflineConfig) -> pd.DataFrame:
 
 def _rows(problems, eta, seeds, n, method, logprobs, reference, beta, beta_rule, diag, bound_key) -> pd.DataFrame:
     """One row per seed: the exact metrics of a learned policy and, for the LCBs, its diagnostics."""
+    probs = np.broadcast_to(problems.context_probs, problems.rewards.shape[:-1])
     row = dict(seed=seeds, n=n, method=method, reference=reference, beta=np.broadcast_to(beta, seeds.shape),
                beta_rule=beta_rule, suboptimality=problems.suboptimality(logprobs, eta),
                combined=problems.combined_metric(logprobs, eta), kl_to_ref=problems.kl_to_ref(logprobs),
-               gold_reward=problems.gold_reward(logprobs))
+               gold_reward=problems.gold_reward(logprobs),
+               subopt_ref=problems.suboptimality(problems.ref_logprobs, eta),  # the SubOpt of doing nothing
+               reward_span=np.einsum("...x,...x->...", probs, np.ptp(problems.rewards, axis=-1)))
     if diag is not None:
         row.update(width=diag.width, covered=diag.covered, coverage=diag.coverage, bound=getattr(diag, bound_key),
                    bound_mean_norm=diag.bound)
@@ -193,13 +207,15 @@ def _default_options(name: str, config: OfflineConfig) -> dict:
     return {"reg": config.reg} if "reg" in {f.name for f in fields(METHODS[name].options)} else {}
 
 
-def _lcb_rows(record, problems, data, model, theory, config: OfflineConfig) -> None:
-    """The β sweep of both LCBs: both references ν, the fixed β grid and the theory β."""
+def _lcb_rows(record, problems, data, model, theory, radius, config: OfflineConfig) -> None:
+    """The β sweep of both LCBs: both references ν, the fixed β grid, the theory β and (ν = φ(x,π0))
+    the oracle β = the realised radius ‖θ̂ − θ*‖_Σ of each seed, the smallest β the theorem covers."""
     from rlbandit import offline
     from rlbandit.oracle import gibbs
 
     eta = config.eta
     settings = [("ref", "fixed", b) for b in config.betas] + [("ref", "theory", theory),
+                                                                ("ref", "oracle", radius),
                                                                 ("zero", "fixed", config.beta_default),
                                                                 ("zero", "theory", theory)]
     for reference, beta_rule, beta in settings:
@@ -235,16 +251,18 @@ def run(config: OfflineConfig) -> pd.DataFrame:
         data = offline.sample_offline_data(problems, int(n), rng, design)
         model = offline.fit_reward(problems, data, config.reg)
         theory = offline.theory_beta(problems.diffs(data), config.reg, theta_bound, config.delta, model.theta)
+        radius = offline.diagnostics(problems, data, eta, 0.0, model=model).width  # oracle: uses θ*
 
         def record(method, logprobs, reference="", beta=np.nan, beta_rule="", diag=None, bound_key=None, n=int(n)):
             frames.append(_rows(problems, eta, seeds, n, method, logprobs, reference, beta, beta_rule, diag, bound_key))
 
         record("mle", offline.learn(problems, data, eta, "mle", reg=config.reg), beta=0.0)
+        record("mle_bounded", offline.learn(problems, data, eta, "mle", reg=config.reg, bound=theta_bound), beta=0.0)
         for method in ("ensemble_min", "ensemble_mean_std"):
             extra = {"c": config.c} if method == "ensemble_mean_std" else {}
             record(method, offline.learn(problems, data, eta, method, rng=rng, n_models=config.n_models,
                                          reg=config.reg, **extra), reference="ref")
-        _lcb_rows(record, problems, data, model, theory, config)
+        _lcb_rows(record, problems, data, model, theory, radius, config)
         for name in extras:  # each from its own random stream: the built-ins' draws stay as they are
             own = np.random.default_rng([config.base_seed, 4, int(n), zlib.crc32(name.encode())])
             record(name, offline.learn(problems, data, eta, name, rng=own, **_default_options(name, config)))
@@ -267,5 +285,6 @@ STUDY = Study(
     symbols={
         "beta_with_zero": r"$\beta$ (leftmost point: $\beta = 0$, the MLE)",
         "subopt_or_bound": r"SubOpt$(\hat\pi)$ and its bound",
+        "coverage_coefficient": r"measured coverage coefficient $C^*$ (median over seeds)",
     },
 )

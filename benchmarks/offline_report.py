@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmarks.offline import METHOD_ORDER, SCENARIOS
+from benchmarks import offline_tables as extra
+from benchmarks.offline import METHOD_ORDER, SCENARIOS, STUDY_ROWS
 from rlbandit.stats import format_mean_se, geometric_mean, loglog_slope
 from rlbandit.study import ReportContent, ReportFigure
 
@@ -39,7 +40,7 @@ def _view(frame: pd.DataFrame) -> _View:
     beta0 = float(frame["beta_default"].iloc[0]) if "beta_default" in frame else 1.0
     present = set(frame["scenario"])
     scenarios = [s for s in SCENARIOS if s in present] + sorted(present - set(SCENARIOS))
-    methods = list(METHOD_ORDER) + sorted(set(frame["method"]) - set(METHOD_ORDER))
+    methods = list(METHOD_ORDER + STUDY_ROWS) + sorted(set(frame["method"]) - set(METHOD_ORDER + STUDY_ROWS))
     sizes = sorted(frame["n"].unique())
     return _View(frame, _headline(frame, beta0), beta0, scenarios, methods, frame["n"].min(),
                  sizes[len(sizes) // 2], frame["n"].max())
@@ -69,6 +70,12 @@ def _ordered(view: _View, part: pd.DataFrame, methods=None) -> pd.DataFrame:
     return part.assign(method=pd.Categorical(part["method"], view.methods if methods is None else methods))
 
 
+def _sorted(view: _View, table: pd.DataFrame) -> pd.DataFrame:
+    """A table in the declared scenario order, then η and method."""
+    keys = [k for k in ("scenario", "eta", "method", "beta", "n") if k in table]
+    return _ordered(view, table).sort_values(keys).reset_index(drop=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------
@@ -94,23 +101,6 @@ def _ratio_table(view: _View) -> pd.DataFrame:
 def _lcb_sweep(frame: pd.DataFrame) -> pd.DataFrame:
     """The LCB rows with ν = φ(x,π0), every β rule."""
     return frame[frame["method"].isin(LCBS) & (frame["reference"] == "ref")]
-
-
-def _best_beta_table(view: _View) -> pd.DataFrame:
-    """Best fixed β per scenario × η × LCB at n_mid and n_max, beside β = 0 and the theory β."""
-    sweep = _lcb_sweep(view.frame)
-    fixed = sweep[sweep["beta_rule"] == "fixed"]
-    rows = []
-    for (scenario, eta, method, n), group in fixed[fixed["n"].isin([view.n_mid, view.n_max])].groupby(
-            ["scenario", "eta", "method", "n"]):
-        by_beta = group.groupby("beta")["suboptimality"].mean()
-        theory = sweep[(sweep["beta_rule"] == "theory") & (sweep["scenario"] == scenario) & (sweep["eta"] == eta)
-                       & (sweep["method"] == method) & (sweep["n"] == n)]
-        rows.append(dict(scenario=scenario, eta=eta, method=method, n=n, best_beta=by_beta.idxmin(),
-                         subopt_best=by_beta.min(), subopt_beta0=by_beta.get(0.0, np.nan),
-                         oracle_beta=group["width"].median(),
-                         theory_beta=theory["beta"].median(), subopt_theory=theory["suboptimality"].mean()))
-    return pd.DataFrame(rows).round(4)
 
 
 def _theory_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -202,34 +192,12 @@ def _beta_sweep_figure(view: _View) -> ReportFigure:
     beta_zero_at = positive.min() / 4 if len(positive) else 1.0
     at_n = fixed[fixed["n"].isin([view.n_mid, view.n_max])]
     at_n = at_n.assign(beta_with_zero=np.where(at_n["beta"] > 0, at_n["beta"], beta_zero_at))
-    fig = plots.line_plot(_ordered(view, at_n), x="beta_with_zero", y="suboptimality", hue="n", style="method",
+    fig = plots.line_plot(_ordered(view, at_n), x="beta_with_zero", y="suboptimality", hue="method", style="n",
                           col="scenario", row="eta", logx=True, logy=True, title="β sweep of the LCBs (ν = φ(x,π0))")
-    return ReportFigure("beta_sweep", fig, "Mean SubOpt against β for the pointwise (solid, circles) and "
-                                           f"policy-level (dashed, squares) LCB at n={view.n_mid} and n={view.n_max} "
-                                           f"(colour); ν=φ(x,π0); β = 0 (the MLE) is drawn at β = {beta_zero_at:g}, "
+    return ReportFigure("beta_sweep", fig, "Mean SubOpt against β for the pointwise and policy-level LCB "
+                                           f"(colour) at n={view.n_mid} (solid, circles) and n={view.n_max} (dashed, "
+                                           f"squares); ν=φ(x,π0); β = 0 (the MLE) is drawn at β = {beta_zero_at:g}, "
                                            "left of the smallest positive β; bands are 95 % t-intervals across seeds.")
-
-
-def _bound_figure(view: _View) -> ReportFigure:
-    """Option I's realised SubOpt beside its bound (theory β and the fixed β), long form."""
-    from rlbandit import plots
-
-    beta0 = view.beta0
-    rules = pd.concat([_theory_rows(view.frame).assign(rule="theory"),
-                       _fixed_beta_rows(view).assign(rule=f"{beta0:g}")], ignore_index=True)
-    rules = rules[(rules["method"] == "lcb_policy") & (rules["reference"] == "ref")]
-    long = (rules.melt(id_vars=["scenario", "eta", "n", "seed", "rule"], value_vars=["suboptimality", "bound"],
-                       var_name="quantity", value_name="subopt_or_bound")
-            .rename(columns={"rule": "beta"}))
-    long["quantity"] = long["quantity"].map(
-        {"suboptimality": "SubOpt", "bound": r"bound $2\beta\|\mathbb{E}_x[\phi(x,\pi^*)-\nu(x)]\|_{\Sigma^{-1}}$"})
-    fig = plots.line_plot(_ordered(view, long), x="n", y="subopt_or_bound", hue="beta", style="quantity",
-                          col="scenario", row="eta", logx=True, logy=True,
-                          title="Option I (lcb_policy): realised SubOpt and the theory's bound")
-    return ReportFigure("bound", fig, "Option I (lcb_policy, ν=φ(x,π0)): realised SubOpt (solid) beside the "
-                                      "theory's bound 2β‖E_x[φ(x,π*) − ν(x)]‖_{Σ⁻¹} (dashed), for the theory β "
-                                      f"and β={beta0:g} (colour), per scenario (columns) and η (rows); bands are "
-                                      "95 % t-intervals across seeds.")
 
 
 def _reference_figure(view: _View) -> ReportFigure:
@@ -240,11 +208,11 @@ def _reference_figure(view: _View) -> ReportFigure:
     with_mle = pd.concat([_reference_rows(view), view.frame[view.frame["method"] == "mle"]], ignore_index=True)
     with_mle["ν"] = with_mle["reference"].map({"ref": r"$\phi(x,\pi_0)$", "zero": "$0$"}).fillna("none (MLE)")
     fig = plots.line_plot(_ordered(view, with_mle, methods=("lcb", "lcb_policy", "mle")), x="n", y="suboptimality",
-                          hue="ν", style="method", col="scenario", row="eta", logx=True, logy=True,
+                          hue="method", style="ν", col="scenario", row="eta", logx=True, logy=True,
                           title=f"Reference ν of the LCB bonus (β = {beta0:g})")
-    return ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = φ(x,π0) vs ν = 0 "
-                                          "(colour), pointwise (solid) and policy-level (dashed), beside MLE "
-                                          "(dotted); bands are 95 % t-intervals across seeds.")
+    return ReportFigure("reference", fig, f"The reference ν of the LCB bonus (β={beta0:g}): ν = 0 (solid, circles) "
+                                          "vs ν = φ(x,π0) (dashed, squares), pointwise and policy-level LCB (colour), "
+                                          "beside MLE (dotted, triangles); bands are 95 % intervals across seeds.")
 
 
 _NOTES = ("- Every SubOpt is exact (closed-form J* on the true reward), averaged over seeds; ± in the tables is one "
@@ -253,6 +221,13 @@ _NOTES = ("- Every SubOpt is exact (closed-form J* on the true reward), averaged
           "`self_normalized`, δ = 0.1, B = ‖θ*‖); its 1/κ factor (κ = σ'(2B) ≈ 1/56 for B = 2) makes it very "
           "conservative.\n"
           "- The bound is a theorem only on the event ‖θ̂ − θ*‖_Σ ≤ β (`covered`); for a fixed β the event can fail.\n"
+          "- The oracle β = ‖θ̂ − θ*‖_Σ of each run uses θ*: it is no method, only the smallest β for which the "
+          "theorem applies to that run; it shows the bound's best case.\n"
+          "- Held-out β: each cell's seeds are split in two halves (first half tunes the one β of the grid with the "
+          "smallest geometric-mean SubOpt over n; the second half, fresh problems and data, scores it).\n"
+          "- The `coverage` and `dim` runs are small sweeps at one n with β ∈ {0, the fixed β} (their configs are "
+          "listed under *What was run*); the d sweep adds the main sweep's cell of the same scenario and n.\n"
+          "- `mle_bounded`: the norm-constrained BT MLE ‖θ‖ ≤ B with B = max over seeds of ‖θ*‖, λ as the MLE.\n"
           "- Ensembles: 5 bootstrap members, rewards centred at φ(x,π0); mean − c·std with c = 1.")
 
 
@@ -266,12 +241,16 @@ class _Tables:
 
     subopt: pd.DataFrame
     ratio: pd.DataFrame
-    best: pd.DataFrame
     bound_check: pd.DataFrame
     tight_check: pd.DataFrame
     rates: pd.DataFrame
     coverage: pd.DataFrame
     reference: pd.DataFrame
+    bound_rates: pd.DataFrame
+    vacuous: pd.DataFrame
+    heldout: pd.DataFrame
+    coverage_sweep: pd.DataFrame
+    dims: pd.DataFrame
 
 
 class _Numbers:
@@ -334,34 +313,6 @@ def _shift_and_good_findings(x: _Numbers, lo, hi) -> list[str]:
         "coverage."]
 
 
-def _beta_finding(best: pd.DataFrame, n_max) -> list[str]:
-    at_max = best[(best["n"] == n_max) & (best["method"] == "lcb_policy")]
-    if not len(at_max):
-        return []
-    return [
-        f"- **Choosing β** (policy-level LCB, n = {n_max}): the best fixed β is "
-        + ", ".join(f"{row.best_beta:g} ({row.scenario}, η={row.eta:g})" for row in at_max.itertuples())
-        + f". The smallest β for which the theorem applies (the realised ‖θ̂ − θ*‖_Σ) has median "
-          f"{at_max['oracle_beta'].min():.1f}–{at_max['oracle_beta'].max():.1f}, and the explicit theory β(δ = 0.1) is "
-          f"{at_max['theory_beta'].min():.0f}–{at_max['theory_beta'].max():.0f}: it returns ≈ π0 (SubOpt "
-          f"{at_max['subopt_theory'].min():.3g}–{at_max['subopt_theory'].max():.3g}). Use β of order 1 (a third to a "
-          "half of the realised radius) where traps are suspected, β → 0 when the data is known to cover the "
-          "directions π* needs; never the worst-case constant."]
-
-
-def _bound_finding(bound_check: pd.DataFrame, tight_check: pd.DataFrame, beta0) -> list[str]:
-    if not len(bound_check):
-        return []
-    looseness = bound_check["mean_bound"] / bound_check["mean_subopt"]
-    return [
-        f"- **The bound holds but is loose**: with the theory β, SubOpt ≤ 2β‖E_x[φ(x,π*) − ν(x)]‖_{{Σ⁻¹}} (Option I) "
-        f"and ≤ 2β E_x E_{{π*}}‖φ − ν‖_{{Σ⁻¹}} (Option II) in a fraction {bound_check['bound_holds'].min():.3f} of "
-        f"runs (minimum over scenario × method × ν; the confidence event held in {bound_check['covered'].min():.3f}), "
-        f"with mean bound / mean SubOpt between {looseness.min():.0f}× and {looseness.max():.0f}×. At β = {beta0:g} "
-        f"the event rarely holds (≤ {tight_check['covered'].max():.3f} of runs) yet the bound still held in "
-        f"{tight_check['holds_overall'].min():.2f}–{tight_check['holds_overall'].max():.2f} of runs."]
-
-
 def _rate_finding(rates: pd.DataFrame) -> list[str]:
     good = rates[rates["scenario"] == "good_coverage"] if "scenario" in rates else rates.iloc[:0]
     if not len(good):
@@ -386,10 +337,19 @@ def _summary(view: _View, tables: _Tables) -> str:
              "ν = φ(x,π0) unless said otherwise.")
     lines = [intro, "", _partial_coverage_finding(x, lo, hi, n_values[len(n_values) // 2]),
              _zhu_finding(x, lo, n_values[0], view.n_max), *_shift_and_good_findings(x, lo, hi)]
-    lines += _beta_finding(tables.best, view.n_max)
-    lines += _bound_finding(tables.bound_check, tables.tight_check, view.beta0)
+    lines += extra.findings(tables.vacuous, tables.bound_check, tables.bound_rates, tables.heldout,
+                            tables.coverage_sweep, tables.dims, tables.ratio)
     lines += _rate_finding(tables.rates)
     return "\n".join(lines)
+
+
+def _zhu_numbers(x: _Numbers, view: _View, ratio: pd.DataFrame) -> dict:
+    s, lo = "zhu_example", min(view.head["eta"])
+    n_values = sorted(view.head["n"].unique())
+    return dict(mle_first=x.m(s, lo, "mle", n_values[0]), mle_last=x.m(s, lo, "mle", n_values[-1]), eta=lo,
+                n_first=n_values[0], n_last=n_values[-1], lcb_zero=x.ref(s, lo, "lcb", "zero"),
+                lcb_ref=x.ref(s, lo, "lcb", "ref"), mle=x.ref(s, lo, "lcb", "mle"),
+                bounded_ratio=ratio["mle_bounded"] if "mle_bounded" in ratio else pd.Series([np.nan]))
 
 
 def _speed_sentence(speed_table: pd.DataFrame) -> str:
@@ -403,23 +363,57 @@ def _speed_sentence(speed_table: pd.DataFrame) -> str:
 def report(frame: pd.DataFrame) -> ReportContent:
     """The ``offline`` study's report: the method comparison, the β sweep, the bound and rate checks,
     the reference ν and (when run) the Option I solver timings."""
-    speed = frame[frame["kind"] == "speed"] if "kind" in frame else frame.iloc[:0]
-    view = _view(frame[frame["kind"] != "speed"] if "kind" in frame else frame)
-    t = _Tables(_subopt_table(view), _ratio_table(view), _best_beta_table(view), _bound_check(view.frame),
-                _tight_check(view), _rate_table(view), _coverage_table(view.frame), _reference_table(view))
+    from rlbandit.palette import COLORS, register_color
+
+    if "mle_bounded" not in COLORS:
+        register_color("mle_bounded", "#56b4e9")  # light blue beside MLE's blue
+    kind = frame["kind"] if "kind" in frame else pd.Series("sweep", index=frame.index)
+    speed = frame[kind == "speed"]
+    view = _view(frame[kind == "sweep"])
+    cover, dims = frame[kind == "coverage"], frame[kind == "dim"]
+    if len(dims):  # the main sweep's cell of the same scenario and n joins the d sweep
+        dims = pd.concat([dims, view.frame[(view.frame["scenario"].isin(set(dims["scenario"])))
+                                           & (view.frame["n"].isin(set(dims["n"].astype(int))))]])
+    t = _Tables(_subopt_table(view), _ratio_table(view), _bound_check(view.frame),
+                _tight_check(view), _rate_table(view), _coverage_table(view.frame), _reference_table(view),
+                *(_sorted(view, table(view.frame)) for table in (extra.bound_rate_table, extra.vacuous_table,
+                                                                  extra.heldout_beta_table)),
+                extra.coverage_sweep_table(cover), extra.dim_sweep_table(dims))
     summary = _summary(view, t)
+    paper = extra.paper_table(t.bound_rates, t.vacuous, t.heldout, _zhu_numbers(_Numbers(view, t), view, t.ratio),
+                              t.coverage_sweep, t.bound_check["bound_holds"].min())
     tables = (("Mean SubOpt (± s.e.) by scenario, η and method (LCBs at the fixed β, ν = φ(x,π0))", t.subopt),
               ("Geometric-mean ratio SubOpt(method)/SubOpt(MLE) over n (< 1: pessimism helps)", t.ratio),
-              ("β sweep: best fixed β, its SubOpt, the MLE (β = 0) and the theory β", t.best),
+              ("Reproducing the paper: the papers' claims, the result here, and where / why it differs", paper),
+              ("The theory β's bound is vacuous: mean bound against SubOpt(π0) and the reward span "
+               "E_x[max r* − min r*] (smallest and largest n)", t.vacuous),
               ("Bound check with the theory β: fraction of runs with SubOpt ≤ bound", t.bound_check),
+              (f"Rate of SubOpt against rate of the bound: log–log slopes over n ≥ {extra.N_RATE} with 95 % "
+               "bootstrap CIs over seeds (oracle β = ‖θ̂−θ*‖_Σ uses θ*; bound_over_subopt_nmax at the largest n)",
+               t.bound_rates),
+              ("β tuned on the first half of the seeds, scored on the other half (geometric means over n of the "
+               "held-out seed-mean SubOpt); best_on_heldout: the grid's best β picked on the held-out half itself",
+               t.heldout),
               (f"Bound check with β = {view.beta0:g}: only a theorem when covered", t.tight_check),
               ("Rate: log–log slope of mean SubOpt against n (n ≥ 100)", t.rates),
               ("Coverage coefficient √n‖E[φ(π*) − φ(π0)]‖_{Σ⁻¹} (median over seeds and η)", t.coverage),
               ("Reference ν: mean SubOpt of the LCBs with ν = φ(x,π0) vs ν = 0", t.reference))
+    if len(t.coverage_sweep):
+        tables += ((f"Coverage sweep (`coverage_shift`, n = {int(cover['n'].max())}, LCBs at the fixed β): median "
+                    "coverage coefficient and mean SubOpt per shift of π0", t.coverage_sweep),)
+    if len(t.dims):
+        tables += ((f"Dimension sweep (`partial_coverage`, n = {int(dims['n'].max())}, LCBs at the fixed β): "
+                    "mean SubOpt by d", t.dims),)
     if len(speed):
         speed_table = _speed_table(speed)
         summary += _speed_sentence(speed_table)
         tables += (("Option I solver speed (best of 3, same batch): ratios to cvxpy and to the pointwise LCB",
                     speed_table.round(5)),)
-    figures = (_subopt_figure(view), _beta_sweep_figure(view), _bound_figure(view), _reference_figure(view))
+    summary += ("\n\n**Reproducing the paper**: the claims of Xiong et al. (2024) and Zhu, Jordan & Jiao (2023) "
+                "beside the results here are the table *Reproducing the paper* below (every entry read from the "
+                "other tables).")
+    figures = (_subopt_figure(view), _beta_sweep_figure(view), *extra.bound_rate_figures(view.frame),
+               _reference_figure(view))
+    if len(t.coverage_sweep):
+        figures += (extra.coverage_figure(cover, t.coverage_sweep),)
     return ReportContent(summary=summary, tables=tables, figures=figures, notes=_NOTES)

@@ -336,7 +336,7 @@ def test_offline_study_smoke():
 
     import pandas as pd
 
-    from benchmarks.offline import METHOD_ORDER, STUDY
+    from benchmarks.offline import METHOD_ORDER, STUDY, STUDY_ROWS
 
     frames = []
     for i, config in enumerate(STUDY.configs(True)):
@@ -345,13 +345,62 @@ def test_offline_study_smoke():
             frame[key] = str(value) if isinstance(value, tuple) else value
         frames.append(frame.assign(run_id=str(i)))
     frame = pd.concat(frames, ignore_index=True)
-    assert set(frame["method"]) == set(METHOD_ORDER)  # the default; other tests may register more
+    assert set(frame["method"]) == set(METHOD_ORDER + STUDY_ROWS)  # the default; other tests may register more
     assert np.isfinite(frame["suboptimality"]).all() and (frame["suboptimality"] >= -1e-9).all()
+    # the oracle β is each seed's realised radius ‖θ̂ − θ*‖_Σ, so its confidence event holds in every run
+    oracle = frame[frame["beta_rule"] == "oracle"]
+    assert len(oracle) and np.allclose(oracle["beta"], oracle["width"]) and oracle["covered"].all()
     content = STUDY.render(frame)
-    assert "pessimism" in content.summary and "β" in content.summary
-    assert {f.name for f in content.figures} >= {"subopt_vs_n", "beta_sweep", "bound", "reference"}
+    assert "pessimism" in content.summary and "β" in content.summary and "Reproducing the paper" in content.summary
+    assert {f.name for f in content.figures} >= {"subopt_vs_n", "beta_sweep", "bound_rate", "reference"}
     headline = content.tables[0][1]
-    assert set(headline["method"].astype(str)) == set(METHOD_ORDER)
+    assert set(headline["method"].astype(str)) == set(METHOD_ORDER + STUDY_ROWS)
+    titles = [title for title, _ in content.tables]
+    assert any(t.startswith("Reproducing the paper") for t in titles)
+    heldout = next(table for title, table in content.tables if title.startswith("β tuned"))
+    # tuned on one half of each cell's seeds, scored on the other: one row per scenario × η × LCB
+    assert len(heldout) == 2 * frame.groupby(["scenario", "eta"]).ngroups
+    assert set(heldout["tuned_beta"]) <= set(frame.loc[frame["beta_rule"] == "fixed", "beta"])
+
+
+def test_offline_report_rate_and_heldout_tables_on_known_curves():
+    """The rate table recovers slopes −1 (SubOpt ∝ 1/n) and −½ (bound ∝ 1/√n) with CIs around them, and
+    the held-out β is tuned on one half of the seeds and scored on the other."""
+    import pandas as pd
+
+    from benchmarks import offline_tables
+
+    rng = np.random.default_rng(0)
+    n = np.array([100, 200, 400, 800, 1600])
+    rows = []
+    for seed in range(8):
+        noise = np.exp(0.05 * rng.standard_normal(len(n)))
+        for beta, scale in ((0.0, 1.0), (1.0, 0.5 if seed >= 4 else 2.0)):  # β = 1 wins on the tuning half only
+            for method in ("lcb", "lcb_policy"):
+                rows.append(pd.DataFrame(dict(scenario="s", eta=0.1, method=method, reference="ref", beta_rule="fixed",
+                                              beta=beta, seed=seed, n=n, suboptimality=scale * noise / n,
+                                              bound=noise / np.sqrt(n), covered=True)))
+        for method in ("lcb", "lcb_policy"):
+            rows.append(pd.DataFrame(dict(scenario="s", eta=0.1, method=method, reference="ref", beta_rule="oracle",
+                                          beta=1.0, seed=seed, n=n, suboptimality=noise / n,
+                                          bound=noise / np.sqrt(n), covered=True)))
+            rows.append(pd.DataFrame(dict(scenario="s", eta=0.1, method=method, reference="ref", beta_rule="theory",
+                                          beta=50.0, seed=seed, n=n, suboptimality=np.ones(len(n)),
+                                          bound=50 * noise / np.sqrt(n), covered=True)))
+        rows.append(pd.DataFrame(dict(scenario="s", eta=0.1, method="mle", reference="", beta_rule="", beta=0.0,
+                                      seed=seed, n=n, suboptimality=noise / n, bound=np.nan, covered=False)))
+    frame = pd.concat(rows, ignore_index=True)
+    rates = offline_tables.bound_rate_table(frame).set_index(["method", "beta"])
+    oracle = rates.loc[("lcb_policy", offline_tables.RULE_LABEL["oracle"])]
+    assert oracle["subopt_slope"] == pytest.approx(-1.0, abs=0.05)
+    assert oracle["bound_slope"] == pytest.approx(-0.5, abs=0.05)
+    low, high = (float(v) for v in oracle["bound_ci"].strip("[]").split(","))
+    assert low <= -0.5 <= high
+    heldout = offline_tables.heldout_beta_table(frame).set_index("method")
+    # seeds 0–3 tune (β = 0 wins there), seeds 4–7 score: the tuned β is 0 although β = 1 is best on the scoring half
+    assert heldout.loc["lcb", "tuned_beta"] == 0.0
+    assert heldout.loc["lcb", "ratio_to_mle"] == pytest.approx(1.0)
+    assert heldout.loc["lcb", "best_on_heldout"] < heldout.loc["lcb", "heldout_subopt"]
 
 
 @FAST
