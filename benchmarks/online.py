@@ -9,10 +9,15 @@ on the same seeded problems:
 - ``offline``: MLE on π0-vs-π0 comparisons with the same budget (n = (t−1)·m at iteration t);
 - ``hybrid``: D_off = ``n_offline`` π0-vs-π0 comparisons, then online with ``reference``
   (Option II — the paper's hybrid algorithm), ``optimistic``, ``ucb`` and ``self``;
-- on ``coverage_shift``, a β sweep (β = scale × the theory's β) for ``optimistic`` and ``ucb``.
+- on ``coverage_shift``, a β sweep (β = scale × the theory's β) for ``optimistic`` and ``ucb``;
+- ``part = "long"``: budgets up to 3840 comparisons (m = 256) at η = 0.1 for a subset of enhancers;
+- ``part = "mxT"``: the m × T trade-off at a fixed fitted budget (T − 1)·m = 512 comparisons.
 
-Each row is one seed × iteration: SubOpt of π¹_t (last iterate), the best iterate so far (the
-theory's output rule), KL(π¹_t‖π0), KL(π²_t‖π¹_t) and the enhancer's uncertainty
+Each row is one seed × iteration: SubOpt of π¹_t (the last iterate — a practical output rule,
+computable without knowing θ*), the held-out rule (the iterate s ≤ t whose θ̂_s fits ``n_heldout``
+fresh π0-vs-π0 comparisons best; ``heldout_suboptimality``), the best iterate so far
+min_{s≤t} SubOpt(π¹_s) (the theory's output rule: an *oracle*, since it reads the true SubOpt), KL(π¹_t‖π0), KL(π*‖π0)
+(``kl_optimal_ref``), KL(π²_t‖π¹_t), ‖θ̂_t − θ*‖ and the enhancer's uncertainty
 E_x‖φ(x,π_a¹) − φ(x,π_a²)‖_{Σ_t⁻¹}.
 
 The pure-online enhancers are ``configs``'s ``enhancers`` (default :data:`ENHANCER_ORDER`); a
@@ -47,6 +52,15 @@ SCENARIOS = ("coverage_shift", "partial_coverage", "few_good", "random")
 ENHANCER_ORDER = ("optimistic", "ucb", "uniform", "rejection", "reference", "self")
 HYBRID_ENHANCERS = ("reference", "optimistic", "ucb", "self")
 MODES = ("online", "offline", "hybrid")
+#: ``main``: the headline grid (T = 16, m = 32); ``long``: larger budgets; ``mxT``: m × T at a fixed budget.
+PARTS = ("main", "long", "mxT")
+#: The long-budget cells: η = 0.1, m = 256, T = 16 (3840 comparisons for the final main agent).
+LONG_ENHANCERS = ("optimistic", "ucb", "uniform", "self")
+LONG_M = 256
+#: The m × T cells: (T, m) with (T − 1)·m = 512 comparisons for the final main agent.
+MXT_GRID = ((5, 128), (9, 64), (17, 32), (33, 16))
+MXT_SCENARIOS = ("coverage_shift", "random")
+MXT_ENHANCERS = ("optimistic", "ucb", "self")
 EXPLORERS = ("optimistic", "ucb", "uniform")
 #: The plotted/tabulated label of a run: the enhancer, or "offline (π0 data)".
 OFFLINE_LABEL = "offline (π0 data)"
@@ -70,6 +84,10 @@ class OnlineConfig:
         reg: λ of the MLE and of Σ_t.
         n_draws: n of the ``rejection`` enhancer.
         base_seed: seeds the problems and the comparison streams.
+        part: a key of :data:`PARTS` (which table of the report the run feeds; the same seeds).
+        n_heldout: fresh π0-vs-π0 comparisons per seed kept out of D (online / hybrid): the practical
+            output rule picks the iterate whose θ̂_t has the best log-likelihood on them
+            (rlbandit.online.select_by_heldout); 0 = none. They are not counted in the budget.
     """
 
     scenario: str = "coverage_shift"
@@ -89,6 +107,8 @@ class OnlineConfig:
     reg: float = 1.0
     n_draws: int = 8
     base_seed: int = 0
+    part: str = "main"
+    n_heldout: int = 256
 
     def __post_init__(self):
         from rlbandit.online import ENHANCERS
@@ -98,12 +118,15 @@ class OnlineConfig:
         check_positive_float(self.eta, "eta")
         if self.mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {self.mode!r}")
+        check_choice(self.part, "part", PARTS)
         if self.mode != "offline":
             check_choice(self.enhancer, "enhancer", ENHANCERS)
         check_positive_float(self.beta_scale, "beta_scale", allow_zero=True)
         check_positive_ints(self, ("T", "m", "n_seeds", "n_contexts", "n_actions", "dim", "n_draws"), numpy_ints=False)
         if not isinstance(self.n_offline, int) or self.n_offline < 0 or (self.mode == "hybrid" and self.n_offline < 1):
             raise ValueError(f"n_offline: must be an integer >= 0 (>= 1 for hybrid), got {self.n_offline!r}")
+        if not isinstance(self.n_heldout, int) or self.n_heldout < 0:
+            raise ValueError(f"n_heldout: must be an integer >= 0, got {self.n_heldout!r}")
         if self.n_seeds < 2:
             raise ValueError(f"n_seeds: need at least 2 seeds, got {self.n_seeds}")
         check_positive_float(self.reg, "reg", finite=False)
@@ -111,7 +134,9 @@ class OnlineConfig:
 
 def configs(smoke: bool, enhancers: tuple[str, ...] = ENHANCER_ORDER) -> list[OnlineConfig]:
     """Full: 4 scenarios × η ∈ {0.1, 1} × (6 online + offline + 4 hybrid) + a β sweep on
-    ``coverage_shift``; 24 seeds, T = 16, m = 32. Smoke: one tiny problem, every mode.
+    ``coverage_shift``; 24 seeds, T = 16, m = 32; plus the ``long`` part (4 scenarios, η = 0.1,
+    :data:`LONG_ENHANCERS` + offline, m = :data:`LONG_M`) and the ``mxT`` part (:data:`MXT_SCENARIOS`,
+    η = 0.1, :data:`MXT_ENHANCERS` + offline, :data:`MXT_GRID`). Smoke: one tiny problem, every mode and part.
 
     ``enhancers``: the pure-online runs, keys of rlbandit.online.ENHANCERS (the hybrid runs and the
     β sweep keep their built-in enhancers)."""
@@ -122,7 +147,10 @@ def configs(smoke: bool, enhancers: tuple[str, ...] = ENHANCER_ORDER) -> list[On
         runs = [OnlineConfig(mode="online", enhancer=e, **small) for e in enhancers]
         runs += [OnlineConfig(mode="offline", enhancer="", **small),
                  OnlineConfig(mode="hybrid", enhancer="reference", **small),
-                 OnlineConfig(mode="online", enhancer="ucb", beta_scale=0.25, **small)]
+                 OnlineConfig(mode="online", enhancer="ucb", beta_scale=0.25, **small),
+                 OnlineConfig(mode="online", enhancer="self", part="long", **{**small, "T": 4, "m": 16})]
+        runs += [OnlineConfig(mode=mode, enhancer=e, part="mxT", **{**small, "T": T, "m": m})
+                 for T, m in ((2, 16), (3, 8)) for mode, e in (("online", "self"), ("offline", ""))]
         return runs
     runs = []
     for scenario in SCENARIOS:
@@ -133,6 +161,15 @@ def configs(smoke: bool, enhancers: tuple[str, ...] = ENHANCER_ORDER) -> list[On
             if scenario == "coverage_shift":
                 runs += [OnlineConfig(scenario=scenario, eta=eta, mode="online", enhancer=e, beta_scale=s)
                          for e in ("optimistic", "ucb") for s in (0.1, 0.3, 3.0)]
+    for scenario in SCENARIOS:
+        runs += [OnlineConfig(scenario=scenario, eta=0.1, mode="online", enhancer=e, m=LONG_M, part="long")
+                 for e in LONG_ENHANCERS]
+        runs.append(OnlineConfig(scenario=scenario, eta=0.1, mode="offline", enhancer="", m=LONG_M, part="long"))
+    for scenario in MXT_SCENARIOS:
+        for T, m in MXT_GRID:
+            runs += [OnlineConfig(scenario=scenario, eta=0.1, mode="online", enhancer=e, T=T, m=m, part="mxT")
+                     for e in MXT_ENHANCERS]
+            runs.append(OnlineConfig(scenario=scenario, eta=0.1, mode="offline", enhancer="", T=T, m=m, part="mxT"))
     return runs
 
 
@@ -196,9 +233,14 @@ def run(config: OnlineConfig) -> pd.DataFrame:
         d_off = offline_data.take(np.arange(config.n_offline)) if config.mode == "hybrid" else None
         rng = np.random.default_rng([config.base_seed, _stream(config.enhancer), int(config.eta * 1000),
                                      int(round(config.beta_scale * 1000))])
+        heldout = (problems.sample_preferences(problems.ref_logprobs, problems.ref_logprobs, config.n_heldout,
+                                               np.random.default_rng([config.base_seed, 23]))
+                   if config.n_heldout else None)
         frame = iterate(problems, config.eta, config.enhancer, config.T, config.m, rng, beta=beta, offline_data=d_off,
-                        reg=options.reg, n_draws=options.n_draws)
+                        reg=options.reg, n_draws=options.n_draws, heldout_data=heldout)
         frame["method"] = config.enhancer
+    kl_optimal = problems.kl_to_ref(problems.optimal_policy(config.eta))
+    frame["kl_optimal_ref"] = np.asarray(kl_optimal)[frame["seed"].to_numpy()]
     frame["seed"] = seeds[frame["seed"].to_numpy()]
     frame["wall_s"] = time.perf_counter() - start
     print(f"[online] {config.scenario} η={config.eta} {config.mode} {config.enhancer or ''} "
@@ -212,14 +254,16 @@ STUDY = Study(
         "When does exploration pay in online iterative RLHF? Suboptimality of the main agent against the number of "
         "comparisons for every enhancer (optimistic Option I, UCB, uniform, rejection sampling best-vs-worst, "
         "reference π0 = Option II, self) × scenario × η, beside offline learning from π0 data with the same budget; "
-        "hybrid (offline π0 data + online) against pure online; a β sweep."
+        "hybrid (offline π0 data + online) against pure online; a β sweep; budgets up to 3840 comparisons; the m × T "
+        "trade-off at a fixed budget."
     ),
     configs=configs,
     run=run,
     report=deferred("benchmarks.online_report:report"),
     symbols={
         "n_online": r"online comparisons $(t-1)\,m$",
-        "best_suboptimality": r"best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$",
+        "best_suboptimality": r"oracle best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$",
+        "heldout_suboptimality": r"held-out-selected SubOpt",
         "kl_enhancer_main": r"$\mathrm{KL}(\pi^2_t\|\pi^1_t)$",
         "uncertainty": r"$\mathbb{E}_x\|\phi(x,\pi^1)-\phi(x,\pi^2)\|_{\Sigma_t^{-1}}$",
     },

@@ -13,6 +13,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from benchmarks import online_analysis as analysis
+from benchmarks import online_paper
 from benchmarks.online import (
     ENHANCER_ORDER,
     EXPLORERS,
@@ -31,7 +33,8 @@ _mean_se = partial(format_mean_se, mean_format=".3g", se_format=".1g")
 class _View:
     """The slices of the results frame the tables and figures share."""
 
-    frame: pd.DataFrame  # every row, with ``beta_scale`` filled in
+    frame: pd.DataFrame  # every row of the ``main`` part, with ``beta_scale`` filled in
+    parts: pd.DataFrame  # every row of every part (``long``, ``mxT`` included)
     scenarios: list
     methods: list  # built-ins first (ENHANCER_ORDER, then the offline curve), then other enhancers
     main: pd.DataFrame  # β × 1, online and offline, on the online budgets
@@ -45,6 +48,9 @@ def _view(frame: pd.DataFrame) -> _View:
     frame = frame.copy()
     if "beta_scale" not in frame:
         frame["beta_scale"] = 1.0
+    if "part" not in frame:
+        frame["part"] = "main"
+    parts, frame = frame, frame[frame["part"] == "main"]
     present = set(frame["scenario"])
     scenarios = [s for s in SCENARIOS if s in present] + sorted(present - set(SCENARIOS))
     builtin = ENHANCER_ORDER + (OFFLINE_LABEL,)
@@ -52,7 +58,7 @@ def _view(frame: pd.DataFrame) -> _View:
     main = frame[(frame["beta_scale"] == 1.0) & frame["mode"].isin(["online", "offline"])]
     online = main[main["mode"] == "online"]
     final_n = int(online["n_comparisons"].max())
-    return _View(frame, scenarios, methods, main[main["n_comparisons"] <= final_n], online,
+    return _View(frame, parts, scenarios, methods, main[main["n_comparisons"] <= final_n], online,
                  main[main["mode"] == "offline"], final_n, int(online["iteration"].max()))
 
 
@@ -87,7 +93,13 @@ def _ratio_text(a: pd.Series, b: pd.Series) -> str:
     return f"{ratio:.2f} ({t:+.1f})"
 
 
-def _headline_table(view: _View, last: pd.Series, best: pd.Series) -> pd.DataFrame:
+#: The practical output rule (computable) and the theory's rule (an oracle: it reads the true SubOpt).
+LAST_COLUMN = "SubOpt, last iterate π¹_T (practical rule)"
+HELDOUT_COLUMN = "SubOpt, held-out selection (practical rule)"
+ORACLE_COLUMN = "SubOpt, ORACLE best iterate min_t SubOpt(π¹_t)"
+
+
+def _headline_table(view: _View, last: pd.Series, best: pd.Series, heldout: pd.Series | None) -> pd.DataFrame:
     """Final SubOpt (last and best iterate) per scenario × η × method, with paired ratios to
     ``self`` and to the offline curve."""
     rows = []
@@ -97,9 +109,11 @@ def _headline_table(view: _View, last: pd.Series, best: pd.Series) -> pd.DataFra
             values = _seed_values(group, method)
             if values is None:
                 continue
-            row = {"scenario": scenario, "eta": eta, "method": method, "SubOpt (last iterate)": _mean_se(values)}
+            row = {"scenario": scenario, "eta": eta, "method": method, LAST_COLUMN: _mean_se(values)}
+            if method != OFFLINE_LABEL and heldout is not None and (scenario, eta, method) in heldout.index:
+                row[HELDOUT_COLUMN] = _mean_se(heldout.loc[(scenario, eta, method)])
             if method != OFFLINE_LABEL:
-                row["SubOpt (best iterate)"] = _mean_se(best.loc[(scenario, eta, method)])
+                row[ORACLE_COLUMN] = _mean_se(best.loc[(scenario, eta, method)])
             if selfs is not None and method != "self":
                 row["self ÷ this (paired t)"] = _ratio_text(selfs, values)
             if off is not None and method != OFFLINE_LABEL:
@@ -111,41 +125,24 @@ def _headline_table(view: _View, last: pd.Series, best: pd.Series) -> pd.DataFra
     return headline.sort_values(["scenario", "eta", "method"]).reset_index(drop=True)
 
 
-def _verdict(ratio_self, t_self, beats_offline) -> str:
-    beats_self = ratio_self > 1.25 and t_self > 2
-    if beats_self and beats_offline:
-        return "pays"
-    if beats_self:
-        return "pays against `self`, not against offline π0 data"
-    if ratio_self < 0.8 and t_self < -2:
-        return "hurts"
-    return "does not matter"
-
-
-def _exploration_verdicts(last: pd.Series, final_n: int) -> tuple[pd.DataFrame, list[str]]:
-    """Per scenario × η: does the best explorer beat ``self`` and offline π0 data? (table, sentences)"""
-    statements, pays = [], []
-    for (scenario, eta), group in last.groupby(level=["scenario", "eta"]):
-        present = set(group.index.get_level_values("method"))
-        explorers = [e for e in EXPLORERS if e in present]
-        if "self" not in present or not explorers:
-            continue
-        g = group.reset_index(level=["scenario", "eta"], drop=True)
-        means = {e: g.xs(e, level="method").mean() for e in explorers}
-        top = min(means, key=means.get)
-        ratio_self, t_self = _paired(g.xs("self", level="method"), g.xs(top, level="method"))
-        off_ratio, t_off = (_paired(g.xs(OFFLINE_LABEL, level="method"), g.xs(top, level="method"))
-                            if OFFLINE_LABEL in present else (np.nan, np.nan))
-        beats_offline = not (off_ratio <= 1.25 or t_off <= 2)  # NaN (no offline run) counts as beaten
-        verdict = _verdict(ratio_self, t_self, beats_offline)
-        pays.append(dict(scenario=scenario, eta=eta, best_explorer=top, verdict=verdict, ratio_self=ratio_self,
-                         t_self=t_self, ratio_offline=off_ratio, t_offline=t_off,
-                         pays=ratio_self > 1.25 and t_self > 2 and beats_offline))
-        statements.append(f"- `{scenario}`, η = {eta:g}: exploration **{verdict}** — the best explorer (`{top}`) "
-                          f"ends at SubOpt {means[top]:.3g}, {ratio_self:.2f}× lower than `self` (paired t = "
-                          f"{t_self:+.1f}) and {off_ratio:.2f}× lower than offline π0 data of the same size ({final_n} "
-                          f"comparisons; paired t = {t_off:+.1f}).")
-    return pd.DataFrame(pays), statements
+def _exploration(last: pd.Series, final_n: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Every explorer against ``self`` and offline π0 data, Holm-corrected over explorers × cells ×
+    baselines (:func:`benchmarks.online_analysis.exploration_tests`): (tests, cell verdicts, sentences)."""
+    tests = analysis.exploration_tests(last)
+    if tests.empty:
+        return tests, pd.DataFrame(), []
+    verdicts = analysis.cell_verdicts(tests)
+    statements = []
+    for v in verdicts.itertuples():
+        g = tests[(tests["scenario"] == v.scenario) & (tests["eta"] == v.eta)]
+        top = g.loc[g["subopt"].idxmin()]
+        statements.append(
+            f"- `{v.scenario}`, η = {v.eta:g}: exploration **{v.verdict}** (explorers significant for this verdict: "
+            f"{v.explorers}) — the lowest explorer (`{top.explorer}`) ends at SubOpt {top.subopt:.3g}, "
+            f"{top.ratio_self:.2f}× lower than "
+            f"`self` (Holm p = {top.p_self_holm:.2g}) and {top.ratio_offline:.2f}× lower than offline π0 data of "
+            f"the same size ({final_n} comparisons; Holm p = {top.p_offline_holm:.2g}).")
+    return tests, verdicts, statements
 
 
 def _final_suboptimality(part: pd.DataFrame, T: int) -> pd.Series:
@@ -214,21 +211,25 @@ def _timing_table(frame: pd.DataFrame) -> pd.DataFrame:
 def _subopt_figure(view: _View) -> ReportFigure:
     from rlbandit import plots
 
-    fig = plots.line_plot(view.main, x="n_comparisons", y="suboptimality", hue="method", col="scenario", row="eta",
-                          logy=True, title="Pure online (each enhancer) vs offline π0 data, same budget")
+    fig = plots.line_plot(view.main[view.main["n_comparisons"] > 0], x="n_comparisons", y="suboptimality", hue="method",
+                          style="mode", col="scenario", row="eta", logx=True, logy=True, reference_slopes=(-0.5,),
+                          title="Pure online (each enhancer) vs offline π0 data, same budget (log–log)")
     return ReportFigure("subopt_vs_comparisons", fig,
-                        "SubOpt of the main agent π¹_t against the number of comparisons it was fitted on, per "
-                        "enhancer, beside offline learning from π0-only data of the same size (mean over seeds, "
-                        "95 % CI).")
+                        "SubOpt of the last iterate π¹_t against the number of comparisons it was fitted on (n > 0), "
+                        "per enhancer, beside offline learning from π0-only data of the same size; geometric mean "
+                        "over seeds with a 95 % band computed in log space; grey guide: slope −½. Fitted slopes: "
+                        "the slope table. Line style = mode (the palette gives `reference` and the offline curve "
+                        "one colour).")
 
 
 def _best_iterate_figure(view: _View) -> ReportFigure:
     from rlbandit import plots
 
     fig = plots.line_plot(view.online, x="n_comparisons", y="best_suboptimality", hue="method", col="scenario",
-                          row="eta", logy=True, title="Theory's output rule: best iterate so far")
-    return ReportFigure("best_iterate", fig, "SubOpt of the best iterate min_{s≤t} SubOpt(π¹_s) (the theory's "
-                        "output rule) against comparisons.")
+                          row="eta", logy=True, title="ORACLE output rule (reads the true SubOpt): best iterate so far")
+    return ReportFigure("best_iterate", fig, "ORACLE: SubOpt of the best iterate min_{s≤t} SubOpt(π¹_s) — the "
+                        "theory's output rule, which picks the iterate by its true SubOpt and so cannot be run "
+                        "without θ*; the practical rule (last iterate) is the first figure.")
 
 
 def _hybrid_figure(view: _View, n_off: int) -> ReportFigure:
@@ -279,17 +280,36 @@ def _beta_sweep_figure(fin: pd.DataFrame) -> ReportFigure:
 # Summary
 # ---------------------------------------------------------------------------------------------
 
-def _across_paragraph(pays: pd.DataFrame) -> str:
-    """The median gains of the best explorer per η, and the three largest against offline data."""
-    by_eta = pays.groupby("eta")[["ratio_self", "ratio_offline"]].median()
-    top = pays.nlargest(3, "ratio_offline")
-    return ("Across scenarios (median over cells), the best explorer's final SubOpt is " + "; ".join(
-        f"{r.ratio_self:.1f}× below `self` and {r.ratio_offline:.1f}× below offline π0 data at η = {eta:g}"
-        for eta, r in by_eta.iterrows()) + ". The largest gains over offline π0 data are in " + ", ".join(
-        f"`{r.scenario}` at η = {r.eta:g} ({r.ratio_offline:.1f}×)" for r in top.itertuples())
-        + " — small η, where π* moves far from π0, and scenarios where π0 rarely plays the actions π* needs, so "
-        "π0-only data stalls; the gains shrink at η = 1, where π* stays close to π0 and π0's own samples already "
-        "cover it.")
+def _across_paragraph(tests: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    """Per explorer (no selection after the fact): the median ratios over cells and the cells where it pays."""
+    by = tests.groupby(["explorer", "eta"], sort=False)[["ratio_self", "ratio_offline"]].median()
+    paying = tests[tests["pays"]]
+    count = {e: int((paying["explorer"] == e).sum()) for e in tests["explorer"].unique()}
+    per_cell = len(verdicts) // max(tests["eta"].nunique(), 1)
+    return ("Per explorer (median over scenarios; each explorer on its own, so no selection after the fact): "
+            + "; ".join(
+        f"`{e}` at η = {eta:g} is {r.ratio_self:.1f}× below `self` and {r.ratio_offline:.1f}× below offline π0 data"
+        for (e, eta), r in by.iterrows()) + ". Cells where each explorer pays after the Holm correction: "
+        + ", ".join(f"`{e}` {n} of {len(verdicts)}" for e, n in count.items())
+        + f" ({per_cell} scenarios per η). The corrected p-values are in the exploration table.")
+
+
+def _output_rule_paragraph(headline: pd.DataFrame) -> str:
+    """The practical output rules against the ORACLE best iterate, read from the headline table."""
+    if HELDOUT_COLUMN not in headline:
+        return ""
+    rows = headline.dropna(subset=[HELDOUT_COLUMN, ORACLE_COLUMN])
+    mean = {c: rows[c].map(lambda text: float(text.split()[0])) for c in (LAST_COLUMN, HELDOUT_COLUMN, ORACLE_COLUMN)}
+    last, held = mean[LAST_COLUMN] / mean[ORACLE_COLUMN], mean[HELDOUT_COLUMN] / mean[ORACLE_COLUMN]
+    better = int((mean[HELDOUT_COLUMN] < mean[LAST_COLUMN]).sum())
+    return (f"Output rules (headline table, {len(rows)} method × cell rows): the last iterate's mean SubOpt is "
+            f"{geometric_mean(last):.2f}× the ORACLE best iterate's (geometric mean; range {last.min():.2f}–"
+            f"{last.max():.2f}×), held-out selection's {geometric_mean(held):.2f}× (range {held.min():.2f}–"
+            f"{held.max():.2f}×); held-out selection is lower than the last iterate in {better} of {len(rows)} rows, "
+            + ("so here the last iterate is the better practical rule: the θ̂ that fits π0's comparisons best need "
+               "not give the best Gibbs policy (π0 data weigh the actions π0 plays, not those π* needs)."
+               if geometric_mean(held) > geometric_mean(last) else
+               "so here held-out selection is the better practical rule."))
 
 
 def _hybrid_paragraphs(hybrid: pd.DataFrame, n_off: int) -> list[str]:
@@ -310,23 +330,46 @@ def _hybrid_paragraphs(hybrid: pd.DataFrame, n_off: int) -> list[str]:
 
 
 def _beta_paragraph(fin: pd.DataFrame) -> str:
-    means = fin.groupby(["eta", "method", "beta_scale"])["suboptimality"].mean()
-    best_scale = means.groupby(["eta", "method"]).idxmin()
-    return ("β sweep (`coverage_shift`): the lowest final SubOpt is at β × " + ", ".join(
-        f"{idx[2]:g} for `{idx[1]}` (η = {idx[0]:g})" for idx in best_scale) + " of the theory's β.")
+    """Per η × method: the best β scale, and β × 1 against it (ratio of means, paired t over seeds)."""
+    parts, ts = [], []
+    for (eta, method), g in fin.groupby(["eta", "method"]):
+        per = g.pivot_table(index="seed", columns="beta_scale", values="suboptimality")
+        means = per.mean()
+        best = float(means.idxmin())
+        diff = per[1.0] - per[best]
+        t = diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff))) if best != 1.0 else 0.0
+        ts.append(t)
+        against = ("" if best == 1.0 else
+                   f"; β × 1 is {means[1.0] / means[best]:.2f}× that (paired t = {t:+.1f})")
+        parts.append(f"`{method}` at η = {eta:g}: lowest at β × {best:g} (SubOpt {means[best]:.3g}){against}; worst ÷ "
+                     f"best scale {means.max() / means.min():.2f}×")
+    scales = sorted(fin["beta_scale"].unique())
+    near = sum(abs(t) < 2 for t in ts)
+    lowest = sum(t == 0.0 for t in ts)
+    verdict = (f"β × 1 is the lowest in {lowest} of them, and the sweep does not single out a scale beyond the noise"
+               if near == len(ts) else f"β × 1 is significantly worse than the best scale in {len(ts) - near} case(s)")
+    return (f"β sweep (`coverage_shift`, final iterate, β × {scales[0]:g} to {scales[-1]:g}; read from the β-sweep "
+            "table): " + "; ".join(parts) + f". In {near} of {len(ts)} cases β × 1 is within two paired standard "
+            f"errors of the best scale, {verdict}.")
 
 
-def _summary(view: _View, pays: pd.DataFrame, statements: list[str], paragraphs: list[str]) -> str:
+def _summary(view: _View, verdicts: pd.DataFrame, statements: list[str], paragraphs: list[str]) -> str:
     pays_text = "\n".join(statements) + "\n\n" + "\n\n".join(paragraphs)
-    n_pays = int(pays["pays"].sum()) if not pays.empty else 0
+    n_pays = int((verdicts["verdict"] == "pays").sum()) if not verdicts.empty else 0
     frame = view.frame
     return (
         f"Online iterative RLHF (Xiong et al. 2024) on {len(view.scenarios)} scenarios × η ∈ "
         f"{{{', '.join(f'{e:g}' for e in sorted(frame['eta'].unique()))}}}, {frame['seed'].nunique()} seeds, "
         f"T = {view.T} iterations of m = {int(frame['m'].iloc[0])} comparisons ({view.final_n} comparisons for the "
-        "final main agent). Exploration pays (the best of optimistic / ucb / uniform ends at least 1.25× below both "
-        "`self` and offline π0 data of the same size, paired t > 2 for each) in "
-        f"{n_pays} of {len(pays)} scenario × η cells:\n\n{pays_text}\n"
+        "final main agent). SubOpt is that of the last iterate π¹_T (a practical output rule) unless a column says "
+        "otherwise; the held-out rule (the iterate whose θ̂_t fits fresh held-out π0 comparisons best) is the other "
+        "practical rule; the theory's rule, the best iterate by true SubOpt, is an ORACLE and appears only in its "
+        "labelled column and figure. "
+        f"Exploration pays — some explorer of {', '.join(f'`{e}`' for e in EXPLORERS)} ends ≥ "
+        f"{analysis.MIN_RATIO}× below both `self` and offline π0 data of the same size, with paired t-tests "
+        f"(scipy.stats.ttest_rel, two-sided) significant at {analysis.ALPHA} after a Holm–Bonferroni correction "
+        "over all explorers × cells × the two baselines — in "
+        f"{n_pays} of {len(verdicts)} scenario × η cells:\n\n{pays_text}\n"
     )
 
 
@@ -339,37 +382,69 @@ _NOTES = (
     "KL(worst-of-n ‖ π¹_t).\n"
     "- Each main agent is fitted on the data of iterations 1..t−1; the last batch is collected but not fitted, so "
     "the final main agent uses (T−1)·m comparisons and the offline baseline is compared at that size.\n"
-    "- The same seeded problems are used by every method of a scenario, so ratios are paired over seeds."
+    "- The same seeded problems are used by every method of a scenario, so ratios are paired over seeds.\n"
+    "- Output rules: two *practical* rules — the last iterate π¹_T (`suboptimality`; needs neither θ* nor "
+    "extra data) and held-out selection (`heldout_suboptimality`, `rlbandit.online.select_by_heldout`): "
+    "`n_heldout` fresh π0-vs-π0 comparisons per seed (see *What was run*; the same for every method of a "
+    "scenario, not counted in the budget, never fitted); at round t it outputs the iterate s ≤ t whose θ̂_s "
+    "has the highest mean BT log-likelihood on them (the later one on ties). The *oracle* rule "
+    "min_t SubOpt(π¹_t) is the theory's (its guarantee is for some iterate t ≤ T) and reads the true SubOpt; "
+    "it is a lower bound on what any selection rule can reach, not a method."
 )
 
 
 def report(frame: pd.DataFrame) -> ReportContent:
-    """The ``online`` study's report: headline table, verdicts, hybrid, β sweep, timing and figures."""
+    """The ``online`` study's report: headline table, corrected exploration tests, slopes, hybrid,
+    β sweep, long budgets, m × T, the few_good diagnostic, the paper table, timing and figures."""
     view = _view(frame)
     last = _at_budget(view.frame)
     filled = view.frame.assign(best_suboptimality=view.frame["best_suboptimality"].fillna(view.frame["suboptimality"]))
-    headline = _headline_table(view, last, _at_budget(filled, "best_suboptimality"))
-    pays, statements = _exploration_verdicts(last, view.final_n)
+    held = (_at_budget(view.frame[view.frame["mode"] == "online"].dropna(subset=["heldout_suboptimality"]),
+                       "heldout_suboptimality") if "heldout_suboptimality" in view.frame else None)
+    headline = _headline_table(view, last, _at_budget(filled, "best_suboptimality"), held)
+    tests, verdicts, statements = _exploration(last, view.final_n)
     hyb = view.frame[view.frame["mode"] == "hybrid"]
     n_off = int(hyb["n_comparisons"].min()) if not hyb.empty else 0
     hybrid = _hybrid_table(view, hyb) if not hyb.empty else pd.DataFrame()
     fin, beta_table = _beta_sweep(view)
+    m = int(view.online["m"].iloc[0])
+    slope_table = analysis.in_order(analysis.slopes(view.main[view.main["n_comparisons"] > 0], m), view.scenarios,
+                                    view.methods)
+    extra = online_paper.extra_parts(view.parts)
 
     figures = [_subopt_figure(view), _best_iterate_figure(view)]
     figures += [_hybrid_figure(view, n_off)] if not hyb.empty else []
     figures += [_enhancer_kl_figure(view), _uncertainty_figure(view)]
     figures += [_beta_sweep_figure(fin)] if not beta_table.empty else []
+    figures += extra.figures
 
-    paragraphs = [_across_paragraph(pays)] if not pays.empty else []
+    paragraphs = [_across_paragraph(tests, verdicts)] if not tests.empty else []
+    paragraphs += [p for p in [_output_rule_paragraph(headline)] if p]
+    paragraphs += [online_paper.slope_paragraph(slope_table)] if not slope_table.empty else []
     paragraphs += _hybrid_paragraphs(hybrid, n_off) if not hybrid.empty else []
     paragraphs += [_beta_paragraph(fin)] if not beta_table.empty else []
+    plateau = analysis.plateau_diagnostic(view.main, "few_good", 0.1, 3 * m)
+    paragraphs += [online_paper.plateau_paragraph(plateau)] if not plateau.empty else []
+    paragraphs += extra.paragraphs
+    paragraphs += [online_paper.paper_section(tests, verdicts, slope_table, headline, hybrid, fin, extra)]
 
-    tables = [("Final SubOpt (mean ± s.e. over seeds) at the final online budget; ratios paired over seeds", headline)]
-    if not pays.empty:
-        tables.append(("When exploration pays (best explorer against self and offline)", pays.round(3)))
+    tables = [("Final SubOpt (mean ± s.e. over seeds) at the final online budget: the practical rules (last iterate, "
+               "held-out selection) and the ORACLE best iterate; ratios (of the last iterate) paired over seeds",
+               headline)]
+    if not tests.empty:
+        shown = tests.drop(columns=["beats_offline"]).round(4)
+        tables.append(("Exploration tests: each explorer against self and offline π0 data; paired t-tests, "
+                       "p-values Holm-corrected over all explorers × cells × baselines", shown))
+        tables.append(("Exploration verdict per cell (Holm-corrected)", verdicts.round(4)))
+    if not slope_table.empty:
+        tables.append((f"Log–log slopes against comparisons, n = {m}–{view.final_n} (per seed, mean ± s.e.)",
+                       analysis.format_slopes(slope_table)))
     if not hybrid.empty:
         tables.append((f"Hybrid (offline π0 data + online) against pure online after {view.T} iterations", hybrid))
     tables += [("β sweep on coverage_shift: final SubOpt", beta_table)] if not beta_table.empty else []
-    tables.append(("Wall time per run", _timing_table(view.frame)))
-    return ReportContent(summary=_summary(view, pays, statements, paragraphs), tables=tuple(tables),
+    if not plateau.empty:
+        tables.append(("few_good, η = 0.1: where SubOpt stops falling (means over seeds)", plateau.round(4)))
+    tables += extra.tables
+    tables.append(("Wall time per run", _timing_table(view.parts)))
+    return ReportContent(summary=_summary(view, verdicts, statements, paragraphs), tables=tuple(tables),
                          figures=tuple(figures), notes=_NOTES)

@@ -33,7 +33,7 @@ from rlbandit.iterative import run_rounds
 from rlbandit.optimistic import optimistic_search
 from rlbandit.preferences import PreferenceData, sample_bt_labels
 from rlbandit.problem import LinearBandit, gather_rewards, stack_problems
-from rlbandit.reward import fit_bt
+from rlbandit.reward import bt_loss, fit_bt
 from rlbandit.sampling_oracles import best_of_n
 
 __all__ = [
@@ -50,6 +50,8 @@ __all__ = [
     "best_of_n_logprobs",
     "iterate",
     "offline_baseline",
+    "heldout_loglik",
+    "select_by_heldout",
 ]
 
 
@@ -99,6 +101,40 @@ def best_of_n_logprobs(logprobs, scores, n: int) -> np.ndarray:
     return best_of_n(scores, logprobs, n)
 
 
+def heldout_loglik(theta_hat, diffs, labels) -> np.ndarray:
+    """Mean Bradley–Terry log-likelihood (1/n) Σ_i [y_i z_iθ̂ − log(1 + e^{z_iθ̂})] of θ̂ on held-out
+    comparisons: ``theta_hat`` (..., d), ``diffs`` z (..., n, d), ``labels`` y ∈ {0, 1} (..., n; 1 = first
+    action preferred) → shape (...)."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if diffs.shape[-2] == 0:
+        raise ValueError("diffs: need at least one held-out comparison")
+    return -bt_loss(theta_hat, diffs, labels, 0.0) / diffs.shape[-2]
+
+
+def select_by_heldout(loglik, values) -> np.ndarray:
+    """A practical output rule: at each t, ``values`` (e.g. SubOpt) of the iterate s ≤ t whose θ̂_s has the
+    highest held-out log-likelihood (:func:`heldout_loglik`; ties go to the later iterate). Unlike the
+    theory's best iterate min_{s≤t} SubOpt(π¹_s), it needs no θ*, only the held-out comparisons.
+
+    Args:
+        loglik, values: shape (..., T), iterations along the last axis.
+    Returns:
+        shape (..., T): entry t is values[..., s_t] with s_t = argmax_{s ≤ t} loglik[..., s] (latest on ties).
+    """
+    loglik, values = np.asarray(loglik, dtype=np.float64), np.asarray(values)
+    if loglik.shape != values.shape or loglik.ndim == 0:
+        raise ValueError(f"loglik, values: need the same non-scalar shape, got {loglik.shape} and {values.shape}")
+    if np.isnan(loglik).any():
+        raise ValueError("loglik: contains NaN")
+    T = loglik.shape[-1]
+    steps = np.arange(T)
+    # best[..., t] = argmax over s ≤ t, the later one on ties: compare running maxima.
+    running = np.maximum.accumulate(loglik, axis=-1)
+    hit = np.where(loglik == running, steps, -1)
+    chosen = np.maximum.accumulate(hit, axis=-1)
+    return np.take_along_axis(values, chosen, axis=-1)
+
+
 # ---------------------------------------------------------------------------------------------
 # The Bradley–Terry world with the Gibbs main agent
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +177,8 @@ class GibbsWorld:
 
     Attributes:
         problem: batched over S seeds; eta: η; beta: β per seed (S,); reg: λ;
-        m: comparisons per round (Σ_t's 1/m); n_offline: |D_off| (for ``n_online``).
+        m: comparisons per round (Σ_t's 1/m); n_offline: |D_off| (for ``n_online``);
+        heldout: (z, y) of held-out comparisons or None — then each round records ``heldout_loglik``.
     """
 
     problem: LinearBandit
@@ -150,6 +187,7 @@ class GibbsWorld:
     reg: float
     m: int
     n_offline: int = 0
+    heldout: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "optimal", self.problem.optimal_policy(self.eta))
@@ -179,6 +217,7 @@ class GibbsWorld:
     def record(self, t, data, state, theta_hat, out: Enhancement) -> dict[str, np.ndarray]:
         problem, eta, main, probs = self.problem, self.eta, state.main_logprobs, self.problem.context_probs
         subopt = problem.suboptimality(main, eta)
+        extra = {} if self.heldout is None else {"heldout_loglik": heldout_loglik(theta_hat, *self.heldout)}
         gap = geometry.policy_features(out.logprobs1, problem.features) - geometry.policy_features(out.logprobs2,
                                                                                                    problem.features)
         return {
@@ -192,13 +231,15 @@ class GibbsWorld:
             "uncertainty": kernels.weigh_contexts(geometry.inverse_norm(gap, state.factor), probs),
             "theta_error": np.linalg.norm(theta_hat - problem.theta, axis=-1),
             "beta": self.beta,
+            **extra,
         }
 
 
 def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.random.Generator,
             beta=None, offline_data: PreferenceData | None = None, *, reg: float = 1.0, delta: float = 0.1,
             reward_bound: float | None = None, n_draws: int = 8, n_random_directions: int = 8, n_tilts: int = 24,
-            n_refine: int = 2, constraint: str = "expected", progress: bool = False) -> pd.DataFrame:
+            n_refine: int = 2, constraint: str = "expected", progress: bool = False,
+            heldout_data: PreferenceData | None = None) -> pd.DataFrame:
     """Online iterative RLHF (Xiong et al. 2024, Algorithm 2) with an enhancer, batched over seeds.
 
     Args:
@@ -212,6 +253,9 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
         offline_data: D_off (PreferenceData with the problem's batch shape) or None (pure online).
         reg, delta, reward_bound, n_draws, n_random_directions, n_tilts, n_refine, constraint,
         progress: see :class:`OnlineOptions` (validated there).
+        heldout_data: comparisons kept out of D (PreferenceData with the problem's batch shape), or None.
+            When given, the frame gains ``heldout_loglik`` (of θ̂_t, :func:`heldout_loglik`) and
+            ``heldout_suboptimality`` (the practical output rule :func:`select_by_heldout`).
 
     Returns:
         A tidy frame, one row per seed × iteration t = 1..T: ``seed`` (batch position),
@@ -244,10 +288,22 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
     if not np.all(np.isfinite(beta_arr)) or (beta_arr < 0).any():
         raise ValueError(f"beta: must be finite and >= 0, got {beta}")
     data = PreferenceData.empty((S,)) if offline_data is None else _check_data(offline_data, problem, "offline_data")
-    world = GibbsWorld(problem, eta, beta_arr, opts.reg, int(m), data.n)
+    heldout = None
+    if heldout_data is not None:
+        heldout_data = _check_data(heldout_data, problem, "heldout_data")
+        if heldout_data.n == 0:
+            raise ValueError("heldout_data: need at least one comparison")
+        heldout = (problem.diffs(heldout_data), heldout_data.labels)
+    world = GibbsWorld(problem, eta, beta_arr, opts.reg, int(m), data.n, heldout)
     frame = run_rounds(world, enhancer, opts, range(1, int(T) + 1), int(m), rng, data, progress=opts.progress)
     frame.insert(frame.columns.get_loc("suboptimality") + 1, "best_suboptimality",
                  frame.groupby("seed")["suboptimality"].cummin())
+    if heldout is not None:
+        wide = frame.pivot(index="seed", columns="iteration", values=["heldout_loglik", "suboptimality"])
+        chosen = select_by_heldout(wide["heldout_loglik"].to_numpy(), wide["suboptimality"].to_numpy())
+        chosen = pd.DataFrame(chosen, index=wide.index, columns=wide["suboptimality"].columns).stack()
+        frame.insert(frame.columns.get_loc("best_suboptimality") + 1, "heldout_suboptimality",
+                     chosen.reindex(pd.MultiIndex.from_frame(frame[["seed", "iteration"]])).to_numpy())
     return frame
 
 

@@ -17,7 +17,7 @@ _DARK = ("#001c7f", "#b1400d", "#12711c", "#8c0800", "#591e71", "#592f0d", "#a23
 COLORS: dict[str, str] = {
     # exact and offline RLHF
     "gibbs": _CB[7], "exact": _CB[7], "mle": _CB[0], "lcb": _CB[1], "lcb_policy": _CB[2],
-    "ensemble_min": _CB[3], "ensemble_mean_std": _CB[4], "offline": _CB[5], "offline (π0 data)": _CB[5],
+    "ensemble_min": _CB[3], "ensemble_mean_std": _CB[4], "offline": "#000000", "offline (π0 data)": "#000000",
     # online enhancers
     "optimistic": _CB[2], "ucb": _CB[1], "uncertainty": _CB[9], "reference": _CB[5], "rejection": _CB[4],
     "self": _CB[0], "uniform": _CB[8],
