@@ -11,11 +11,17 @@ Four experiments (the ``experiment`` field of a config):
   the population distribution of π0 × π0 pairs) and π0. Metrics are exact under the true P:
   exploitability, win rates against π0, BT-RLHF, the true equilibrium and the (unregularised)
   best response.
+- ``intransitivity``: ``offline`` at one n on ``linear_general``, swept over η × ``strength`` = ‖A‖_F (the
+  size of the intransitive part; 0 is BT): where does BT-RLHF lose, by neutral metrics?
 - ``online``: the online iterative Nash loop (rlbandit.nash.run_online_nash) per enhancer.
 - ``solvers``: iterations and wall time of every solver to a fixed-point residual ≤ 1e-10, as a
-  ratio to extragradient in the same run, and the agreement between solvers.
-- ``nash_md``: KL(π* ‖ π_T) of Nash-MD's iterates against Munos et al.'s Theorem 1 bound
-  8/(τ²(T+1)).
+  ratio to extragradient in the same run, and the agreement between solvers; the final residual
+  and ``converged`` (residual ≤ 1e-10; False when the solver stopped at its iteration cap).
+- ``nash_md``: KL(π* ‖ π_T) of Nash-MD's iterates against Munos et al.'s Theorem 1 bounds:
+  8/(τ²(T+1)) for the schedule η_t = 2/(τ(t+2)) (``md_step`` = 0), and (1 − sτ)^T KL_0 + 2s/τ for
+  a constant step s = ``md_step``/τ; with ``md_samples`` = m > 0, stochastic Nash-MD
+  (rlbandit.nash_dynamics: the opponent's expectation replaced by m samples per step), against the
+  same bound in expectation.
 
 The solvers timed are a config field, ``solvers`` (default :data:`SOLVER_ORDER`, the built-ins),
 checked against :data:`rlbandit.nash.SOLVERS` when a run starts; a registered solver the study
@@ -42,11 +48,13 @@ import pandas as pd
 from rlbandit._checks import check_choice, check_positive_float
 from rlbandit.study import Study, deferred
 
-EXPERIMENTS = ("offline", "online", "solvers", "nash_md")
+EXPERIMENTS = ("offline", "intransitivity", "online", "solvers", "nash_md")
 #: The built-in solvers of rlbandit.nash.SOLVERS, in the order they are timed.
 SOLVER_ORDER = ("fixed_point", "nash_md", "extragradient", "cvxpy")
 #: The row of the ``solvers`` experiment that times extragradient one seed at a time.
 SEED_LOOP = "extragradient_seed_loop"
+#: The fixed-point residual every solver is asked to reach.
+SOLVER_TOL = 1e-10
 POLICY_ORDER = ("nash_true", "nash_learned", "bt_rlhf", "bt_infinite", "reference")
 #: What each scenario is (used in the report).
 SCENARIO_ROLE = {
@@ -71,6 +79,9 @@ class NashStudyConfig:
         n_values: dataset sizes of ``offline`` (nested prefixes of one dataset per seed).
         enhancer, n_iterations, batch_size, beta: the ``online`` loop.
         horizon: the largest T of ``nash_md``.
+        md_step: ``nash_md``'s step: 0 for Theorem 1's schedule η_t = 2/(τ(t+2)); in (0, 1] a constant
+            step md_step/τ.
+        md_samples: ``nash_md``'s opponent samples per step (0: exact payoffs).
         reg: ridge λ of both MLEs (and of Σ in the online loop).
         base_seed: seeds the problems (base_seed·1000 + i) and the data.
         solvers: keys of rlbandit.nash.SOLVERS timed by ``solvers`` (with ``extragradient``, the
@@ -93,6 +104,8 @@ class NashStudyConfig:
     batch_size: int = 100
     beta: float = 1.0
     horizon: int = 1024
+    md_step: float = 0.0
+    md_samples: int = 0
     reg: float = 1.0
     base_seed: int = 0
     solvers: tuple = SOLVER_ORDER
@@ -112,6 +125,10 @@ class NashStudyConfig:
             raise ValueError(f"n_values: need positive integers, got {self.n_values}")
         if list(self.n_values) != sorted(self.n_values):
             raise ValueError(f"n_values: must be increasing, got {self.n_values}")
+        if not 0.0 <= self.md_step <= 1.0:
+            raise ValueError(f"md_step: must lie in [0, 1] (0: the decreasing schedule), got {self.md_step}")
+        if int(self.md_samples) != self.md_samples or self.md_samples < 0:
+            raise ValueError(f"md_samples: must be a non-negative integer, got {self.md_samples}")
         if self.horizon < 1:
             raise ValueError(f"horizon: must be >= 1, got {self.horizon}")
         if (not isinstance(self.solvers, tuple) or "extragradient" not in self.solvers
@@ -133,6 +150,14 @@ class NashStudyConfig:
         return make_preference_problems(self.preference_config(seeds[0]), seeds)
 
 
+#: The η × strength grid of the ``intransitivity`` experiment.
+INTRANSITIVITY_ETAS = (0.01, 0.03, 0.1, 0.3)
+INTRANSITIVITY_STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Constant Nash-MD steps (× 1/τ) of the ``nash_md`` experiment.
+MD_STEPS = (0.3, 0.03)
+#: Opponent samples per step of stochastic Nash-MD.
+MD_SAMPLES = (1, 16)
+
 #: Scenario → overrides that make it what SCENARIO_ROLE says.
 _SCENARIO_SIZES = {
     "bt": dict(theta_norm=3.0),
@@ -149,7 +174,8 @@ def configs(smoke: bool, solvers: tuple[str, ...] = SOLVER_ORDER) -> list[NashSt
     size = dict(n_seeds=2, n_contexts=3, n_actions=4, n_values=(50, 200), n_iterations=2, batch_size=30,
                 horizon=32) if smoke else {}
     out = []
-    offline_scenarios = ("bt", "linear_general") if smoke else ("bt", "linear_general", "annotators", "rps")
+    offline_scenarios = ("bt", "linear_general") if smoke else ("bt", "linear_general", "annotators", "rps",
+                                                                  "random_antisymmetric")
     etas = (0.1,) if smoke else (0.01, 0.1)
     for scenario in offline_scenarios:
         for eta in etas:
@@ -157,6 +183,12 @@ def configs(smoke: bool, solvers: tuple[str, ...] = SOLVER_ORDER) -> list[NashSt
             if smoke and scenario == "rps":
                 sizes["dim"] = 4
             out.append(NashStudyConfig("offline", scenario, eta, **sizes))
+    # η × ‖A‖_F on linear_general at the largest n (strength 0 is BT with the same features).
+    for eta in ((0.1,) if smoke else INTRANSITIVITY_ETAS):
+        for strength in ((0.0, 4.0) if smoke else INTRANSITIVITY_STRENGTHS):
+            sizes = dict(_SCENARIO_SIZES["linear_general"], **size)
+            sizes.update(strength=strength, n_values=sizes.get("n_values", (10000,))[-1:])
+            out.append(NashStudyConfig("intransitivity", "linear_general", eta, **sizes))
     # (scenario, η, overrides): the third setting has a peaked π0 (ref_scale 3) and a small η, so the
     # equilibrium lies where π0 rarely samples and exploration matters.
     online_settings = [("linear_general", 0.1, {})] if smoke else [
@@ -175,6 +207,14 @@ def configs(smoke: bool, solvers: tuple[str, ...] = SOLVER_ORDER) -> list[NashSt
     for scenario in (("linear_general",) if smoke else ("linear_general", "random_antisymmetric", "rps")):
         for eta in ((0.5,) if smoke else (0.1, 0.5, 2.0)):
             out.append(NashStudyConfig("nash_md", scenario, eta, **dict(_SCENARIO_SIZES[scenario], **size)))
+    for eta in ((0.5,) if smoke else (0.5, 2.0)):  # stochastic Nash-MD, Theorem 1's schedule
+        for samples in ((1,) if smoke else MD_SAMPLES):
+            out.append(NashStudyConfig("nash_md", "linear_general", eta, md_samples=samples,
+                                       **dict(_SCENARIO_SIZES["linear_general"], **size)))
+    for eta in ((0.5,) if smoke else (0.1, 0.5, 2.0)):  # Theorem 1's constant-step form
+        for md_step in ((0.1,) if smoke else MD_STEPS):
+            out.append(NashStudyConfig("nash_md", "linear_general", eta, md_step=md_step,
+                                       **dict(_SCENARIO_SIZES["linear_general"], **size)))
     return out
 
 
@@ -267,7 +307,7 @@ def _timed(function, repeats=3, budget=1.0):
 
 def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
     from rlbandit import kl
-    from rlbandit.nash import SOLVERS, exploitability, solve
+    from rlbandit.nash import SOLVERS, exploitability, fixed_point_residual, solve
 
     for name in config.solvers:  # the registry as it is now, in this process
         check_choice(name, "solvers", SOLVERS, kind="solver")
@@ -276,18 +316,20 @@ def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
     reference = solve(pref, ref, eta, tol=1e-13)
     rows, times = [], {}
     for method in config.solvers:
-        (logprobs, iterations), seconds = _timed(lambda: solve(pref, ref, eta, method=method, tol=1e-10,
+        (logprobs, iterations), seconds = _timed(lambda: solve(pref, ref, eta, method=method, tol=SOLVER_TOL,
                                                                return_iterations=True),
                                                  repeats=3)
         times[method] = seconds
-        rows.append({"solver": method, "iterations": iterations, "seconds": seconds,
+        residual = float(fixed_point_residual(logprobs, pref, ref, eta).max())
+        rows.append({"solver": method, "iterations": iterations, "seconds": seconds, "residual": residual,
+                     "converged": bool(residual <= SOLVER_TOL),
                      "kl_to_reference": float(kl(reference, logprobs).max()),
                      "exploitability": float(exploitability(logprobs, pref, ref, eta).max())})
         print(f"[nash solvers] {config.scenario} η={eta} {method}: {iterations} it, {seconds:.3g}s", flush=True)
     # Vectorisation across seeds: the same extragradient solve, one seed at a time.
     _, seconds = _timed(lambda: [solve(pref[s], ref[s], eta, tol=1e-10) for s in range(pref.shape[0])])
-    rows.append({"solver": SEED_LOOP, "iterations": np.nan, "seconds": seconds,
-                 "kl_to_reference": 0.0, "exploitability": np.nan})
+    rows.append({"solver": SEED_LOOP, "iterations": np.nan, "seconds": seconds, "residual": np.nan,
+                 "converged": True, "kl_to_reference": 0.0, "exploitability": np.nan})
     frame = pd.DataFrame(rows)
     frame["time_ratio_vs_extragradient"] = frame.seconds / times["extragradient"]
     return frame
@@ -295,34 +337,46 @@ def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
 
 def _run_nash_md(config: NashStudyConfig) -> pd.DataFrame:
     from rlbandit import kl
-    from rlbandit.nash import nash_md_bound, nash_md_iterates, solve
+    from rlbandit.nash import nash_md_bound, nash_md_constant_step_bound, nash_md_iterates, solve
+    from rlbandit.nash_dynamics import stochastic_nash_md_iterates
 
     problems = config.problems()
     pref, ref, eta = problems.pref, problems.ref_logprobs, config.eta
     star = solve(pref, ref, eta, tol=1e-13)
-    iterates = nash_md_iterates(pref, ref, eta, config.horizon)
+    constant = config.md_step > 0
+    step = config.md_step / eta if constant else None
+    if config.md_samples:
+        iterates = stochastic_nash_md_iterates(pref, ref, eta, config.horizon, int(config.md_samples),
+                                               np.random.default_rng(config.base_seed), step=step)
+    else:
+        iterates = nash_md_iterates(pref, ref, eta, config.horizon, step=step)
     steps = np.unique(np.round(np.logspace(0, np.log10(config.horizon), 24)).astype(int))
     full = kl(star[None], iterates)  # (T+1, S, X)
     # The one-step inequality behind Theorem 1: KL_{t+1} ≤ (1 − η_tτ) KL_t + c η_t² with c = 2 in the
     # paper; the smallest c that the observed iterates need, per step (max over seeds and contexts).
-    lr = 2.0 / (eta * (np.arange(config.horizon) + 2.0))
+    lr = np.full(config.horizon, step) if constant else 2.0 / (eta * (np.arange(config.horizon) + 2.0))
     needed = (full[1:] - (1.0 - lr * eta)[:, None, None] * full[:-1]) / lr[:, None, None] ** 2
     divergence = full[steps]
+    # The bound per (seed, context): the constant-step form depends on KL(π* ‖ π_0).
+    bounds = (nash_md_constant_step_bound(eta, step, steps[:, None, None], full[0][None]) if constant
+              else np.broadcast_to(nash_md_bound(eta, steps)[:, None, None], divergence.shape))
     frames = []
     for i, t in enumerate(steps):
         frames.append(pd.DataFrame({
             "seed": np.arange(divergence.shape[1]), "T": int(t),
+            "schedule": f"constant {config.md_step:g}/τ" if constant else "2/(τ(t+2))",
+            "samples": int(config.md_samples),
             "kl_star_to_iterate": divergence[i].mean(axis=-1),
             "kl_max_over_contexts": divergence[i].max(axis=-1),
-            "bound": float(nash_md_bound(eta, t)),
+            "bound": bounds[i].max(axis=-1),
+            "ratio_to_bound": (divergence[i] / bounds[i]).max(axis=-1),
             "one_step_constant": needed[:t].max(axis=(0, 2)),  # max over steps ≤ T and contexts
         }))
-    frame = pd.concat(frames, ignore_index=True)
-    frame["ratio_to_bound"] = frame.kl_max_over_contexts / frame.bound
-    return frame
+    return pd.concat(frames, ignore_index=True)
 
 
-_RUNS = {"offline": _run_offline, "online": _run_online, "solvers": _run_solvers, "nash_md": _run_nash_md}
+_RUNS = {"offline": _run_offline, "intransitivity": _run_offline, "online": _run_online, "solvers": _run_solvers,
+         "nash_md": _run_nash_md}
 
 
 def run(config: NashStudyConfig) -> pd.DataFrame:
@@ -336,7 +390,8 @@ STUDY = Study(
     description=("Intransitive preferences: does the KL-regularised Nash equilibrium of a learned general "
                  "preference model beat BT-RLHF, how fast does online Nash learning converge per enhancer, "
                  "and how do the exact solvers compare? Sweeps scenario × η × n (offline), scenario × enhancer "
-                 "(online), scenario × η (solvers, Nash-MD bound)."),
+                 "(online), η × strength of intransitivity (neutral win rates), scenario × η (solvers, Nash-MD "
+                 "bounds)."),
     configs=configs,
     run=run,
     report=deferred("benchmarks.nash_report:report"),
@@ -346,6 +401,11 @@ STUDY = Study(
         "payoff_vs_bt": r"$f(\pi, \pi_{\mathrm{BT}})$",
         "kl_max_over_contexts": r"$\max_x \mathrm{KL}(\pi^*\|\pi_T)$",
         "T": r"Nash-MD iteration $T$",
+        "worst_case_win_rate_diff": "worst-case win rate: Nash − BT-RLHF",
+        "head_to_head": r"$P(\pi_{\mathrm{Nash}} \succ \pi_{\mathrm{BT}})$",
+        "strength": r"intransitivity $\|A\|_F$",
+        "m": "opponent samples m (0 = exact)",
+        "kl_star_to_iterate": r"$\mathrm{E}\,\mathrm{KL}(\pi^*\|\pi_T)$",
     },
     tags=("nash", "general-preferences"),
 )

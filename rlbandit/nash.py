@@ -55,6 +55,7 @@ __all__ = [
     "worst_case_win_rate",
     "nash_md_iterates",
     "nash_md_bound",
+    "nash_md_constant_step_bound",
     "register",
     "min_response",
     "duality_gap_per_context",
@@ -254,6 +255,22 @@ def nash_md_bound(eta, n_steps) -> np.ndarray:
     eta = check_eta(eta)
     n_steps = np.asarray(n_steps, dtype=np.float64)
     return 8.0 / (eta**2 * (n_steps + 1.0))
+
+
+def nash_md_constant_step_bound(eta, step, n_steps, initial_kl) -> np.ndarray:
+    """Munos et al. (2023) Theorem 1, constant step η_t = ``step`` ≤ 1/τ (τ = η):
+
+        KL(π*_τ ‖ π_T) ≤ (1 − step·τ)^T KL(π*_τ ‖ π_0) + 2·step/τ,
+
+    the one-step inequality KL_{t+1} ≤ (1 − step·τ) KL_t + 2·step² unrolled (Σ_k (1 − step·τ)^k ≤ 1/(step·τ)).
+    ``initial_kl`` is KL(π* ‖ π_0) (broadcast against ``n_steps``).
+    """
+    eta = check_eta(eta)
+    step = float(step)
+    if not (np.isfinite(step) and 0 < step <= 1.0 / eta):
+        raise ValueError(f"step: a constant step must lie in (0, 1/η], got {step}")
+    n_steps = np.asarray(n_steps, dtype=np.float64)
+    return (1.0 - step * eta) ** n_steps * np.asarray(initial_kl, dtype=np.float64) + 2.0 * step / eta
 
 
 def _extragradient(pref, ref, eta, *, tol, max_iter, init=None, step=None):

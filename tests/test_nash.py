@@ -346,6 +346,28 @@ def test_property_nash_md_obeys_munos_theorem_1(game):
     assert divergence[-1].max() < 0.1 * bound[-1, 0]
 
 
+@settings(max_examples=10, deadline=None)
+@given(game=games(min_eta=0.05, max_eta=5.0), fraction=st.floats(0.01, 1.0))
+def test_property_nash_md_constant_step_obeys_munos_theorem_1(game, fraction):
+    """Theorem 1 with a constant step s ≤ 1/τ: KL(π* ‖ π_T) ≤ (1 − sτ)^T KL(π* ‖ π_0) + 2s/τ."""
+    pref, ref, eta = game
+    step = fraction / eta
+    star = nash.solve(pref, ref, eta, tol=1e-13)
+    iterates = nash.nash_md_iterates(pref, ref, eta, 100, step=step)
+    divergence = kl(star[None], iterates)  # (T+1, X)
+    steps = np.arange(101)[:, None]
+    bound = nash.nash_md_constant_step_bound(eta, step, steps, divergence[0][None])
+    assert (divergence <= bound + 1e-12).all()
+    assert np.allclose(bound[0], divergence[0] + 2 * step / eta)
+
+
+def test_nash_md_constant_step_bound_validates_and_limits():
+    assert nash.nash_md_constant_step_bound(0.5, 1.0, 10**6, 3.0) == pytest.approx(4.0)  # → 2s/τ
+    assert nash.nash_md_constant_step_bound(0.5, 2.0, 1, 3.0) == pytest.approx(8.0)  # sτ = 1: one step
+    with pytest.raises(ValueError, match="step"):
+        nash.nash_md_constant_step_bound(0.5, 2.5, 1, 0.0)
+
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), n_actions=st.integers(3, 6))
 def test_property_bt_equilibrium_concentrates_on_condorcet_winner(seed, n_actions):
@@ -450,3 +472,66 @@ def test_online_names_are_served_by_nash():
     assert nash.run_online_nash is nash_online.run_online_nash and nash.ENHANCERS is nash_online.ENHANCERS
     with pytest.raises(AttributeError):
         nash.no_such_name  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------
+# Stochastic (sampled) Nash-MD (rlbandit.nash_dynamics)
+# ---------------------------------------------------------------------------------------------
+
+def _small_game(seed=0, n_contexts=2, n_actions=4, eta=0.5):
+    rng = np.random.default_rng(seed)
+    m = rng.normal(size=(n_contexts, n_actions, n_actions))
+    pref = 0.5 + 0.5 * np.tanh(m - np.swapaxes(m, -1, -2))
+    ref = np.log(rng.dirichlet(np.ones(n_actions), size=n_contexts))
+    return pref, ref, eta
+
+
+def test_sample_actions_matches_the_distribution():
+    from rlbandit.nash_dynamics import sample_actions
+
+    probs = np.array([[0.1, 0.0, 0.6, 0.3]])
+    with np.errstate(divide="ignore"):
+        draws = sample_actions(np.log(probs), 200_000, np.random.default_rng(0))
+    freq = np.bincount(draws.ravel(), minlength=4) / draws.size
+    assert np.allclose(freq, probs[0], atol=5e-3)
+    assert freq[1] == 0.0  # a zero-probability action is never drawn
+
+
+def test_stochastic_nash_md_is_reproducible_and_tends_to_exact_nash_md():
+    from rlbandit.nash_dynamics import stochastic_nash_md_iterates
+
+    pref, ref, eta = _small_game()
+    a = stochastic_nash_md_iterates(pref, ref, eta, 20, 3, np.random.default_rng(1))
+    b = stochastic_nash_md_iterates(pref, ref, eta, 20, 3, np.random.default_rng(1))
+    assert np.array_equal(a, b) and a.shape == (21,) + ref.shape
+    exact = nash.nash_md_iterates(pref, ref, eta, 20)
+    many = stochastic_nash_md_iterates(pref, ref, eta, 20, 20_000, np.random.default_rng(2))
+    assert kl(exact[-1], many[-1]).max() < 0.05 * kl(exact[-1], a[-1]).max()
+    with np.errstate(divide="ignore"):
+        assert np.allclose(np.exp(a).sum(-1), 1.0)
+
+
+def test_stochastic_nash_md_obeys_theorem_1_in_expectation():
+    """Unbiased payoff estimates in [0, 1]: E KL(π* ‖ π_T) ≤ 8/(τ²(T+1)) (mean over 64 runs)."""
+    from rlbandit.nash_dynamics import stochastic_nash_md_iterates
+
+    pref, ref, eta = _small_game(eta=1.0)
+    batch_pref = np.broadcast_to(pref, (64,) + pref.shape)
+    star = nash.solve(pref, ref, eta, tol=1e-13)
+    iterates = stochastic_nash_md_iterates(batch_pref, ref, eta, 200, 1, np.random.default_rng(3))
+    expected = kl(star[None, None], iterates).mean(axis=1)  # (T+1, X)
+    bound = nash.nash_md_bound(eta, np.arange(201))[:, None]
+    assert (expected[1:] <= bound[1:]).all()
+    assert expected[-1].max() < expected[1].max()
+
+
+def test_stochastic_nash_md_validates():
+    from rlbandit.nash_dynamics import stochastic_nash_md_iterates
+
+    pref, ref, eta = _small_game()
+    with pytest.raises(ValueError, match="rng"):
+        stochastic_nash_md_iterates(pref, ref, eta, 2, 1, 0)
+    with pytest.raises(ValueError, match="n_samples"):
+        stochastic_nash_md_iterates(pref, ref, eta, 2, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="step"):
+        stochastic_nash_md_iterates(pref, ref, eta, 2, 1, np.random.default_rng(0), step=3.0)
