@@ -11,7 +11,8 @@ on the same seeded problems:
   (Option II — the paper's hybrid algorithm), ``optimistic``, ``ucb`` and ``self``;
 - on ``coverage_shift``, a β sweep (β = scale × the theory's β) for ``optimistic`` and ``ucb``;
 - ``part = "long"``: budgets up to 3840 comparisons (m = 256) at η = 0.1 for a subset of enhancers;
-- ``part = "mxT"``: the m × T trade-off at a fixed fitted budget (T − 1)·m = 512 comparisons.
+- ``part = "mxT"``: the m × T trade-off at a fixed fitted budget (T − 1)·m = 512 comparisons;
+- ``part = "dim"``: the dependence on d at the main sweep's budget (η = 0.1, d ∈ :data:`DIMS`).
 
 Each row is one seed × iteration: SubOpt of π¹_t (the last iterate — a practical output rule,
 computable without knowing θ*), the held-out rule (the iterate s ≤ t whose θ̂_s fits ``n_heldout``
@@ -53,7 +54,7 @@ ENHANCER_ORDER = ("optimistic", "ucb", "uniform", "rejection", "reference", "sel
 HYBRID_ENHANCERS = ("reference", "optimistic", "ucb", "self")
 MODES = ("online", "offline", "hybrid")
 #: ``main``: the headline grid (T = 16, m = 32); ``long``: larger budgets; ``mxT``: m × T at a fixed budget.
-PARTS = ("main", "long", "mxT")
+PARTS = ("main", "long", "mxT", "dim")
 #: The long-budget cells: η = 0.1, m = 256, T = 16 (3840 comparisons for the final main agent).
 LONG_ENHANCERS = ("optimistic", "ucb", "uniform", "self")
 LONG_M = 256
@@ -62,6 +63,10 @@ MXT_GRID = ((5, 128), (9, 64), (17, 32), (33, 16))
 MXT_SCENARIOS = ("coverage_shift", "random")
 MXT_ENHANCERS = ("optimistic", "ucb", "self")
 EXPLORERS = ("optimistic", "ucb", "uniform")
+#: The dimension cells: η = 0.1, the main sweep's T and m, d ∈ DIMS (the main sweep has d = 4).
+DIMS = (2, 4, 8, 16)
+DIM_SCENARIOS = ("coverage_shift", "random")
+DIM_ENHANCERS = ("optimistic", "ucb", "self")
 #: The plotted/tabulated label of a run: the enhancer, or "offline (π0 data)".
 OFFLINE_LABEL = "offline (π0 data)"
 
@@ -151,6 +156,8 @@ def configs(smoke: bool, enhancers: tuple[str, ...] = ENHANCER_ORDER) -> list[On
                  OnlineConfig(mode="online", enhancer="self", part="long", **{**small, "T": 4, "m": 16})]
         runs += [OnlineConfig(mode=mode, enhancer=e, part="mxT", **{**small, "T": T, "m": m})
                  for T, m in ((2, 16), (3, 8)) for mode, e in (("online", "self"), ("offline", ""))]
+        runs += [OnlineConfig(mode=mode, enhancer=e, part="dim", **{**small, "dim": d})
+                 for d in (2, 4) for mode, e in (("online", "self"), ("offline", ""))]
         return runs
     runs = []
     for scenario in SCENARIOS:
@@ -170,6 +177,11 @@ def configs(smoke: bool, enhancers: tuple[str, ...] = ENHANCER_ORDER) -> list[On
             runs += [OnlineConfig(scenario=scenario, eta=0.1, mode="online", enhancer=e, T=T, m=m, part="mxT")
                      for e in MXT_ENHANCERS]
             runs.append(OnlineConfig(scenario=scenario, eta=0.1, mode="offline", enhancer="", T=T, m=m, part="mxT"))
+    for scenario in DIM_SCENARIOS:
+        for dim in DIMS:
+            runs += [OnlineConfig(scenario=scenario, eta=0.1, mode="online", enhancer=e, dim=dim, part="dim")
+                     for e in DIM_ENHANCERS]
+            runs.append(OnlineConfig(scenario=scenario, eta=0.1, mode="offline", enhancer="", dim=dim, part="dim"))
     return runs
 
 
