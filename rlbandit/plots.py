@@ -248,12 +248,20 @@ def _sort_key(value):
     return (0, value, "") if isinstance(value, (int, float, np.integer, np.floating)) else (1, 0, str(value))
 
 
+#: Facet columns whose values are themselves column names (a melted frame): the title is the value's label.
+_MELTED = ("quantity", "variable", "metric")
+
+
 def _panel_title(col: str | None, cv, row: str | None, rv) -> str:
+    """'η = 0.1,  d = 4'; a melted frame's panel is titled by its quantity's label, never a raw column name."""
     parts = []
-    if row is not None:
-        parts.append(f"{_short(row)} = {format_value(rv)}")
-    if col is not None:
-        parts.append(f"{_short(col)} = {format_value(cv)}")
+    for key, value in ((row, rv), (col, cv)):
+        if key is None:
+            continue
+        if isinstance(value, str) and value in SYMBOLS:
+            parts.append(SYMBOLS[value] if key in _MELTED else f"{_short(key)} = {SYMBOLS[value]}")
+        else:
+            parts.append(f"{_short(key)} = {format_value(value)}")
     return ",  ".join(parts)
 
 
