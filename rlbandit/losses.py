@@ -72,9 +72,20 @@ def _sigmoid(t: PairTerms) -> torch.Tensor:
     ε = 0 is trl 1.16's ``sigmoid``. Its population minimiser over a log-linear / tabular class is
     the Gibbs policy of the Bradley–Terry MLE (the "secretly a reward model" identity).
     """
-    z = t.beta * t.logits
-    eps = t.label_smoothing
-    return -(1.0 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
+    return _smoothed(_scale(t.beta, t.logits), t.label_smoothing)
+
+
+def _scale(beta: float, x: torch.Tensor) -> torch.Tensor:
+    """β·x with β·0 = 0 even when β overflows the tensor's dtype (1e300 in float32 is inf, inf·0 NaN);
+    elsewhere exactly β·x, gradient included."""
+    z = beta * x
+    return torch.where(torch.isnan(z) & (x == 0), torch.zeros_like(z), z)
+
+
+def _smoothed(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """−(1 − ε) log σ(z) − ε log σ(−z), with the ε term absent (not 0 · ∞) when ε = 0."""
+    loss = -(1.0 - eps) * F.logsigmoid(z)
+    return loss - eps * F.logsigmoid(-z) if eps > 0 else loss
 
 
 def _robust(t: PairTerms) -> torch.Tensor:
@@ -83,9 +94,12 @@ def _robust(t: PairTerms) -> torch.Tensor:
 
         ℓ = [ −(1 − ε) log σ(βΔ) + ε log σ(−βΔ) ] / (1 − 2ε).      (trl ``robust``)
     """
-    z = t.beta * t.logits
+    z = _scale(t.beta, t.logits)
     eps = t.label_smoothing
-    return (-(1.0 - eps) * F.logsigmoid(z) + eps * F.logsigmoid(-z)) / (1.0 - 2.0 * eps)
+    loss = -(1.0 - eps) * F.logsigmoid(z)
+    if eps > 0:  # absent, not 0 · (−∞), when ε = 0
+        loss = loss + eps * F.logsigmoid(-z)
+    return loss / (1.0 - 2.0 * eps)
 
 
 def _hinge(t: PairTerms) -> torch.Tensor:
@@ -93,7 +107,7 @@ def _hinge(t: PairTerms) -> torch.Tensor:
 
         ℓ = max(0, 1 − βΔ).      (trl ``hinge``)
     """
-    return torch.relu(1.0 - t.beta * t.logits)
+    return torch.relu(1.0 - _scale(t.beta, t.logits))
 
 
 def _ipo(t: PairTerms) -> torch.Tensor:
@@ -117,10 +131,12 @@ def _exo_pair(t: PairTerms) -> torch.Tensor:
 
     Needs ε > 0 (the paper and trl recommend 1e-3).
     """
-    z = t.beta * t.logits
+    z = _scale(t.beta, t.logits)
     eps = t.label_smoothing
-    return (torch.sigmoid(z) * (F.logsigmoid(z) - math.log1p(-eps))
-            + torch.sigmoid(-z) * (F.logsigmoid(-z) - math.log(eps)))
+    p, q = torch.sigmoid(z), torch.sigmoid(-z)
+    # a side of zero probability contributes 0 (p log p → 0), not 0 · (−∞)
+    return (torch.where(p > 0, p * (F.logsigmoid(z) - math.log1p(-eps)), 0.0)
+            + torch.where(q > 0, q * (F.logsigmoid(-z) - math.log(eps)), 0.0))
 
 
 def _nca_pair(t: PairTerms) -> torch.Tensor:
@@ -128,8 +144,8 @@ def _nca_pair(t: PairTerms) -> torch.Tensor:
 
         ℓ = −log σ(βρ_w) − ½ log σ(−βρ_w) − ½ log σ(−βρ_l).      (trl ``nca_pair``)
     """
-    zw = t.beta * t.chosen_logratios
-    zl = t.beta * t.rejected_logratios
+    zw = _scale(t.beta, t.chosen_logratios)
+    zl = _scale(t.beta, t.rejected_logratios)
     return -F.logsigmoid(zw) - 0.5 * F.logsigmoid(-zw) - 0.5 * F.logsigmoid(-zl)
 
 
@@ -139,7 +155,7 @@ def _bco_pair(t: PairTerms) -> torch.Tensor:
 
         ℓ = −log σ(βρ_w) − log σ(−βρ_l).      (trl ``bco_pair``)
     """
-    return -F.logsigmoid(t.beta * t.chosen_logratios) - F.logsigmoid(-t.beta * t.rejected_logratios)
+    return -F.logsigmoid(_scale(t.beta, t.chosen_logratios)) - F.logsigmoid(-_scale(t.beta, t.rejected_logratios))
 
 
 def _sppo_hard(t: PairTerms) -> torch.Tensor:
@@ -153,10 +169,10 @@ def _sppo_hard(t: PairTerms) -> torch.Tensor:
 
 
 def _aot_sorted(a: torch.Tensor, b: torch.Tensor, t: PairTerms) -> torch.Tensor:
-    delta = torch.sort(a, dim=-1).values - torch.sort(b, dim=-1).values
-    z = t.beta * delta
-    eps = t.label_smoothing
-    return -F.logsigmoid(z) * (1.0 - eps) - F.logsigmoid(-z) * eps
+    a, b = torch.sort(a, dim=-1).values, torch.sort(b, dim=-1).values
+    # equal order statistics (both −inf: zero-mass responses at the same quantile) differ by 0, not NaN
+    delta = torch.where(a == b, torch.zeros_like(a), a - b)
+    return _smoothed(_scale(t.beta, delta), t.label_smoothing)
 
 
 def _aot(t: PairTerms) -> torch.Tensor:
@@ -189,7 +205,7 @@ def _apo_zero(t: PairTerms) -> torch.Tensor:
 
         ℓ = (1 − σ(βρ_w)) + σ(βρ_l).      (trl ``apo_zero``)
     """
-    return (1.0 - torch.sigmoid(t.beta * t.chosen_logratios)) + torch.sigmoid(t.beta * t.rejected_logratios)
+    return (1.0 - torch.sigmoid(_scale(t.beta, t.chosen_logratios))) + torch.sigmoid(_scale(t.beta, t.rejected_logratios))
 
 
 def _apo_down(t: PairTerms) -> torch.Tensor:
@@ -198,7 +214,7 @@ def _apo_down(t: PairTerms) -> torch.Tensor:
 
         ℓ = σ(βρ_w) + (1 − σ(βΔ)).      (trl ``apo_down``)
     """
-    return torch.sigmoid(t.beta * t.chosen_logratios) + (1.0 - torch.sigmoid(t.beta * t.logits))
+    return torch.sigmoid(_scale(t.beta, t.chosen_logratios)) + (1.0 - torch.sigmoid(_scale(t.beta, t.logits)))
 
 
 def _discopop(t: PairTerms) -> torch.Tensor:
@@ -206,10 +222,19 @@ def _discopop(t: PairTerms) -> torch.Tensor:
     optimization algorithms with and for LLMs", arXiv:2406.08414, Eq. 5), τ = 0.05 by default:
 
         z = βΔ,  w = σ(z/τ),  ℓ = (1 − w)(−log σ(z)) + w exp(−z).      (trl ``discopop``)
+
+    Computed in log space — w·exp(−z) = exp(log σ(z/τ) − z) — so a large negative margin gives the
+    finite (τ < 1) limit instead of 0 · ∞ (trl's form is NaN from z ≈ −89 in float32).
     """
-    z = t.beta * t.logits
-    w = torch.sigmoid(z / t.discopop_tau)
-    return (1.0 - w) * (-F.logsigmoid(z)) + w * torch.exp(-z)
+    z = _scale(t.beta, t.logits)
+    tau = t.discopop_tau
+    log_second = F.logsigmoid(z / tau) - z
+    # z = −∞ (the chosen response has no mass): log σ(z/τ) − z → z(1/τ − 1)
+    limit = -math.inf if tau < 1.0 else (math.inf if tau > 1.0 else 0.0)
+    log_second = torch.where(torch.isneginf(z), torch.full_like(z, limit), log_second)
+    first = torch.sigmoid(-z / tau) * -F.logsigmoid(z)  # not F.softplus: it returns x itself above 20
+    first = torch.where(torch.isposinf(z), torch.zeros_like(z), first)  # σ(−∞)·softplus(−∞) = 0 · 0
+    return first + torch.exp(log_second)
 
 
 def _sigmoid_norm(t: PairTerms) -> torch.Tensor:
@@ -219,7 +244,7 @@ def _sigmoid_norm(t: PairTerms) -> torch.Tensor:
         ℓ = −log σ(β (ρ_w/|y_w| − ρ_l/|y_l|)).
     """
     delta = t.chosen_logratios / t.chosen_lengths - t.rejected_logratios / t.rejected_lengths
-    return -F.logsigmoid(t.beta * delta)
+    return -F.logsigmoid(_scale(t.beta, delta))
 
 
 #: loss_type → per-example loss of a :class:`PairTerms`.
@@ -249,9 +274,13 @@ def _as_lengths(lengths, like: torch.Tensor, name: str) -> torch.Tensor | float:
     if lengths is None:
         return 1.0
     lengths = torch.as_tensor(lengths, dtype=like.dtype, device=like.device)
-    if (lengths < 1).any():
-        raise ValueError(f"{name}: token counts must be >= 1")
+    if not torch.isfinite(lengths).all() or (lengths < 1).any():
+        raise ValueError(f"{name}: token counts must be finite and >= 1")
     return lengths
+
+
+#: Largest log-probability accepted (float rounding of a certain response's log-prob near 0).
+_LOGP_TOL = 1e-5
 
 
 def preference_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
@@ -285,8 +314,8 @@ def preference_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps
             raise ValueError(f"label_smoothing: exo_pair needs 0 < label_smoothing < 1 (EXO recommends 1e-3), got {eps}")
     elif loss_type in _FLIP_RATE_LOSSES and not 0.0 <= eps < 0.5:
         raise ValueError(f"label_smoothing: must lie in [0, 0.5) for {loss_type!r}, got {eps}")
-    if not float(discopop_tau) > 0.0:
-        raise ValueError(f"discopop_tau: must be > 0, got {discopop_tau}")
+    if not (math.isfinite(float(discopop_tau)) and float(discopop_tau) > 0.0):
+        raise ValueError(f"discopop_tau: must be finite and > 0, got {discopop_tau}")
     tensors = []
     for name, value in (("policy_chosen_logps", policy_chosen_logps), ("policy_rejected_logps", policy_rejected_logps),
                         ("ref_chosen_logps", ref_chosen_logps), ("ref_rejected_logps", ref_rejected_logps)):
@@ -295,12 +324,18 @@ def preference_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps
             value = value.to(torch.get_default_dtype())
         if torch.isnan(value).any():
             raise ValueError(f"{name}: contains NaN")
+        if (value > _LOGP_TOL).any():
+            raise ValueError(f"{name}: log-probabilities must be <= 0 (got {float(value.max()):.3g})")
         tensors.append(value)
     try:
         shape = torch.broadcast_shapes(*(v.shape for v in tensors))
     except RuntimeError:
         raise ValueError("policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps: "
                          f"shapes {[tuple(v.shape) for v in tensors]} do not broadcast") from None
+    for policy, ref, side in ((tensors[0], tensors[2], "chosen"), (tensors[1], tensors[3], "rejected")):
+        if (torch.isneginf(policy) & torch.isneginf(ref)).any():
+            raise ValueError(f"policy_{side}_logps, ref_{side}_logps: both −inf for one example (a response "
+                             "neither policy can produce; its log-ratio is undefined)")
     if loss_type in {"aot", "aot_pair", "aot_unpaired"} and len(shape) == 0:
         raise ValueError("policy_chosen_logps: aot losses sort over a batch; expected at least one axis")
     terms = PairTerms(*tensors, _as_lengths(chosen_lengths, tensors[0], "chosen_lengths"),

@@ -99,8 +99,9 @@ def test_dpo_raises_the_chosen_margin(base, pairs):
 def test_nan_loss_stops_before_the_update_and_keeps_weights(base, pairs, tmp_path):
     lm, ref = base.copy(), base.frozen()
     good = prepare_dpo_data(ref, *pairs)
-    bad = DPOData(good.prompt_ids, good.chosen_ids, good.rejected_ids, np.full(len(good), np.inf),
-                  good.ref_rejected, good.weights)
+    # π0 gives the rejected responses no mass: ρ_l = +∞, the DPO loss is +∞ (valid inputs, non-finite loss)
+    bad = DPOData(good.prompt_ids, good.chosen_ids, good.rejected_ids, good.ref_chosen,
+                  np.full(len(good), -np.inf), good.weights)
     before = [p.detach().clone() for p in lm.model.parameters()]
     with pytest.raises(NonFiniteLossError, match="before the update"):
         dpo(lm, bad, DPOConfig(beta=0.1, steps=2, batch_size=4), progress=False, checkpoint_dir=tmp_path)

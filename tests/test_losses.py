@@ -77,6 +77,10 @@ def _eps_for(kind, eps):
 def test_every_loss_matches_its_formula(seed, beta, eps, n):
     rng = np.random.default_rng(seed)
     pw, pl, rw, rl = (rng.normal(-3.0, 2.0, n) for _ in range(4))
+    # log-probabilities are ≤ 0; every loss depends on them only through differences, so a common shift
+    # keeps the instance while making it valid
+    shift = max(pw.max(), pl.max(), rw.max(), rl.max(), 0.0) + 0.1
+    pw, pl, rw, rl = pw - shift, pl - shift, rw - shift, rl - shift
     lw, ll = rng.integers(1, 20, n).astype(float), rng.integers(1, 20, n).astype(float)
     for kind in LOSSES:
         e = _eps_for(kind, eps)
@@ -88,8 +92,8 @@ def test_every_loss_matches_its_formula(seed, beta, eps, n):
 
 def test_any_batch_shape_and_broadcast():
     g = torch.Generator().manual_seed(1)
-    pw, pl = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
-    rw, rl = torch.randn(4, generator=g), torch.randn(4, generator=g)
+    pw, pl = -torch.rand(3, 4, generator=g) * 3, -torch.rand(3, 4, generator=g) * 3
+    rw, rl = -torch.rand(4, generator=g) * 3, -torch.rand(4, generator=g) * 3
     for kind in LOSSES:
         out = preference_loss(pw, pl, rw, rl, 0.3, kind, 0.01)
         assert out.shape == (3, 4), kind
@@ -120,8 +124,8 @@ def test_robust_loss_is_unbiased_under_label_flips():
     """Chowdhury et al. 2024 Lemma: E_flip[robust loss on noisy labels] = clean DPO loss."""
     z = np.linspace(-3, 3, 13)
     eps, beta = 0.2, 1.0
-    t = torch.tensor(z)
-    zero = torch.zeros_like(t)
+    t = torch.tensor(z) - 10.0  # log-probs ≤ 0; the losses see only ρ_w − ρ_l = z
+    zero = torch.full_like(t, -10.0)
     clean = preference_loss(t, zero, zero, zero, beta, "sigmoid").numpy()
     kept = preference_loss(t, zero, zero, zero, beta, "robust", eps).numpy()
     flipped = preference_loss(zero, t, zero, zero, beta, "robust", eps).numpy()
@@ -131,8 +135,8 @@ def test_robust_loss_is_unbiased_under_label_flips():
 def test_ipo_minimum_is_at_margin_half_over_beta():
     beta = 0.25
     d = torch.linspace(-5, 5, 1001, dtype=torch.float64)
-    zero = torch.zeros_like(d)
-    loss = preference_loss(d, zero, zero, zero, beta, "ipo")
+    zero = torch.full_like(d, -10.0)
+    loss = preference_loss(d - 10.0, zero, zero, zero, beta, "ipo")
     assert abs(float(d[loss.argmin()]) - 1 / (2 * beta)) < 0.011
 
 
@@ -174,7 +178,7 @@ TRL_TYPES = ["sigmoid", "robust", "hinge", "ipo", "exo_pair", "nca_pair", "bco_p
 @pytest.mark.parametrize("kind", TRL_TYPES)
 def test_matches_trl_dpo_trainer(kind):
     g = torch.Generator().manual_seed(7)
-    pw, pl, rw, rl = (torch.randn(9, generator=g, dtype=torch.float64) * 2 - 3 for _ in range(4))
+    pw, pl, rw, rl = (torch.randn(9, generator=g, dtype=torch.float64) * 2 - 12 for _ in range(4))
     eps = 1e-3 if kind == "exo_pair" else (0.2 if kind in ("robust", "aot", "aot_unpaired") else 0.0)
     beta = 0.4
     ours = float(preference_loss(pw, pl, rw, rl, beta, kind, eps).mean())
@@ -248,3 +252,43 @@ def test_kl_estimator_registry_and_monte_carlo():
         est = kl_estimate(logp[draws], logq[draws], kind)
         assert abs(float(est.mean()) - exact) < 5 * float(est.std()) / math.sqrt(draws.numel())
     assert set(KL_ESTIMATORS) == {"k1", "k2", "k3"}
+
+
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+def test_no_silent_nan_at_zero_mass_or_extreme_margins(kind):
+    """A response the policy gives no mass (log-prob −∞), a margin of −89 in float32 and β = 1e300 give a
+    loss that is finite or ±∞, never NaN (issue 16): ε-terms are absent at ε = 0, discopop is in log space."""
+    eps = 1e-3 if kind == "exo_pair" else 0.0
+    inf = float("inf")
+    cases = [
+        (torch.tensor([-inf, -1.0]), torch.tensor([-1.0, -inf]), torch.tensor([-1.0, -1.0]), torch.tensor([-1.0, -1.0]), 1.0),
+        (torch.tensor([-90.0], dtype=torch.float32), torch.tensor([-1.0], dtype=torch.float32),
+         torch.tensor([-1.0], dtype=torch.float32), torch.tensor([-1.0], dtype=torch.float32), 1.0),
+        (torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -1.0]), torch.tensor([-1.5, -1.5]), torch.tensor([-1.5, -1.5]), 1e300),
+    ]
+    for pw, pl, rw, rl, beta in cases:
+        out = preference_loss(pw, pl, rw, rl, beta, kind, eps)
+        assert not torch.isnan(out).any(), (kind, pw, beta, out)
+
+
+def test_discopop_in_log_space_matches_the_formula_where_both_are_finite():
+    z = torch.linspace(-30, 30, 121, dtype=torch.float64)
+    zero = torch.full_like(z, -40.0)
+    got = preference_loss(zero + z, zero, zero, zero, 1.0, "discopop")
+    w = torch.sigmoid(z / 0.05)
+    want = (1 - w) * (-torch.nn.functional.logsigmoid(z)) + w * torch.exp(-z)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_invalid_log_probabilities_and_options_are_named():
+    z = torch.full((3,), -1.0)
+    with pytest.raises(ValueError, match="policy_chosen_logps: log-probabilities must be <= 0"):
+        preference_loss(torch.tensor([0.5, -1.0, float("inf")]), z, z, z, 1.0)
+    with pytest.raises(ValueError, match="both −inf"):
+        minus = torch.tensor([float("-inf"), -1.0, -1.0])
+        preference_loss(minus, z, minus, z, 1.0)
+    with pytest.raises(ValueError, match="chosen_lengths"):
+        preference_loss(z, z, z, z, 1.0, "ipo", chosen_lengths=torch.tensor([1.0, float("nan"), 2.0]))
+    with pytest.raises(ValueError, match="discopop_tau"):
+        preference_loss(z, z, z, z, 1.0, "discopop", discopop_tau=float("inf"))
+
