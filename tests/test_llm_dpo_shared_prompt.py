@@ -176,8 +176,8 @@ def test_dpo_loss_and_every_gradient_equal_padded(tiny_lm, pairs, mode):
     rng = np.random.default_rng(0)
     with torch.no_grad():  # a reference away from the policy, so the loss and its gradient are non-trivial
         c0, r0 = _padded(model, pad, *pairs)
-    ref_c = c0.double().numpy() + rng.normal(0, 2, n)
-    ref_r = r0.double().numpy() + rng.normal(0, 2, n)
+    ref_c = np.minimum(c0.double().numpy() + rng.normal(0, 2, n), 0.0)  # a log-probability stays ≤ 0
+    ref_r = np.minimum(r0.double().numpy() + rng.normal(0, 2, n), 0.0)
     weights = rng.uniform(0.5, 2.0, n)
     shared = _loss_and_gradients(model, pad, pairs, ref_c, ref_r, weights, share_prompt=True)
     padded = _loss_and_gradients(model, pad, pairs, ref_c, ref_r, weights, share_prompt=False, packed=False)
