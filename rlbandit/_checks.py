@@ -13,6 +13,8 @@ NORMALISATION_TOL = 1e-5
 
 
 def as_float_array(value, name: str, *, min_ndim: int = 0) -> np.ndarray:
+    if np.iscomplexobj(value):  # float64 conversion would silently drop the imaginary part
+        raise ValueError(f"{name}: complex values are not accepted; pass real numbers")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:

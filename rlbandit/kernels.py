@@ -68,13 +68,16 @@ def gibbs_exact_rows(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) 
     """log O(r, η, π0) for rows (N, K), exact at every η: shift r by its max over π0's support
     (so ties at the top stay exact and (r − m)/η never overflows), then by the peak of the logits."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if ref_logprobs.min() > -np.inf:  # full support: no masking needed
-            z = rewards - rewards.max(axis=-1, keepdims=True)
-            z /= eta  # a division, not ·(1/η): 1/η overflows for η < 1/DBL_MAX and 0·inf is NaN
+        support = np.isfinite(ref_logprobs)
+        top = np.where(support, rewards, -np.inf).max(axis=-1, keepdims=True)
+        gap = rewards - top
+        # r − max r overflows when rewards span more than DBL_MAX (±1e308): then (r/η − max r/η)
+        spill = ~np.isfinite(gap) & np.isfinite(rewards)
+        if spill.any():
+            gap = np.where(spill, rewards / eta - top / eta, gap / eta)
         else:
-            support = np.isfinite(ref_logprobs)
-            top = np.where(support, rewards, -np.inf).max(axis=-1, keepdims=True)
-            z = np.where(support, (rewards - top) / eta, 0.0)
+            gap /= eta  # a division, not ·(1/η): 1/η overflows for η < 1/DBL_MAX and 0·inf is NaN
+        z = np.where(support, gap, 0.0)
         z += ref_logprobs
     z -= z.max(axis=-1, keepdims=True)
     z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -245,9 +248,15 @@ def per_context_value(logprobs, rewards, ref_logprobs, eta) -> np.ndarray:
 
 
 def weigh_contexts(per_context: np.ndarray, context_probs) -> np.ndarray:
+    """Σ_x d0(x) v(x) over the last axis; d0 uniform when None, (X,) or batched (..., X)."""
     if per_context.ndim < 1:
         raise ValueError("logprobs: expected shape (..., X, K) with a context axis")
     probs = check_context_probs(context_probs, per_context.shape[-1])
+    try:
+        np.broadcast_shapes(probs.shape, per_context.shape)
+    except ValueError:
+        raise ValueError(f"context_probs: shape {probs.shape} does not broadcast with the problem's batch of "
+                         f"contexts {per_context.shape}") from None
     with np.errstate(invalid="ignore"):
         # −inf · 0 (a context of zero weight with infinite KL) contributes nothing.
         weighted = np.where(probs > 0, probs * per_context, 0.0)

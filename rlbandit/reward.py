@@ -28,6 +28,8 @@ def _check_bt_inputs(diffs, labels, reg, weights=None):
     check_finite(diffs, "diffs")
     if diffs.shape[-2] == 0:
         raise ValueError("diffs: the preference data is empty (n = 0 comparisons)")
+    if diffs.shape[-1] == 0:
+        raise ValueError("diffs: the feature dimension d is 0; expected shape (..., n, d) with d >= 1")
     labels = np.asarray(labels)
     if labels.shape != diffs.shape[:-1]:
         raise ValueError(f"labels: expected shape {diffs.shape[:-1]} to match diffs {diffs.shape}, got {labels.shape}")
@@ -254,7 +256,7 @@ def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-26, 
     diffs, labels, reg, weights = _check_bt_inputs(diffs, labels, reg, weights)
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
         raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
-    tol = float(tol)
+    tol = float(check_positive_float(tol, "tol", allow_zero=True))
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol: expected a finite float >= 0, got {tol}")
     theta0 = np.zeros(diffs.shape[:-2] + diffs.shape[-1:])

@@ -110,6 +110,15 @@ CASES = [
     (lambda: rb.fit_bt(DIFFS, LABELS, 1.0, weights=np.array([1.0, -1.0, 1.0])), "weights"),
     (lambda: rb.fit_bt(DIFFS, LABELS, 1.0, weights=np.ones(2)), "weights"),
     (lambda: rb.fit_bt(DIFFS, LABELS, 1.0, max_iter=0), "max_iter"),
+    # issue 16: complex inputs, a zero-dimensional feature space, mis-shaped context weights, bad factors
+    (lambda: rb.gibbs(np.array([[1 + 1j, 0.0]]), np.log([[0.5, 0.5]]), 1.0), "rewards"),
+    (lambda: rb.fit_bt(np.zeros((3, 0)), LABELS, 1.0), "diffs"),
+    (lambda: rb.fit_bt(DIFFS, LABELS, 1.0, tol="a"), "tol"),
+    (lambda: rb.value(np.log(np.full((2, 3, 4), 0.25)), np.zeros((2, 3, 4)), np.log(np.full((2, 3, 4), 0.25)), 1.0,
+                      np.full((5, 3), 1 / 3)), "context_probs"),
+    (lambda: rb.mahalanobis_norm(np.ones(2), np.array([[1.0, 0.5], [0.0, 1.0]])), "cov"),
+    (lambda: rb.mahalanobis_norm(np.ones(2), factor=np.array([[1.0, 0.5], [0.0, 1.0]])), "factor"),
+    (lambda: rb.mahalanobis_norm(np.array([np.nan, 1.0]), np.eye(2)), "vectors"),
     (lambda: rb.covariance(DIFFS, -1.0), "reg"),
     (lambda: rb.covariance(DIFFS, 1.0, scale=np.nan), "scale"),
     (lambda: rb.covariance(_inf(DIFFS), 1.0), "diffs"),
@@ -144,3 +153,10 @@ def test_good_input_passes_the_same_checks():
     assert data.n == 5
     # log-probabilities a few ulps above zero (a row with all mass on one action) are accepted
     assert np.isfinite(rb.kl(np.array([[1e-16, -40.0]]), np.array([[0.0, -40.0]]))).all()
+
+
+def test_gibbs_exact_when_rewards_span_more_than_the_float_range():
+    """r − max r overflows for r = ±1e308; the kernel then divides first: log-probs (0, −2e8) at η = 1e300."""
+    got = rb.gibbs([[1e308, -1e308]], np.log([[0.5, 0.5]]), 1e300)
+    np.testing.assert_allclose(got, [[0.0, -2e8]], rtol=1e-12)
+
