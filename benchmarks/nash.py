@@ -40,6 +40,7 @@ solver joins the study without copying it::
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -307,7 +308,7 @@ def _timed(function, repeats=3, budget=1.0):
 
 def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
     from rlbandit import kl
-    from rlbandit.nash import SOLVERS, exploitability, fixed_point_residual, solve
+    from rlbandit.nash import SOLVERS, NotConvergedWarning, exploitability, fixed_point_residual, solve
 
     for name in config.solvers:  # the registry as it is now, in this process
         check_choice(name, "solvers", SOLVERS, kind="solver")
@@ -316,9 +317,11 @@ def _run_solvers(config: NashStudyConfig) -> pd.DataFrame:
     reference = solve(pref, ref, eta, tol=1e-13)
     rows, times = [], {}
     for method in config.solvers:
-        (logprobs, iterations), seconds = _timed(lambda: solve(pref, ref, eta, method=method, tol=SOLVER_TOL,
-                                                               return_iterations=True),
-                                                 repeats=3)
+        with warnings.catch_warnings():  # a capped solve is recorded below (residual, converged), not warned
+            warnings.simplefilter("ignore", NotConvergedWarning)
+            (logprobs, iterations), seconds = _timed(lambda: solve(pref, ref, eta, method=method, tol=SOLVER_TOL,
+                                                                   return_iterations=True),
+                                                     repeats=3)
         times[method] = seconds
         residual = float(fixed_point_residual(logprobs, pref, ref, eta).max())
         rows.append({"solver": method, "iterations": iterations, "seconds": seconds, "residual": residual,

@@ -25,6 +25,8 @@ Solvers (``SOLVERS``), all vectorised over leading (seed) axes and contexts, in 
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Callable
 
 import numpy as np
@@ -57,6 +59,7 @@ __all__ = [
     "nash_md_bound",
     "nash_md_constant_step_bound",
     "register",
+    "NotConvergedWarning",
     "min_response",
     "duality_gap_per_context",
 ]
@@ -193,7 +196,7 @@ def _fixed_point(pref, ref, eta, *, tol, max_iter, init=None):
     # for a strongly monotone game (modulus η, Lipschitz L = 2 max|P − ½|) γ ≤ η/L² always converges,
     # so α never drops below α_min = η²/(η² + L²). Above it, α adapts to the residual.
     lipschitz = 2.0 * np.abs(pref - 0.5).max()
-    floor = eta**2 / (eta**2 + lipschitz**2 + 1e-300)
+    floor = 1.0 / (1.0 + (lipschitz / eta) ** 2)  # η²/(η² + L²) without squaring η (overflows at η ≳ 1e154)
     damping = np.ones(ref.shape[:-1] + (1,))
     residual = _residual(logp, pref, ref, eta)
     for it in range(1, max_iter + 1):
@@ -357,8 +360,21 @@ def solve(pref, ref_logprobs, eta, method: str = "extragradient", *, tol: float 
     check_int(max_iter, "max_iter")
     if init is not None:
         init = np.broadcast_to(_check_policy(init, ref.shape, "init"), ref.shape)
+        if (np.isfinite(init) != np.isfinite(ref)).any():
+            raise ValueError("init: must give mass exactly where π0 does (the equilibrium has π0's support, and "
+                             "a zero of the starting policy can never be undone in log space)")
     logprobs, iterations = SOLVERS[method](pref, ref, eta, tol=tol, max_iter=max_iter, init=init)
+    if method != "cvxpy" and iterations >= max_iter:
+        residual = float(_residual(logprobs, pref, ref, eta).max())
+        if residual > tol:
+            warnings.warn(NotConvergedWarning(f"solve: {method!r} stopped at max_iter={max_iter} with fixed-point "
+                                              f"residual {residual:.3g} > tol={tol:g}; raise max_iter or use "
+                                              "another method"), stacklevel=2)
     return (logprobs, iterations) if return_iterations else logprobs
+
+
+class NotConvergedWarning(RuntimeWarning):
+    """An iterative Nash solver hit its iteration cap before the residual reached ``tol``."""
 
 
 def register(name: str, solver: Callable, *, max_iter: int = 100_000, replace: bool = False) -> Callable:
