@@ -1,18 +1,28 @@
-"""Study ``frontier``: the exact reward–KL frontier of the Gibbs oracle, per scenario (issue 3; DESIGN §1, §5).
+"""Study ``frontier``: the exact reward–KL frontier of the Gibbs oracle, and how far below it every
+practical method lands (issues 3, 14; DESIGN §1, §5).
 
 For η on a log grid, π_η = O(r*, η, π0) maximises E r* − η KL(π‖π0), so the points
 (KL(π_η‖π0), E_{π_η} r*) trace the *frontier*: the most gold reward any policy can reach at a given
-KL budget (Lagrangian duality). Facts checked on the data:
+KL budget (Lagrangian duality). That the frontier is increasing, concave in KL with slope η, and
+that exact best-of-N lies on or below it are theorems, kept as property tests in
+``tests/test_frontier_properties.py``; this study measures what is not a theorem — each method's
+*shortfall*: the frontier's gold reward at the method's own KL minus the method's gold reward,
+with "the frontier at that KL" = ``sampling_oracles.gibbs_at_average_kl`` (one η per problem
+matching the context-averaged KL).
 
-- the frontier is increasing and concave in KL, and its slope is exactly η:
-  dE_{π_η}r*/dKL(π_η‖π0) = η (envelope theorem; both derivatives are Var-terms of r*/η under π_η);
-- its ends: KL → 0 and reward → E_{π0} r* as η → ∞; reward → E_x max_{a∈supp π0} r* and
-  KL → E_x log 1/π0(argmax) as η → 0;
-- best-of-N under π0 (exact distribution) lies on or below it at the same KL.
+Methods, each swept over its knob on the same problems (one run = one scenario, vectorised over
+seeds), all trained or selected on the true reward r* (no proxy: over-optimisation is study
+``overoptimization``'s subject):
 
-Each run is one scenario, vectorised over seeds; rows: seed × (η for ``gibbs`` | N for
-``best_of_n``) with gold reward, KL(π‖π0), the fraction of the achievable reward gain, and for the
-Gibbs rows J*(π_η) and the exact slope E_η-derivative ratio.
+- ``gibbs``: the exact frontier, η on a log grid;
+- ``best_of_n``: exact best-of-N under π0 (closed-form distribution with ties), N sweep;
+- ``ppo``, ``rloo``, ``grpo``: tabular softmax policy, sampled, KL in the reward, a few η;
+- ``dpo``, ``ipo``: offline, log-linear class, from a fixed set of π0-vs-π0 BT comparisons, a few β;
+- ``rejection_sampling``: one round of RAFT-style fine-tuning (top-1 of N per prompt, tabular MLE), a few N.
+
+Rows: seed × method × knob value with gold reward, KL(π‖π0), the fraction of the achievable
+reward gain, the frontier's reward at that KL, the shortfall and the budget (reward queries or
+comparisons) the point used.
 """
 
 from __future__ import annotations
@@ -24,49 +34,78 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_choice, check_int
-from rlbandit.stats import geometric_mean
-from rlbandit.study import ReportContent, ReportFigure, Study
+from rlbandit.study import Study, deferred
 
-__all__ = ["FrontierConfig", "configs", "run", "report", "STUDY"]
+__all__ = ["FrontierConfig", "configs", "run", "STUDY", "SCENARIOS", "METHODS", "KNOBS"]
 
 SCENARIOS = ("random", "coverage_shift", "few_good")
+#: the policy-gradient methods (keys of rlbandit.policy_gradient.ALGORITHMS) and direct-alignment losses
+PG_METHODS = ("ppo", "rloo", "grpo")
+DPO_LOSSES = {"dpo": "sigmoid", "ipo": "ipo"}
+#: every method of the study (hue levels with a fixed colour in rlbandit.palette.COLORS)
+METHODS = ("gibbs", "best_of_n", *PG_METHODS, *DPO_LOSSES, "rejection_sampling")
+#: each method's knob
+KNOBS = {"gibbs": "η", "best_of_n": "N", "ppo": "η", "rloo": "η", "grpo": "η", "dpo": "β", "ipo": "β",
+         "rejection_sampling": "N"}
 
 
 @dataclass(frozen=True)
 class FrontierConfig:
-    """One run: a scenario, every η of the grid and every N, vectorised over ``n_seeds`` problems.
+    """One run: a scenario, every method over its knob, vectorised over ``n_seeds`` problems.
 
     Attributes:
         scenario: a key of rlbandit.SCENARIOS.
         n_contexts, n_actions, dim: X, K, d.
         n_seeds: problems (seeds base_seed·1000 + i).
-        eta_min, eta_max, n_etas: the log-spaced η grid.
+        eta_min, eta_max, n_etas: the log-spaced η grid of the exact frontier.
         bon_ns: the N of best-of-N.
-        base_seed: seeds the problems.
+        pg_etas, pg_steps, pg_batch_contexts, pg_group_size, pg_lr: PPO / RLOO / GRPO (tabular,
+            sampled; steps × batch_contexts × group_size reward queries).
+        dpo_betas, dpo_comparisons: the β of DPO / IPO and the π0-vs-π0 comparisons they learn from.
+        rs_ns, rs_prompts: the N of rejection-sampling fine-tuning and its prompts (prompts × N queries).
+        base_seed: seeds the problems and every sampler.
     """
 
     scenario: str = "random"
-    n_contexts: int = 20
-    n_actions: int = 50
-    dim: int = 8
-    n_seeds: int = 24
+    n_contexts: int = 8
+    n_actions: int = 16
+    dim: int = 4
+    n_seeds: int = 16
     eta_min: float = 1e-3
     eta_max: float = 1e3
     n_etas: int = 61
     bon_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+    pg_etas: tuple[float, ...] = (0.1, 0.3, 1.0)
+    pg_steps: int = 200
+    pg_batch_contexts: int = 16
+    pg_group_size: int = 4
+    pg_lr: float = 0.1
+    dpo_betas: tuple[float, ...] = (0.1, 0.3, 1.0)
+    dpo_comparisons: int = 512
+    rs_ns: tuple[int, ...] = (2, 8, 32)
+    rs_prompts: int = 256
     base_seed: int = 0
 
     def __post_init__(self):
         from rlbandit import SCENARIOS as REGISTRY
 
         check_choice(self.scenario, "scenario", REGISTRY)
-        for name in ("n_contexts", "n_actions", "dim", "n_seeds", "n_etas"):
-            minimum = 2 if name in ("n_seeds", "n_etas") else 1
+        for name in ("n_contexts", "n_actions", "dim", "n_seeds", "n_etas", "pg_steps", "pg_batch_contexts",
+                     "pg_group_size", "dpo_comparisons", "rs_prompts"):
+            minimum = 2 if name in ("n_seeds", "n_etas", "pg_group_size") else 1
             check_int(getattr(self, name), name, minimum=minimum, numpy_ints=False)
         if not (0 < self.eta_min < self.eta_max < np.inf):
             raise ValueError(f"eta_min, eta_max: need 0 < eta_min < eta_max < inf, got {self.eta_min}, {self.eta_max}")
-        if not isinstance(self.bon_ns, tuple) or not all(isinstance(n, int) and n >= 1 for n in self.bon_ns):
-            raise ValueError(f"bon_ns: must be a tuple of integers >= 1, got {self.bon_ns!r}")
+        for name in ("bon_ns", "rs_ns"):
+            ns = getattr(self, name)
+            if not isinstance(ns, tuple) or not all(isinstance(n, int) and n >= 1 for n in ns):
+                raise ValueError(f"{name}: must be a tuple of integers >= 1, got {ns!r}")
+        for name in ("pg_etas", "dpo_betas"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not all(isinstance(v, (int, float)) and 0 < v < np.inf for v in values):
+                raise ValueError(f"{name}: must be a tuple of finite numbers > 0, got {values!r}")
+        if not 0 < self.pg_lr < np.inf:
+            raise ValueError(f"pg_lr: must be finite and > 0, got {self.pg_lr}")
 
     @property
     def etas(self) -> np.ndarray:
@@ -74,11 +113,15 @@ class FrontierConfig:
 
 
 def configs(smoke: bool) -> list[FrontierConfig]:
-    """Full: three scenarios, X = 20, K = 50, d = 8, 24 seeds, 61 η ∈ [10⁻³, 10³], N ∈ {1, …, 1024}.
-    Smoke: tiny problems, 7 η, N ≤ 8."""
+    """Full: three scenarios, X = 8, K = 16, d = 4, 16 seeds, 61 η ∈ [10⁻³, 10³], N ∈ {1, …, 1024};
+    PPO / RLOO / GRPO at η ∈ {0.1, 0.3, 1} (200 steps of 16 × 4 samples), DPO / IPO at
+    β ∈ {0.1, 0.3, 1} from 512 comparisons, rejection sampling at N ∈ {2, 8, 32} on 256 prompts.
+    Smoke: tiny problems, 7 η, N ≤ 8, a few steps."""
     if smoke:
         return [FrontierConfig(scenario=s, n_contexts=3, n_actions=6, dim=3, n_seeds=3, eta_min=0.01, eta_max=100.0,
-                               n_etas=7, bon_ns=(1, 2, 8)) for s in SCENARIOS]
+                               n_etas=7, bon_ns=(1, 2, 8), pg_etas=(0.3, 1.0), pg_steps=4, pg_batch_contexts=4,
+                               pg_group_size=2, dpo_betas=(0.3, 1.0), dpo_comparisons=32, rs_ns=(2, 4), rs_prompts=8)
+                for s in SCENARIOS]
     return [FrontierConfig(scenario=s) for s in SCENARIOS]
 
 
@@ -86,10 +129,58 @@ def _weigh(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return (values * probs).sum(-1)
 
 
+def _point_rows(problems, seeds, method: str, knob_value: float, logprobs: np.ndarray, budget: float,
+                budget_unit: str) -> pd.DataFrame:
+    """One method's point per seed, with the frontier's gold reward at its own KL."""
+    from rlbandit.sampling_oracles import gibbs_at_average_kl
+
+    reward, kl_ref = problems.gold_reward(logprobs), problems.kl_to_ref(logprobs)
+    # "Gibbs at the same KL": one η per problem matching the context-averaged KL
+    frontier, frontier_eta = gibbs_at_average_kl(problems.rewards, problems.ref_logprobs, kl_ref,
+                                                 problems.context_probs)
+    frontier_reward = problems.gold_reward(frontier)
+    return pd.DataFrame({"seed": seeds, "kind": method, "knob": KNOBS[method], "knob_value": float(knob_value),
+                         "eta": knob_value if KNOBS[method] == "η" else np.nan,
+                         "N": float(knob_value) if KNOBS[method] == "N" else np.nan,
+                         "reward": reward, "kl_to_ref": kl_ref, "frontier_eta": frontier_eta,
+                         "frontier_reward": frontier_reward, "shortfall": frontier_reward - reward,
+                         "budget": float(budget), "budget_unit": budget_unit})
+
+
+def _approximate_rows(config: FrontierConfig, problems, seeds) -> list[pd.DataFrame]:
+    """PPO / RLOO / GRPO, DPO / IPO and rejection-sampling fine-tuning over their knobs."""
+    from rlbandit.dpo import DPOConfig, policy_logprobs, train_dpo
+    from rlbandit.policy_gradient import PGConfig, train_policy_gradient
+    from rlbandit.sampling_oracles import RSConfig, rejection_sampling_finetune
+
+    rows = []
+    queries = config.pg_steps * config.pg_batch_contexts * config.pg_group_size
+    for i, method in enumerate(PG_METHODS):
+        for j, eta in enumerate(config.pg_etas):
+            pg = PGConfig(algorithm=method, policy="tabular", eta=float(eta), steps=config.pg_steps, mode="sampled",
+                          batch_contexts=config.pg_batch_contexts, group_size=config.pg_group_size, lr=config.pg_lr,
+                          log_every=config.pg_steps, seed=config.base_seed * 1000 + 10 * i + j)
+            result = train_policy_gradient(problems, pg)
+            rows.append(_point_rows(problems, seeds, method, eta, result.logprobs, queries, "reward queries"))
+    rng = np.random.default_rng([config.base_seed, 14])
+    data = problems.sample_preferences(problems.ref_logprobs, problems.ref_logprobs, config.dpo_comparisons, rng)
+    for method, loss in DPO_LOSSES.items():
+        for beta in config.dpo_betas:
+            policy = train_dpo(problems, data, DPOConfig(policy="log_linear", beta=float(beta), loss_type=loss))
+            rows.append(_point_rows(problems, seeds, method, beta, policy_logprobs(policy), config.dpo_comparisons,
+                                    "comparisons"))
+    for j, n in enumerate(config.rs_ns):
+        logprobs, _ = rejection_sampling_finetune(problems, RSConfig(n=n, prompts=config.rs_prompts,
+                                                                     seed=config.base_seed * 1000 + 100 + j))
+        rows.append(_point_rows(problems, seeds, "rejection_sampling", n, logprobs, config.rs_prompts * n,
+                                "reward queries"))
+    return rows
+
+
 def run(config: FrontierConfig) -> pd.DataFrame:
-    """The Gibbs frontier and the best-of-N points of one scenario, per seed."""
+    """The Gibbs frontier and every method's points of one scenario, per seed."""
     from rlbandit import ProblemConfig, gibbs, make_problems
-    from rlbandit.sampling_oracles import best_of_n, gibbs_at_average_kl
+    from rlbandit.sampling_oracles import best_of_n
 
     start = time.perf_counter()
     seeds = config.base_seed * 1000 + np.arange(config.n_seeds)
@@ -99,7 +190,6 @@ def run(config: FrontierConfig) -> pd.DataFrame:
     probs = np.broadcast_to(problems.context_probs, problems.batch_shape + (problems.n_contexts,))
     base = problems.gold_reward(ref)
     best = _weigh(np.where(np.isfinite(ref), rewards, -np.inf).max(-1), probs)
-    gain = np.maximum(best - base, 1e-300)
     rows = []
     for eta in config.etas:
         policy = gibbs(rewards, ref, eta)
@@ -108,215 +198,39 @@ def run(config: FrontierConfig) -> pd.DataFrame:
         # exact slope of the frontier: dE r/dη = −Var_π(r)/η², dKL/dη = −Var_π(r)/η³ ⇒ dE r/dKL = η
         var = _weigh((p * (rewards - (p * rewards).sum(-1, keepdims=True)) ** 2).sum(-1), probs)
         rows.append(pd.DataFrame({
-            "seed": seeds, "kind": "gibbs", "eta": float(eta), "N": np.nan,
+            "seed": seeds, "kind": "gibbs", "knob": "η", "knob_value": float(eta), "eta": float(eta), "N": np.nan,
             "reward": reward, "kl_to_ref": problems.kl_to_ref(policy), "value": problems.value(policy, eta),
-            "optimal_value": problems.optimal_value(eta), "gain_fraction": (reward - base) / gain,
-            "reward_var": var}))
+            "optimal_value": problems.optimal_value(eta), "reward_var": var, "frontier_eta": float(eta),
+            "frontier_reward": reward, "shortfall": 0.0, "budget": np.nan, "budget_unit": "exact"}))
     for n in config.bon_ns:
-        policy = best_of_n(rewards, ref, n)
-        reward = problems.gold_reward(policy)
-        kl_bon = problems.kl_to_ref(policy)
-        # "Gibbs at the same KL": one η per problem matching the context-averaged KL
-        frontier, frontier_eta = gibbs_at_average_kl(rewards, ref, kl_bon, problems.context_probs)
-        frontier_reward = problems.gold_reward(frontier)
-        rows.append(pd.DataFrame({
-            "seed": seeds, "kind": "best_of_n", "eta": np.nan, "N": float(n), "reward": reward,
-            "kl_to_ref": kl_bon, "value": np.nan, "optimal_value": np.nan,
-            "gain_fraction": (reward - base) / gain, "reward_var": np.nan,
-            "frontier_eta": frontier_eta, "frontier_reward": frontier_reward}))
+        # exact distribution: N reward queries per response drawn, no training
+        rows.append(_point_rows(problems, seeds, "best_of_n", n, best_of_n(rewards, ref, n), n,
+                                "reward queries per response"))
+    rows += _approximate_rows(config, problems, seeds)
     frame = pd.concat(rows, ignore_index=True)
-    frame["ref_reward"] = np.tile(base, len(config.etas) + len(config.bon_ns))
-    frame["max_reward"] = np.tile(best, len(config.etas) + len(config.bon_ns))
-    print(f"[frontier] {config.scenario}: {config.n_etas} η + {len(config.bon_ns)} N × {config.n_seeds} seeds "
+    index = np.tile(np.arange(config.n_seeds), len(rows))
+    frame["ref_reward"], frame["max_reward"] = base[index], best[index]
+    frame["gain_fraction"] = (frame["reward"] - frame["ref_reward"]) / np.maximum(
+        frame["max_reward"] - frame["ref_reward"], 1e-300)
+    print(f"[frontier] {config.scenario}: {len(rows)} settings × {config.n_seeds} seeds "
           f"in {time.perf_counter() - start:.2f}s", flush=True)
     return frame
 
 
-# ---------------------------------------------------------------------------------------------
-# Analysis
-# ---------------------------------------------------------------------------------------------
-
-def envelope_check(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario: the frontier's slope is η (envelope theorem), so by the mean-value theorem the
-    secant slope ΔE r / ΔKL between neighbouring grid values η_{i+1} < η_i lies in [η_{i+1}, η_i].
-    Reports the fraction of secants inside their bracket, the median secant slope over the
-    geometric-mean η, and monotonicity / concavity of every seed's frontier."""
-    rows = []
-    g = frame[frame["kind"] == "gibbs"]
-    for scenario, part in g.groupby("scenario"):
-        inside, ratios, increasing, concave = [], [], True, True
-        for _, seed in part.groupby("seed"):
-            seed = seed.sort_values("eta", ascending=False)  # KL increasing
-            kl, r, eta = (seed[c].to_numpy() for c in ("kl_to_ref", "reward", "eta"))
-            dk, dr = np.diff(kl), np.diff(r)
-            ok = dk > 1e-10 * max(1.0, kl.max())  # secants above round-off
-            slope = dr[ok] / dk[ok]
-            hi, lo = eta[:-1][ok], eta[1:][ok]
-            inside.append((slope >= lo * (1 - 1e-6)) & (slope <= hi * (1 + 1e-6)))
-            ratios.append(slope / np.sqrt(hi * lo))
-            increasing &= bool((dr >= -1e-12).all() and (dk >= -1e-12).all())
-            concave &= bool((np.diff(slope) <= 1e-6 * np.abs(slope).max()).all()) if slope.size > 1 else True
-        inside, ratios = np.concatenate(inside), np.concatenate(ratios)
-        rows.append({"scenario": scenario, "secants": int(inside.size),
-                     "slope in [η_{i+1}, η_i]": f"{inside.mean():.1%}",
-                     "median slope/η": float(np.median(ratios)),
-                     "reward, KL increasing as η falls": increasing, "concave in KL": concave})
-    return pd.DataFrame(rows)
-
-
-def budget_table(frame: pd.DataFrame, fractions=(0.5, 0.9, 0.99)) -> pd.DataFrame:
-    """Per scenario: the KL budget (mean over seeds) at which the Gibbs frontier reaches each
-    fraction of the achievable reward gain E max r − E_{π0} r, the η that does it, and best-of-N's
-    gain fraction and gap to the frontier at its largest N."""
-    rows = []
-    for scenario, part in frame.groupby("scenario"):
-        g = part[part["kind"] == "gibbs"]
-        b = part[part["kind"] == "best_of_n"]
-        row = {"scenario": scenario, "E_π0 r*": g["ref_reward"].mean(), "E max r*": g["max_reward"].mean()}
-        for f in fractions:
-            kls, etas = [], []
-            for _, seed in g.groupby("seed"):
-                seed = seed.sort_values("eta", ascending=False)
-                kls.append(np.interp(f, seed["gain_fraction"].to_numpy(), seed["kl_to_ref"].to_numpy()))
-                etas.append(np.exp(np.interp(f, seed["gain_fraction"].to_numpy(), np.log(seed["eta"].to_numpy()))))
-            row[f"KL for {f:.0%} of gain"] = float(np.mean(kls))
-            row[f"η for {f:.0%}"] = geometric_mean(etas)
-        if not b.empty:
-            top = b[b["N"] == b["N"].max()]
-            row[f"BoN N={int(b['N'].max())}: KL"] = float(top["kl_to_ref"].mean())
-            row[f"BoN N={int(b['N'].max())}: gain fraction"] = float(top["gain_fraction"].mean())
-            row["frontier − BoN reward at that KL"] = float((top["frontier_reward"] - top["reward"]).mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def bon_gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best-of-N rows with ``gap`` = frontier reward at best-of-N's KL (exact, shared-η bisection)
-    minus best-of-N's reward; ≥ 0 because Gibbs maximises reward at a given average KL."""
-    b = frame[frame["kind"] == "best_of_n"]
-    return b.assign(gap=b["frontier_reward"] - b["reward"])[["scenario", "seed", "N", "kl_to_ref", "gap"]]
-
-
-def _frontier_figure(frame: pd.DataFrame) -> ReportFigure:
-    from rlbandit import plots
-
-    fig = plots.path_plot(frame.assign(sqrt_kl=np.sqrt(frame["kl_to_ref"].clip(lower=0))), x="sqrt_kl",
-                          y="gain_fraction", order="step", hue="method", col="scenario", ncols=3)
-    return ReportFigure("frontier", fig,
-                        "Fraction of the achievable reward gain against √KL(π‖π0), mean over seeds with 95 % CI: the "
-                        "Gibbs frontier traced by η (from 10³ to 10⁻³) and the exact best-of-N points (N = 1 … 1024), "
-                        "which lie on or below it. The frontier is concave in KL (the envelope table); on this √KL "
-                        "axis it need not look concave.")
-
-
-def _transition_decades(gibbs: pd.DataFrame) -> float:
-    """Decades of η over which the seed-mean KL(π_η‖π0) moves from 10 % to 90 % of its range, the
-    median over scenarios (read from the data, for the caption)."""
-    spans = []
-    for _, part in gibbs.groupby("scenario"):
-        kl = part.groupby("eta")["kl_to_ref"].mean().sort_index()
-        frac = (kl - kl.min()) / max(kl.max() - kl.min(), 1e-300)
-        inside = frac[(frac >= 0.1) & (frac <= 0.9)].index
-        if len(inside) >= 2:
-            spans.append(np.log10(inside.max() / inside.min()))
-    return float(np.median(spans)) if spans else float("nan")
-
-
-def _reward_kl_figure(gibbs: pd.DataFrame) -> ReportFigure:
-    from rlbandit import plots
-
-    long = gibbs.melt(id_vars=["scenario", "seed", "eta"], value_vars=["reward", "kl_to_ref"], var_name="quantity",
-                      value_name="amount")
-    fig = plots.line_plot(long, x="eta", y="amount", hue="scenario", col="quantity", logx=True, ncols=2, markers=False,
-                          ylabel="left: KL(π_η‖π0) · right: gold reward")
-    return ReportFigure("reward_kl_vs_eta", fig,
-                        "KL(π_η‖π0) (left) and gold reward E_{π_η} r* (right) of the Gibbs policy against η: both move "
-                        "between π0 (η → ∞) and π0 restricted to argmax r* (η → 0); the KL covers 10–90 % of its "
-                        f"range within {_transition_decades(gibbs):.1f} decades of η (median over scenarios).")
-
-
-def _bon_gap_figure(gaps: pd.DataFrame) -> ReportFigure:
-    from rlbandit import plots
-
-    return ReportFigure("bon_gap", plots.line_plot(gaps, x="N", y="gap", hue="scenario", logx=True),
-                        "Gold reward the Gibbs frontier reaches at best-of-N's KL minus best-of-N's own reward, "
-                        "against N (mean over seeds, 95 % CI): the price of best-of-N's fixed shape at the same KL "
-                        "budget.")
-
-
-def _budget_line(row: pd.Series, gaps: pd.DataFrame, n_top) -> str:
-    """One scenario's budget sentence: the KL for 50 / 90 / 99 % of the gain and best-of-N's shortfall."""
-    kl_key, frac_key = f"BoN N={n_top}: KL", f"BoN N={n_top}: gain fraction"
-    text = (f"- `{row['scenario']}`: 50 / 90 / 99 % of the achievable gain "
-            f"(E_π0 r* = {row['E_π0 r*']:.3f} → E max r* = {row['E max r*']:.3f}) costs KL "
-            f"{row['KL for 50% of gain']:.3g} / {row['KL for 90% of gain']:.3g} / {row['KL for 99% of gain']:.3g} "
-            f"nats (η ≈ {row['η for 50%']:.3g} / {row['η for 90%']:.3g} / {row['η for 99%']:.3g}).")
-    if kl_key in row:
-        text += (f" Best-of-{n_top} reaches {row[frac_key]:.0%} of the gain at KL {row[kl_key]:.3g}, "
-                 f"{row['frontier − BoN reward at that KL']:.3g} below the frontier there.")
-    mine = gaps[gaps["scenario"] == row["scenario"]].groupby("N")["gap"].mean()
-    if len(mine):
-        text += (f" Its largest shortfall is {mine.max():.3g} reward units "
-                 f"({mine.max() / (row['E max r*'] - row['E_π0 r*']):.1%} of the achievable gain) at "
-                 f"N = {int(mine.idxmax())}.")
-    return text
-
-
-def _summary(frame: pd.DataFrame, envelope: pd.DataFrame, budgets: pd.DataFrame, gaps: pd.DataFrame) -> str:
-    """The envelope check, one budget sentence per scenario and best-of-N's worst gap."""
-    n_top = int(frame["N"].max()) if frame["N"].notna().any() else None
-    lines = [_budget_line(row, gaps, n_top) for _, row in budgets.iterrows()]
-    worst = gaps["gap"].min() if not gaps.empty else np.nan
-    shape_ok = envelope["concave in KL"].all() and envelope["reward, KL increasing as η falls"].all()
-    return "\n".join([
-        ("The frontier is increasing and concave in KL for every scenario and seed" if shape_ok
-         else "The frontier is NOT increasing and concave for some scenario/seed (see the envelope table)")
-        + ", and its slope is η as the envelope theorem says: the secant slope between neighbouring grid values "
-        "lies in [η_{i+1}, η_i] for "
-        + ", ".join(f"{r['scenario']}: {r['slope in [η_{i+1}, η_i]']}" for _, r in envelope.iterrows())
-        + " of the secants.",
-        "",
-        *lines,
-        "",
-        f"Best-of-N never beats the frontier (smallest frontier − best-of-N gap over all seeds and N: {worst:.2e}, "
-        "≥ 0 up to the bisection's tolerance: Gibbs maximises reward at a given average KL)." if not gaps.empty else "",
-    ])
-
-
-_NOTES = ("- Exact quantities throughout (no sampling): π_η in log space, best-of-N from its closed-form "
-          "distribution with ties.\n- The frontier point at best-of-N's KL is the Gibbs policy with one η shared "
-          "by all contexts, found by bisection on log η so that E_x KL(π_η‖π0) equals best-of-N's (80 steps).\n"
-          "- Secants whose KL step is below round-off (η far beyond the reward spread or below the smallest gap) "
-          "are left out of the envelope check.")
-
-
-def report(frame: pd.DataFrame) -> ReportContent:
-    frame = frame.assign(method=frame["kind"].map({"gibbs": "Gibbs O(r*, η, π0)", "best_of_n": "best-of-N"}),
-                         step=np.where(frame["kind"] == "gibbs", -np.log(frame["eta"]), np.log(frame["N"].fillna(1.0))))
-    envelope, budgets = envelope_check(frame), budget_table(frame)
-    gaps = bon_gaps(frame)
-    gaps = gaps[gaps["N"] > 1]  # N = 1 is π0 itself (KL 0, gap 0)
-    figures = [_frontier_figure(frame), _reward_kl_figure(frame[frame["kind"] == "gibbs"])]
-    if not gaps.empty:
-        figures.append(_bon_gap_figure(gaps))
-    tables = (("KL budget for a fraction of the achievable reward gain (mean over seeds)", budgets),
-              ("Envelope theorem check: slope of the frontier against η", envelope))
-    return ReportContent(summary=_summary(frame, envelope, budgets, gaps), tables=tables, figures=tuple(figures),
-                         notes=_NOTES)
-
-
 STUDY = Study(
     name="frontier",
-    description=("The exact reward–KL frontier of the Gibbs oracle: how much gold reward can a policy gain per nat "
-                 "of KL from π0, per scenario, and how far below it does best-of-N sit? Sweeps η over six decades "
-                 "and N = 1 … 1024 on three scenarios × 24 seeds."),
+    description=("The exact reward–KL frontier of the Gibbs oracle and the reward–KL Pareto plot of the methods "
+                 "practice uses: how much gold reward does each of best-of-N, rejection-sampling fine-tuning, "
+                 "PPO, RLOO, GRPO, DPO and IPO leave on the table at its own KL from π0? Sweeps η over six "
+                 "decades for the frontier and each method's knob (η, β or N) on three scenarios × 16 seeds "
+                 "(X = 8 contexts, K = 16 actions, d = 4)."),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.frontier_report:report"),
     symbols={
         "gain_fraction": (r"reward gain $\frac{\mathbb{E}_\pi r^* - \mathbb{E}_{\pi_0} r^*}"
                           r"{\mathbb{E}\max r^* - \mathbb{E}_{\pi_0} r^*}$"),
-        "gap": r"frontier $-$ best-of-$N$ reward at equal KL",
+        "shortfall": r"frontier $-$ method's gold reward at equal KL",
     },
     tags=("bandit", "oracle"),
 )

@@ -63,7 +63,11 @@ def test_frontier_smoke_end_to_end(tmp_path):
     # the Gibbs policy's J equals η log Z (its optimal value) and best-of-N never beats the frontier
     pd.testing.assert_series_equal(gibbs["value"], gibbs["optimal_value"], check_names=False, rtol=1e-9, atol=1e-12)
     assert (bon["frontier_reward"] - bon["reward"] >= -1e-6).all()
+    # every approximate method's point sits on or below the frontier at its own KL
+    assert {"ppo", "rloo", "grpo", "dpo", "ipo", "rejection_sampling"} <= set(frame["kind"])
+    assert (frame["shortfall"] >= -1e-6).all() and frame["budget_unit"].notna().all()
     assert "100.0%" in text  # every secant slope lies in its η bracket (envelope theorem)
+    assert "Reproducing the paper" in text and "pareto.png" in text
 
 
 def test_cli_list_and_errors(tmp_path):
