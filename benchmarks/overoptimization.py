@@ -21,8 +21,10 @@ d = √(E_x KL(π‖π0)) (Gao et al.'s x-axis):
   training — sampled (practice: it must *find* the rare hacking actions by sampling them) and with exact
   expected updates (which reach the Gibbs policy of r̂, hacking included).
 
-The report fits Gao et al.'s functional forms to the gold gain: R_bon(d) = d(α − βd) and
-R_RL(d) = d(α − β log d) (least squares, both forms for every optimiser) and reports the peak.
+The report (benchmarks/overoptimization_report.py) fits Gao et al.'s functional forms to the gold gain,
+R_bon(d) = d(α − βd) and R_RL(d) = d(α − β log d), tests them out of sample (fit on d ≤ median, predict
+larger d), follows α and β along a sweep of the proxy's data (``n_limited``) and misspecification
+(``n_missing``), counts the hacking actions sampled PPO draws, and compares optimisers at equal proxy gain.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from rlbandit._checks import check_positive_float, check_positive_ints
-from rlbandit.study import ReportContent, ReportFigure, Study
+from rlbandit.study import Study, deferred
 
 PROXIES = ("limited", "misspecified", "ample")
 OPTIMIZERS = ("gibbs", "best_of_n", "ppo")
@@ -58,6 +60,8 @@ class OveroptConfig:
         ppo_eta: η of the PPO run (its KL penalty); ppo_steps: its length.
         ppo_mode: ``sampled`` (practice) or ``exact`` (the expected update; no exploration failure).
         base_seed: seeds problems, data and sampling.
+        sweep: a point of the scaling sweep (``n_limited`` or ``n_missing`` varied; the report's
+            α(n), β(n)) rather than of the main comparison.
     """
 
     proxy: str = "misspecified"
@@ -79,6 +83,7 @@ class OveroptConfig:
     ppo_mode: str = "sampled"
     ppo_steps: int = 400
     base_seed: int = 0
+    sweep: bool = False
 
     def __post_init__(self):
         if self.proxy not in PROXIES:
@@ -175,7 +180,7 @@ def _gibbs(config, problems, proxy, seeds, is_hack):
     etas = list(10.0 ** np.linspace(1.0, -3.0, 25))
     return _rows(problems, [gibbs(proxy, problems.ref_logprobs, eta) for eta in etas], proxy, seeds,
                  {"knob": etas, "eta": etas, "N": [np.nan] * len(etas), "step": [np.nan] * len(etas),
-                  "curve": ["Gibbs O(r̂, η)"] * len(etas)}, is_hack)
+                  "curve": ["gibbs"] * len(etas)}, is_hack)
 
 
 def _best_of_n(config, problems, proxy, seeds, is_hack):
@@ -184,7 +189,37 @@ def _best_of_n(config, problems, proxy, seeds, is_hack):
     ns = [2 ** i for i in range(config.max_log2_n + 1)]
     return _rows(problems, [best_of_n(proxy, problems.ref_logprobs, n) for n in ns], proxy, seeds,
                  {"knob": ns, "eta": [np.nan] * len(ns), "N": ns, "step": [np.nan] * len(ns),
-                  "curve": ["best-of-N"] * len(ns)}, is_hack)
+                  "curve": ["best_of_n"] * len(ns)}, is_hack)
+
+
+class _HackDraws:
+    """An ``on_batch`` callback of train_policy_gradient: per step and seed, the hacking actions
+    drawn (``drawn``), the expected number Σ_batch π_old(hack | x) (``expected``; sampled mode) and
+    the sample-weighted π_old mass on them (``mass``; the exact mode enumerates every action with
+    weight π_old, so this is its analogue of a draw)."""
+
+    def __init__(self, is_hack):
+        self.is_hack = np.asarray(is_hack, dtype=bool)
+        self.out = {"drawn": [], "expected": [], "mass": []}
+
+    def __call__(self, *, step, old_logprobs, contexts, actions, weights, exact):
+        hack, s = self.is_hack, self.is_hack.shape[0]
+        ctx = np.broadcast_to(contexts[..., None], actions.shape)
+        drawn = hack[np.arange(s)[:, None, None], ctx, actions]  # (S, B, G)
+        p_hack = np.where(hack, np.exp(old_logprobs), 0.0).sum(-1)  # (S, X)
+        per_prompt = np.take_along_axis(p_hack, contexts, axis=1)  # (S, B)
+        self.out["drawn"].append(np.zeros(s) if exact else drawn.sum((1, 2)).astype(float))
+        self.out["expected"].append(np.zeros(s) if exact else per_prompt.sum(1) * actions.shape[-1])
+        self.out["mass"].append((weights * drawn).sum((1, 2)))
+
+    def arrays(self) -> dict:
+        s = self.is_hack.shape[0]
+        return {k: np.stack(v) if v else np.zeros((0, s)) for k, v in self.out.items()}
+
+
+def ppo_curve(mode: str, eta: float) -> str:
+    """The curve (hue) name of a PPO run: ``ppo (η=0.01)`` sampled, ``ppo_exact (η=0.01)`` exact."""
+    return f"ppo{'_exact' if mode == 'exact' else ''} (η={eta:g})"
 
 
 def _ppo(config, problems, proxy, seeds, is_hack):
@@ -200,9 +235,13 @@ def _ppo(config, problems, proxy, seeds, is_hack):
             pg = PGConfig(algorithm="ppo", policy="tabular", eta=eta, mode="exact", steps=config.ppo_steps,
                           lr=0.02, optimizer="adam", epochs=2, minibatches=1,
                           log_every=max(1, config.ppo_steps // 40), seed=config.base_seed)
-        result = train_policy_gradient(problems, pg, rewards=proxy)
+        counter = _HackDraws(is_hack)
+        result = train_policy_gradient(problems, pg, rewards=proxy, on_batch=counter)
+        draws = counter.arrays()
         history = result.history
         final_hack = _hack_mass(problems, result.logprobs, is_hack)
+        drawn, expected, mass = (np.concatenate([np.zeros((1, len(seeds))), np.cumsum(draws[key], 0)])
+                                 for key in ("drawn", "expected", "mass"))
         gold0 = problems.gold_reward(problems.ref_logprobs)
         from rlbandit import kernels
         from rlbandit.oracle import expected_reward
@@ -214,8 +253,10 @@ def _ppo(config, problems, proxy, seeds, is_hack):
                          "d": float(np.sqrt(max(h["kl_to_ref"], 0))), "gold_gain": h["gold_reward"] - gold0[i],
                          "proxy_gain": h["train_reward"] - proxy0[i],
                          "hack_mass": float(final_hack[i]) if h["step"] == config.ppo_steps else np.nan,
+                         "hack_draws": drawn[int(h["step"]), i], "hack_draws_expected": expected[int(h["step"]), i],
+                         "hack_mass_cum": mass[int(h["step"]), i], "kl_to_target": h["kl_to_target"],
                          "knob": h["step"], "eta": eta, "N": np.nan, "step": h["step"],
-                         "curve": f"PPO{' exact' if config.ppo_mode == 'exact' else ''} (η = {eta:g})"})
+                         "curve": ppo_curve(config.ppo_mode, eta)})
     return rows
 
 
@@ -231,11 +272,30 @@ def configs(smoke: bool) -> list[OveroptConfig]:
         small = dict(n_seeds=2, n_contexts=3, n_actions=6, dim=3, n_limited=16, n_ample=128, n_missing=1,
                      max_log2_n=4, ppo_steps=20, ppo_eta=0.1)
         return ([OveroptConfig(proxy=p, optimizer=o, **small) for p in PROXIES for o in OPTIMIZERS]
-                + [OveroptConfig(proxy="misspecified", optimizer="ppo", ppo_mode="exact", **small)])
+                + [OveroptConfig(proxy="misspecified", optimizer="ppo", ppo_mode="exact", **small)]
+                + _sweep({**small, "n_limited": 64}, (16,), ("gibbs", "best_of_n"), (0,))
+                + _sweep({**small, "n_missing": 0}, (64,), ("best_of_n",), (2,)))
     runs = [OveroptConfig(proxy=p, optimizer=o) for p in PROXIES for o in ("gibbs", "best_of_n")]
     runs += [OveroptConfig(proxy=p, optimizer="ppo", ppo_eta=e, ppo_mode=m) for p in PROXIES for e in (0.01, 0.1)
              for m in ("sampled", "exact")]
-    return runs
+    return runs + _sweep({}, SWEEP_N, ("gibbs", "best_of_n", "ppo"), SWEEP_MISSING)
+
+
+#: The scaling sweep (besides the main runs' n_limited = 64 and n_missing = 2): the limited proxy's
+#: number of comparisons, and how many gold features the misspecified proxy misses.
+SWEEP_N = (32, 128, 256, 1024, 4096)
+SWEEP_MISSING = (0, 1, 3, 4)
+
+
+def _sweep(base: dict, ns, optimizers, missing) -> list[OveroptConfig]:
+    """Sweep points: Gibbs and best-of-N (cheap, vectorised) and exact-update PPO at η = 0.01."""
+    extra = {"ppo_mode": "exact", "ppo_eta": 0.01}
+    def one(proxy, optimizer, **knob):
+        return OveroptConfig(proxy=proxy, optimizer=optimizer, sweep=True,
+                             **{**base, **knob, **(extra if optimizer == "ppo" else {})})
+
+    return ([one("limited", o, n_limited=n) for n in ns for o in optimizers]
+            + [one("misspecified", o, n_missing=m) for m in missing for o in optimizers])
 
 
 def run(config: OveroptConfig) -> pd.DataFrame:
@@ -253,104 +313,52 @@ def run(config: OveroptConfig) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
+# Analysis helpers (the report's, in benchmarks/overoptimization_report.py)
 
 #: functional form name → g(d) with gain ≈ d (α − β g(d)) (Gao et al. 2022, Eq. 1–2).
-FORMS = {"BoN form d(α − βd)": lambda d: d, "RL form d(α − β log d)": np.log}
-
-
-def fit_form(d: np.ndarray, gain: np.ndarray, form: str) -> dict[str, float]:
-    """Least squares for gain ≈ α d − β d g(d) over points with d > 0; returns α, β, R²."""
-    d = np.asarray(d, float)
-    gain = np.asarray(gain, float)
-    keep = d > 1e-6
-    d, gain = d[keep], gain[keep]
-    if len(d) < 3:
-        return {"alpha": np.nan, "beta": np.nan, "r2": np.nan}
-    design = np.stack([d, -d * FORMS[form](d)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, gain, rcond=None)
-    resid = gain - design @ coef
-    total = ((gain - gain.mean()) ** 2).sum()
-    r2 = float(1 - (resid ** 2).sum() / total) if total > 0 else np.nan
-    return {"alpha": float(coef[0]), "beta": float(coef[1]), "r2": r2}
-
-
-def _curve_order(curve: str):
-    """Gibbs first, then best-of-N, then the PPO curves by name."""
-    return (not curve.startswith("Gibbs"), not curve.startswith("best"), curve)
-
-
-def _fits_and_peaks(mean: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per proxy × optimiser curve: both functional forms fitted to the gold gain (with the better
-    form per curve) and the peak and final gold and proxy gains."""
-    fit_rows, peak_rows = [], []
-    for (proxy, curve), g in mean.groupby(["proxy", "curve"]):
-        g = g.sort_values("d")
-        for form in FORMS:
-            fit = fit_form(g["d"].to_numpy(), g["gold_gain"].to_numpy(), form)
-            fit_rows.append({"proxy": proxy, "optimizer": curve, "form": form, **fit})
-        peak, last = g.loc[g["gold_gain"].idxmax()], g.iloc[-1]
-        peak_rows.append({"proxy": proxy, "optimizer": curve, "peak gold gain": peak["gold_gain"],
-                          "d at peak": peak["d"], "proxy gain at peak": peak["proxy_gain"], "largest d": last["d"],
-                          "gold gain at largest d": last["gold_gain"], "proxy gain at largest d": last["proxy_gain"]})
-    fits = pd.DataFrame(fit_rows)
-    best_form = (fits.loc[fits.groupby(["proxy", "optimizer"])["r2"].idxmax(), ["proxy", "optimizer", "form"]]
-                 .rename(columns={"form": "better form"}))
-    return fits.merge(best_form, on=["proxy", "optimizer"]), pd.DataFrame(peak_rows)
-
-
-def _gain_figure(frame: pd.DataFrame, y: str, title: str) -> ReportFigure:
-    from rlbandit import plots
-
-    fig = plots.path_plot(frame, x="d", y=y, order="knob", hue="curve", col="proxy", title=title)
-    return ReportFigure(f"{y}_vs_d", fig, f"{'Gold' if y == 'gold_gain' else 'Proxy'} reward gain over π0 against "
-                        "d = √KL(π‖π0) for Gibbs (η sweep), best-of-N (N sweep) and PPO (training steps), "
-                        "per proxy (mean over seeds).")
-
-
-def _fits_figure(mean: pd.DataFrame, fits: pd.DataFrame, proxies: list, curves: list) -> ReportFigure:
-    """The seed-mean gold gain with Gao et al.'s fitted form overlaid, one panel per proxy."""
-    import matplotlib.pyplot as plt
-
-    from rlbandit import plots
-
-    fig, axes = plt.subplots(1, len(proxies), figsize=(4.4 * len(proxies), 3.4), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, proxy in zip(axes[0], proxies):
-        for i, curve in enumerate(curves):
-            g = mean[(mean["proxy"] == proxy) & (mean["curve"] == curve)].sort_values("d")
-            if g.empty:
-                continue
-            color = colors[i % len(colors)]
-            ax.plot(g["d"], g["gold_gain"], "o", ms=3, color=color, label=curve)
-            grid = np.linspace(max(g["d"].min(), 1e-3), g["d"].max(), 100)
-            form = "BoN form d(α − βd)" if curve.startswith("best") else "RL form d(α − β log d)"
-            fit = fits[(fits["proxy"] == proxy) & (fits["optimizer"] == curve) & (fits["form"] == form)].iloc[0]
-            ax.plot(grid, grid * (fit["alpha"] - fit["beta"] * FORMS[form](grid)), "-", color=color, lw=1)
-        ax.set_title(f"proxy = {proxy}")
-        ax.set_xlabel(plots.label("d"))
-        ax.set_ylabel(plots.label("gold_gain"))
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return ReportFigure("gold_fits", fig, "Gold gain (points, seed means) with Gao et al.'s fitted forms: "
-                        "d(α − βd) for best-of-N, d(α − β log d) for Gibbs and PPO (lines).")
-
-
+FORMS = {"BoN d(α − βd)": lambda d: d, "RL d(α − β log d)": np.log}
 #: A drop of the gold gain from its peak counts as over-optimisation only when the 95 % confidence
 #: interval of the paired (per-seed) drop lies entirely above this threshold.
 DROP_THRESHOLD = 0.05
 
 
-def _drop_interval(curve: pd.DataFrame, final_knob) -> tuple[float, float, float]:
+def fit_form(d, gain, form: str) -> tuple[float, float]:
+    """Least squares for gain ≈ α d − β d g(d) over points with d > 10⁻⁶; (α, β), NaN with < 3 points."""
+    d, gain = np.asarray(d, float), np.asarray(gain, float)
+    keep = (d > 1e-6) & np.isfinite(gain)
+    d, gain = d[keep], gain[keep]
+    if len(d) < 3:
+        return np.nan, np.nan
+    design = np.stack([d, -d * FORMS[form](d)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, gain, rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+def predict(d, alpha: float, beta: float, form: str) -> np.ndarray:
+    d = np.asarray(d, float)
+    return d * (alpha - beta * FORMS[form](np.maximum(d, 1e-12)))
+
+
+def heldout_error(d, gain, form: str) -> float:
+    """Fit on the points with d ≤ median(d), predict the points beyond: RMSE of the prediction."""
+    d, gain = np.asarray(d, float), np.asarray(gain, float)
+    keep = d > 1e-6
+    d, gain = d[keep], gain[keep]
+    if len(d) < 6:
+        return np.nan
+    small = d <= np.median(d)
+    alpha, beta = fit_form(d[small], gain[small], form)
+    return float(np.sqrt(np.mean((predict(d[~small], alpha, beta, form) - gain[~small]) ** 2)))
+
+
+def drop_interval(curve: pd.DataFrame, final_knob) -> tuple[float, float, float]:
     """The paired per-seed drop from the seed-mean curve's peak knob to the final knob: its mean and
     95 % t interval across seeds."""
     from scipy import stats as scipy_stats
 
     from rlbandit.stats import mean_se
 
-    by_knob = curve.groupby("knob")["gold_gain"].mean()
-    peak_knob = by_knob.idxmax()
+    peak_knob = curve.groupby("knob")["gold_gain"].mean().idxmax()
     per_seed = curve.pivot_table(index="seed", columns="knob", values="gold_gain", aggfunc="mean")
     drops = (per_seed[peak_knob] - per_seed[final_knob]).dropna()
     mean, se = mean_se(drops)
@@ -358,94 +366,45 @@ def _drop_interval(curve: pd.DataFrame, final_knob) -> tuple[float, float, float
     return mean, mean - half, mean + half
 
 
-def _peak_texts(frame: pd.DataFrame, peaks: pd.DataFrame):
-    """Per curve, (gold drop from the peak, sentence), split into over-optimised (the drop's 95 % CI
-    above :data:`DROP_THRESHOLD`) and not, and the flags per curve."""
-    over, fine, flags = [], [], []
-    for _, row in peaks.iterrows():
-        curve = frame[(frame["proxy"] == row["proxy"]) & (frame["curve"] == row["optimizer"])]
-        # the most optimised point: the smallest η for Gibbs, the largest N or last step otherwise
-        final_knob = curve["knob"].min() if row["optimizer"].startswith("Gibbs") else curve["knob"].max()
-        drop, low, high = _drop_interval(curve, final_knob)
-        hack = curve.loc[curve["knob"] == final_knob, "hack_mass"].mean()
-        text = (f"`{row['proxy']}` × {row['optimizer']}: gold gain peaks at {row['peak gold gain']:.3g} "
-                f"(d = {row['d at peak']:.2f}) and ends at {row['gold gain at largest d']:.3g} (d = "
-                f"{row['largest d']:.2f}; paired drop {drop:.3g}, 95 % CI [{low:.3g}, {high:.3g}]) while the proxy "
-                f"gain rises to {row['proxy gain at largest d']:.3g}; final mass on hacking actions {hack:.2g}")
-        is_over = bool(low > DROP_THRESHOLD)
-        (over if is_over else fine).append((drop, text))
-        flags.append({"proxy": row["proxy"], "optimizer": row["optimizer"], "over": is_over})
-    over.sort(key=lambda t: -t[0])
-    return over, fine, pd.DataFrame(flags)
+def seed_curve(g: pd.DataFrame, curve: str) -> tuple[np.ndarray, np.ndarray]:
+    """(proxy gain, gold gain) of one seed's curve in optimisation order up to its proxy-gain maximum,
+    sorted by proxy gain (for interpolation)."""
+    if g.empty:
+        return np.zeros(0), np.zeros(0)
+    g = g.sort_values("knob", ascending=curve != "gibbs")  # Gibbs optimises as η falls
+    g = g.iloc[:int(np.argmax(g["proxy_gain"].to_numpy())) + 1]
+    order = np.argsort(g["proxy_gain"].to_numpy(), kind="stable")
+    return g["proxy_gain"].to_numpy()[order], g["gold_gain"].to_numpy()[order]
 
 
-def _ppo_sentence(flags: pd.DataFrame) -> str:
-    """Sampled PPO against PPO with exact expected updates (empty unless both ran)."""
-    sampled_ppo = flags[flags["optimizer"].str.startswith("PPO (")]
-    exact_ppo = flags[flags["optimizer"].str.startswith("PPO exact")]
-    if sampled_ppo.empty or exact_ppo.empty:
-        return ""
-    sentence = (f"Sampled PPO over-optimises in {int(sampled_ppo['over'].sum())} of {len(sampled_ppo)} curves, "
-                f"PPO with exact expected updates in {int(exact_ppo['over'].sum())} of {len(exact_ppo)}")
-    if sampled_ppo["over"].sum() < exact_ppo["over"].sum():
-        sentence += (": the hacking actions are rare under π0 and under PPO's own early policy, so sampled PPO "
-                     "rarely draws them and never learns how much the proxy likes them — an exploration "
-                     "failure that here protects the gold reward")
-    return sentence + ". "
+def matched_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per proxy and η: sampled PPO's gold gain minus exact-update PPO's and minus Gibbs's, per seed at
+    the largest proxy gain both curves of that seed reach (paired; mean and 95 % CI over seeds)."""
+    from scipy import stats as scipy_stats
 
+    from rlbandit.stats import mean_se
 
-def _summary(frame: pd.DataFrame, peaks: pd.DataFrame, fits: pd.DataFrame) -> str:
-    over, fine, flags = _peak_texts(frame, peaks)
-    lines = [f"- **over-optimised** (−{drop:.3g} gold from the peak; the drop's 95 % CI lies above "
-             f"{DROP_THRESHOLD:g}): {text}." for drop, text in over]
-    lines += [f"- not over-optimised: {text}." for _, text in fine if "ample" not in text]
-    n_ample = sum("ample" in text for _, text in fine)
-    weights = frame.groupby("proxy")["spurious_weight"].mean()
-    better = fits.drop_duplicates(["proxy", "optimizer"])["better form"].value_counts()
-    return (
-        "**The hack is planted, not emergent**: each context has a few *hacking* actions built into the scenario — "
-        "rare under π0, bad under the gold reward, and maximal on a spurious feature s that the misspecified "
-        "proxy weights positively (its direction is chosen so that optimising the proxy finds them). What the "
-        "study measures is how each optimiser's gold reward responds to that planted route, not whether one "
-        "exists.\n\n"
-        "A Bradley–Terry proxy learned from limited or misspecified data is optimised by the exact Gibbs oracle "
-        "(η sweep), best-of-N (N sweep) and PPO (training checkpoints, sampled and exact-gradient); gold and proxy "
-        f"reward gains over π0 against d = √KL(π‖π0), {frame['seed'].nunique()} seeds. The proxy's weight on the "
-        f"spurious feature s (mean over seeds): {', '.join(f'{k}: {v:.2f}' for k, v in weights.items())}.\n\n"
-        + "\n".join(lines)
-        + f"\n- the `ample` control is not over-optimised by any of its {n_ample} optimisers.\n\n"
-        + _ppo_sentence(flags)
-        + "Gao et al.'s forms (better R² per curve): "
-        f"{', '.join(f'{form}: {count}' for form, count in better.items())}; the collapse through the hacking "
-        "actions is sharper than either form (lowest R² on the misspecified proxy).\n"
-    )
-
-
-_NOTES = (
-    "- The hacking actions (2 of 32 per context) are the only route to over-optimisation in a linear world: "
-    "rare under π0 (log-weight −4), bad under the gold reward, maximal on the spurious feature. The ample "
-    "proxy is the control.\n"
-    "- d uses the context-averaged KL, E_x KL(π(·|x)‖π0(·|x)); gains are relative to π0.\n"
-    "- Fits are least squares on the seed-mean curve (points with d > 10⁻⁶), linear in (α, β).\n"
-    "- PPO: tabular, k1 KL penalty in the reward; sampled = 32 prompts × 4 actions per step, 2 epochs × 2 "
-    "minibatches, Adam lr 0.05; exact = the expected update (every action weighted by π_old), Adam lr 0.02. "
-    "Its points are training checkpoints, so d grows with steps until the KL penalty balances the proxy gain."
-)
-
-
-def report(frame: pd.DataFrame) -> ReportContent:
-    """Peaks and fitted forms of the gold gain per proxy × optimiser, with the gain curves."""
-    proxies = [p for p in PROXIES if p in set(frame["proxy"])]
-    curves = sorted(frame["curve"].unique(), key=_curve_order)
-    mean = (frame.groupby(["proxy", "curve", "knob"])  # the mean curve per proxy × curve × knob, pooled over seeds
-            .agg(d=("d", "mean"), gold_gain=("gold_gain", "mean"), proxy_gain=("proxy_gain", "mean"))
-            .reset_index())
-    fits, peaks = _fits_and_peaks(mean)
-    figures = (_gain_figure(frame, "gold_gain", "Gold reward against d"),
-               _gain_figure(frame, "proxy_gain", "Proxy reward against d"), _fits_figure(mean, fits, proxies, curves))
-    tables = (("Peak and final gold gain per proxy × optimiser", peaks.round(4)),
-              ("Gao et al. functional forms fitted to the gold gain", fits.round(4)))
-    return ReportContent(summary=_summary(frame, peaks, fits), tables=tables, figures=figures, notes=_NOTES)
+    rows = []
+    for proxy, p in frame.groupby("proxy", sort=False):
+        for sampled in sorted(c for c in p["curve"].unique() if c.startswith("ppo (")):
+            for other in (sampled.replace("ppo (", "ppo_exact ("), "gibbs"):
+                gaps, levels = [], []
+                for _, s in p[p["curve"].isin([sampled, other])].groupby("seed"):
+                    a = seed_curve(s[s["curve"] == sampled], sampled)
+                    b = seed_curve(s[s["curve"] == other], other)
+                    if len(a[0]) == 0 or len(b[0]) == 0:
+                        continue
+                    level = min(a[0].max(), b[0].max())
+                    gaps.append(np.interp(level, *a) - np.interp(level, *b))
+                    levels.append(level)
+                if not gaps:
+                    continue
+                m, se = mean_se(np.array(gaps))
+                half = scipy_stats.t.ppf(0.975, max(len(gaps) - 1, 1)) * se if len(gaps) > 1 else np.nan
+                rows.append({"proxy": proxy, "sampled": sampled, "against": other,
+                             "matched proxy gain": float(np.mean(levels)), "gold gap": m, "gap CI lo": m - half,
+                             "gap CI hi": m + half})
+    return pd.DataFrame(rows)
 
 
 STUDY = Study(
@@ -453,11 +412,12 @@ STUDY = Study(
     description=(
         "Reward over-optimisation in the exact bandit: a Bradley–Terry proxy learned from limited or misspecified "
         "data (with rare reward-hacking actions) is optimised by the Gibbs oracle (η sweep), best-of-N (N sweep) "
-        "and PPO; gold and proxy reward against d = √KL(π‖π0), with Gao et al. (2022)'s fitted forms."
+        "and PPO; gold and proxy reward against d = √KL(π‖π0), with Gao et al. (2022)'s forms tested out of sample, "
+        "α and β along proxy-data and misspecification sweeps, and sampled PPO's hack draws."
     ),
     configs=configs,
     run=run,
-    report=report,
+    report=deferred("benchmarks.overoptimization_report:report"),
     symbols={
         "d": r"$d = \sqrt{\mathbb{E}_x \mathrm{KL}(\pi\|\pi_0)}$",
         "gold_gain": "gold reward gain over π0",

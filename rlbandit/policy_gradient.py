@@ -342,7 +342,8 @@ def exact_update_direction(rewards, ref_logprobs, logprobs, eta, kl_estimator: s
     return -policy.logits.grad[0].numpy()
 
 
-def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: bool = False) -> PGResult:
+def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: bool = False,
+                          on_batch: Callable | None = None) -> PGResult:
     """Run the policy-gradient method ``config`` on ``problem`` and return the final policy.
 
     Args:
@@ -352,7 +353,13 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
             true r* when None. Metrics: ``kl_to_target`` = E_x KL(π ‖ O(r, η, π0)) against the Gibbs
             policy of the *training* reward; ``subopt``/``gold_reward`` on the true reward.
         progress: show a tqdm bar.
+        on_batch: called after each step's batch is collected, with keyword arguments ``step``,
+            ``old_logprobs`` (S, X, K), ``contexts`` (S, B), ``actions`` (S, B, G), ``weights``
+            (S, B, G; the exact mode enumerates every action with weight d0·π_old) and ``exact`` —
+            numpy arrays, for studies that count what the method sampled (e.g. rare actions).
     """
+    if on_batch is not None and not callable(on_batch):
+        raise ValueError(f"on_batch: expected a callable or None, got {on_batch!r}")
     if not isinstance(config, PGConfig):
         raise ValueError(f"config: expected a PGConfig, got {type(config).__name__}")
     from rlbandit.problem import stack_problems
@@ -401,6 +408,9 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
         with torch.no_grad():
             lp_old = policy.logprobs()
             batch = _collect(lp_old, train_r, ref, d0, config, gen)
+            if on_batch is not None:
+                on_batch(step=step, old_logprobs=lp_old.numpy(), contexts=batch.contexts.numpy(),
+                         actions=batch.actions.numpy(), weights=batch.weights.numpy(), exact=bool(batch.exact))
             returns = batch.rewards.clone()
             if config.kl_placement == "reward":
                 penalty = kl_fn(batch.ref_logprobs - batch.old_logprobs)
