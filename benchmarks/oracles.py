@@ -6,8 +6,12 @@ For every scenario × η, on the same seeded problems (vectorised over seeds), e
 
 - ``kl_to_target`` = E_x KL(π̂ ‖ π*) — and since J(π*) − J(π̂) = η E_x KL(π̂‖π*) on the true reward,
   ``subopt`` = η · kl_to_target for every method that sees the true reward;
-- against what it used: ``samples`` (reward queries / sampled actions, or comparisons for the
-  preference-based methods) and ``step`` (gradient iterations).
+- against what it used, on one budget axis per unit: ``budget`` with ``budget_unit`` ∈ {"reward queries",
+  "comparisons"} and ``budget_scope`` (see :data:`BUDGET`): policy gradient and rejection sampling count every
+  sampled action scored by the reward (a training total); best-of-N counts its N reward queries *per prompt at
+  inference* (it trains nothing); the preference-based methods count comparisons (each 2 samples + 1 label);
+  exact-gradient ``kl_options`` read the whole X × K reward table. ``samples`` keeps the method's own count
+  (the same number) and ``step`` the gradient iteration.
 
 Methods (one run each, registry :data:`METHODS`):
 
@@ -20,8 +24,11 @@ Methods (one run each, registry :data:`METHODS`):
 - ``best_of_n``: the exact best-of-N policy on the true reward, N = 1 … 4096 (samples = N per prompt);
 - ``rejection_sampling``: rejection-sampling fine-tuning (tabular MLE on the top completion per prompt).
 
-Cost: every run times the exact oracle (``problems.optimal_policy``) in the same process, so
-``wall_s / oracle_wall_s`` is a speed ratio that survives a noisy shared machine.
+Cost: every run times the exact oracle (``problems.optimal_policy``, median of 21 calls) on the same
+problems in the same process, and each row carries ``fit_wall_s``, the wall time of producing *that*
+policy (that budget point): training up to it, excluding evaluation and best-of-N's bisection for the
+Gibbs policy at equal KL (bookkeeping). ``fit_wall_s / oracle_wall_s`` is then a per-budget speed ratio
+that survives a noisy shared machine; wall times are not bit-reproducible.
 """
 
 from __future__ import annotations
@@ -43,6 +50,13 @@ KL_OPTIONS = (("k1", "reward"), ("k2", "loss"), ("k3", "loss"), ("k1", "loss"))
 FAMILY = {**{m: "policy gradient" for m in PG_METHODS}, "kl_options": "policy gradient (exact)",
           "dpo_offline": "direct alignment", "dpo_online": "direct alignment", "xpo": "direct alignment",
           "best_of_n": "sampling", "rejection_sampling": "sampling"}
+#: method → (budget unit, budget scope): what one unit of ``budget`` is and where it is spent.
+BUDGET = {**{m: ("reward queries", "training total") for m in PG_METHODS},
+          "kl_options": ("reward queries", "whole reward table (exact gradients)"),
+          "dpo_offline": ("comparisons", "training total"), "dpo_online": ("comparisons", "training total"),
+          "xpo": ("comparisons", "training total"),
+          "best_of_n": ("reward queries", "per prompt, at inference"),
+          "rejection_sampling": ("reward queries", "training total")}
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,12 @@ def _measure(problems, logprobs, eta) -> dict[str, np.ndarray]:
             "gold_reward": problems.gold_reward(logprobs)}
 
 
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
 def _rows(metrics: dict, seeds, **fields) -> list[dict]:
     out = []
     for i, seed in enumerate(seeds):
@@ -126,6 +146,9 @@ def _rows(metrics: dict, seeds, **fields) -> list[dict]:
     return out
 
 
+_COLUMNS = ["seed", "step", "samples", "variant", "kl_to_target", "subopt", "kl_to_ref", "gold_reward", "fit_wall_s"]
+
+
 def _pg(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     from rlbandit.policy_gradient import PGConfig, train_policy_gradient
 
@@ -133,11 +156,12 @@ def _pg(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     pg = PGConfig(algorithm=config.method, policy="tabular", eta=config.eta, mode="sampled", steps=config.steps,
                   batch_contexts=config.batch_contexts, group_size=config.group_size, lr=0.1, lr_decay=0.02,
                   optimizer="adam", epochs=2, minibatches=2, kl_estimator=kl_estimator, kl_placement=placement,
-                  log_every=max(1, config.steps // 20), seed=config.base_seed)
+                  log_every=max(1, config.steps // 25), seed=config.base_seed)
     history = train_policy_gradient(problems, pg).history
+    history["fit_wall_s"] = history["fit_seconds"]  # the library's training clock, evaluations excluded
     history["seed"] = seeds[history["seed"].to_numpy()]
     history["variant"] = f"{config.method} ({kl_estimator} in {placement})"
-    return history[["seed", "step", "samples", "variant", "kl_to_target", "subopt", "kl_to_ref", "gold_reward"]]
+    return history[_COLUMNS]
 
 
 def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
@@ -153,6 +177,7 @@ def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
                       log_every=max(1, steps // 25), seed=config.base_seed)
         result = train_policy_gradient(problems, pg)
         history = result.history
+        history["fit_wall_s"] = history["fit_seconds"]
         own = fixed_point(problems.rewards, problems.ref_logprobs, config.eta, estimator, placement)
         # KL(fixed point ‖ π̂): finite also for the greedy limit of "k1 in loss"
         kl_own = kernels.weigh_contexts(np.maximum(kernels.kl(own, result.logprobs), 0.0), problems.context_probs)
@@ -162,8 +187,7 @@ def _kl_options(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
         frames.append(history)
     frames += _grpo_ablation(config, problems, seeds)
     frame = pd.concat(frames, ignore_index=True)
-    return frame[["seed", "step", "samples", "variant", "kl_to_target", "subopt", "kl_to_ref", "gold_reward",
-                  "kl_fixed_point_to_policy"]]
+    return frame[_COLUMNS + ["kl_fixed_point_to_policy"]]
 
 
 #: GRPO vs Dr. GRPO changes two things at once (the std division and the KL placement): the 2 × 2
@@ -192,6 +216,7 @@ def _grpo_ablation(config: OraclesConfig, problems, seeds) -> list[pd.DataFrame]
                       kl_placement=placement, log_every=max(1, steps // 25), seed=config.base_seed)
         result = train_policy_gradient(problems, pg)
         history = result.history
+        history["fit_wall_s"] = history["fit_seconds"]
         own = _ablation_target(advantage, estimator, placement, problems.rewards, problems.ref_logprobs, config.eta)
         kl_own = kernels.weigh_contexts(np.maximum(kernels.kl(own, result.logprobs), 0.0), problems.context_probs)
         history["kl_fixed_point_to_policy"] = np.where(history["step"] == steps, kl_own[history["seed"]], np.nan)
@@ -224,10 +249,10 @@ def _dpo_offline(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     for n in _budgets(config):
         subset = data.take(np.arange(n))
         for name, dpo in variants.items():
-            lp = policy_logprobs(train_dpo(problems, subset, dpo))
+            lp, fit = _timed(lambda: policy_logprobs(train_dpo(problems, subset, dpo)))
             metrics = _measure(problems, lp, config.eta)
             metrics["kl_fixed_point_to_policy"] = _kl_from(targets.get(name.split(",")[0]), lp, problems)
-            rows += _rows(metrics, seeds, samples=n, step=np.nan, variant=name)
+            rows += _rows(metrics, seeds, samples=n, step=np.nan, variant=name, fit_wall_s=fit)
     return pd.DataFrame(rows)
 
 
@@ -256,10 +281,11 @@ def _online(config: OraclesConfig, problems, seeds, sampler: str, alpha: float) 
     online = OnlineDPOConfig(dpo=DPOConfig(policy="log_linear", beta=config.eta, reg=1.0), iterations=iterations,
                              pairs_per_iteration=m, sampler=sampler, xpo_alpha=alpha, seed=config.base_seed)
     history = online_dpo(problems, online).history
+    history["fit_wall_s"] = history["fit_seconds"]
     history["seed"] = seeds[history["seed"].to_numpy()]
     history = history.rename(columns={"comparisons": "samples", "iteration": "step"})
     history["variant"] = "online DPO (a¹, a² ∼ π_t)" if alpha == 0 else f"XPO (a² ∼ π0, α = {alpha:g})"
-    return history[["seed", "step", "samples", "variant", "kl_to_target", "subopt", "kl_to_ref", "gold_reward"]]
+    return history[_COLUMNS]
 
 
 def _best_of_n(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
@@ -268,13 +294,13 @@ def _best_of_n(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     rows = []
     n = 1
     while n <= config.max_n:
-        lp = best_of_n(problems.rewards, problems.ref_logprobs, n)
+        lp, fit = _timed(best_of_n, problems.rewards, problems.ref_logprobs, n)
         metrics = _measure(problems, lp, config.eta)
         # "Gibbs at the same KL", as in the frontier study: one η per problem with best-of-N's E_x KL
         frontier, _ = gibbs_at_average_kl(problems.rewards, problems.ref_logprobs, problems.kl_to_ref(lp),
                                           problems.context_probs)
         metrics["gibbs_gold_at_same_kl"] = problems.gold_reward(frontier)
-        rows += _rows(metrics, seeds, samples=n, step=np.nan, variant="best-of-N (exact)")
+        rows += _rows(metrics, seeds, samples=n, step=np.nan, variant="best-of-N (exact)", fit_wall_s=fit)
         n *= 2
     return pd.DataFrame(rows)
 
@@ -286,9 +312,10 @@ def _rejection_sampling(config: OraclesConfig, problems, seeds) -> pd.DataFrame:
     prompts = 16 * config.n_contexts
     n = 2
     while n <= min(config.max_n, 64):
-        lp, _ = rejection_sampling_finetune(problems, RSConfig(n=n, prompts=prompts, prior=1.0, seed=config.base_seed))
+        rs = RSConfig(n=n, prompts=prompts, prior=1.0, seed=config.base_seed)
+        (lp, _), fit = _timed(rejection_sampling_finetune, problems, rs)
         rows += _rows(_measure(problems, lp, config.eta), seeds, samples=n * prompts, step=np.nan,
-                      variant=f"RS fine-tuning ({prompts} prompts)")
+                      variant=f"RS fine-tuning ({prompts} prompts)", fit_wall_s=fit)
         n *= 2
     return pd.DataFrame(rows)
 
@@ -322,6 +349,11 @@ def run(config: OraclesConfig) -> pd.DataFrame:
     wall = time.perf_counter() - start
     frame["method"] = config.method
     frame["family"] = FAMILY[config.method]
+    unit, scope = BUDGET[config.method]
+    frame["budget"] = (config.n_contexts * config.n_actions if config.method == "kl_options"
+                       else frame["samples"].astype(float))
+    frame["budget_unit"] = unit
+    frame["budget_scope"] = scope
     frame["wall_s"] = wall
     frame["oracle_wall_s"] = oracle_wall
     print(f"[oracles] {config.scenario} η={config.eta} {config.method}: {wall:.1f}s "
@@ -335,7 +367,8 @@ STUDY = Study(
         "How close does each approximate oracle get to the exact Gibbs policy O(r*, η, π0), and at what cost? "
         "Policy gradient (REINFORCE, RLOO, PPO, GRPO, Dr. GRPO), the KL estimator × placement options, DPO and "
         "its variants offline and online (XPO), best-of-N and rejection-sampling fine-tuning; KL to Gibbs and "
-        "SubOpt against samples, comparisons or steps, on three scenarios × two η."
+        "SubOpt against a budget of reward queries or comparisons (compared at matched budgets, one unit each), "
+        "and each budget point's fit time over one exact Gibbs call, on three scenarios × two η."
     ),
     configs=configs,
     run=run,
@@ -343,6 +376,7 @@ STUDY = Study(
     symbols={
         "kl_to_target": r"$\mathbb{E}_x\,\mathrm{KL}(\hat\pi\,\|\,\pi^*)$",
         "samples": "samples (actions drawn) / comparisons",
+        "budget": "budget (reward queries or comparisons)",
         "step": "gradient step",
     },
     tags=("bandit", "oracles"),

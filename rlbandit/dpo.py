@@ -21,6 +21,8 @@ mass away from what π0 already covers (trl's ``XPOTrainer``: ``alpha * log π(y
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,7 +240,7 @@ class DPOResult:
     history: pd.DataFrame
 
 
-def _record(rows, problem, lp, beta, iteration, comparisons):
+def _record(rows, problem, lp, beta, iteration, comparisons, fit_seconds=float("nan")):
     target = problem.optimal_policy(beta)
     kl_t = kernels.weigh_contexts(np.maximum(kernels.kl(lp, target), 0.0), problem.context_probs)
     subopt = problem.suboptimality(lp, beta)
@@ -247,7 +249,8 @@ def _record(rows, problem, lp, beta, iteration, comparisons):
     for seed in range(lp.shape[0]):
         rows.append({"iteration": iteration, "seed": seed, "comparisons": comparisons,
                      "kl_to_target": float(kl_t[seed]), "subopt": float(subopt[seed]),
-                     "kl_to_ref": float(kl_ref[seed]), "gold_reward": float(gold[seed])})
+                     "kl_to_ref": float(kl_ref[seed]), "gold_reward": float(gold[seed]),
+                     "fit_seconds": fit_seconds})
 
 
 def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> DPOResult:
@@ -266,7 +269,15 @@ def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> D
     lp = np.array(prob.ref_logprobs)
     init = None
     rows: list[dict] = []
-    _record(rows, prob, lp, config.dpo.beta, 0, data.n)
+    start, evaluating = time.perf_counter(), 0.0  # fit_seconds: training time so far, evaluations excluded
+
+    def record(t):
+        nonlocal evaluating
+        begin = time.perf_counter()
+        _record(rows, prob, lp, config.dpo.beta, t, data.n, begin - start - evaluating)
+        evaluating += time.perf_counter() - begin
+
+    record(0)
     iterator = range(1, config.iterations + 1)
     if progress:
         from tqdm import tqdm
@@ -282,5 +293,5 @@ def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> D
         policy = train_dpo(prob, data, config.dpo, init=init, explore=xpo, alpha=config.xpo_alpha)
         init = (policy.w if config.dpo.policy == "log_linear" else policy.logits).detach().numpy()
         lp = policy.logprobs().detach().numpy()
-        _record(rows, prob, lp, config.dpo.beta, t, data.n)
+        record(t)
     return DPOResult(lp if batched else lp[0], pd.DataFrame(rows))

@@ -37,6 +37,8 @@ after each batch: η ← η (1 + clip(KL/target − 1, −0.2, 0.2) / horizon).
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -387,15 +389,20 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
     opt = opt_cls(policy.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + config.lr_decay * t))
     rows: list[dict] = []
+    # fit_seconds: wall time spent training so far, the evaluations below excluded (a per-budget cost)
+    clock = {"start": time.perf_counter(), "evaluating": 0.0}
 
     def log(step: int):
+        begin = time.perf_counter()
+        fit_seconds = begin - clock["start"] - clock["evaluating"]
         lp = policy.logprobs().detach().numpy()
         metrics = _metrics(prob, lp, train_np, config.eta)
         samples = step * config.samples_per_step if config.mode == "sampled" else np.nan
         for seed in range(s):
-            row = {"step": step, "seed": seed, "samples": samples, "eta": float(eta[seed])}
+            row = {"step": step, "seed": seed, "samples": samples, "eta": float(eta[seed]), "fit_seconds": fit_seconds}
             row.update({name: float(v[seed]) for name, v in metrics.items()})
             rows.append(row)
+        clock["evaluating"] += time.perf_counter() - begin
 
     log(0)
     iterator = range(1, config.steps + 1)
