@@ -57,7 +57,8 @@ def example(
     sizes = np.unique(np.logspace(2, 4.5, 8).astype(int))
     data = problems.sample_preferences(problems.ref_logprobs, problems.ref_logprobs, int(sizes[-1]), rng)
     diffs = problems.diffs(data)
-    table = Table(title=f"SubOpt of Gibbs(φθ̂_MLE) — {scenario}, X={n_contexts}, K={n_actions}, d={dim}, η={eta}, {seeds} seeds")
+    table = Table(title=f"SubOpt of Gibbs(φθ̂_MLE) — {scenario}, X={n_contexts}, K={n_actions}, d={dim}, η={eta}, "
+                        f"{seeds} seeds")
     for column in ("n", "mean SubOpt", "std err", "‖θ̂ − θ*‖"):
         table.add_column(column, justify="right")
     means = []
@@ -116,7 +117,9 @@ def run(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
     typer.echo(f"{summary.study}: {summary.planned} runs — {summary.skipped} already done, "
-               f"{len(summary.finished)} finished, {len(summary.failed)} failed in {summary.wall_s:.1f} s "
+               f"{len(summary.finished)} finished, {len(summary.failed)} failed"
+               + (f", {len(summary.busy)} being computed by another sweep" if summary.busy else "")
+               + f" in {summary.wall_s:.1f} s "
                f"→ {summary.results}")
     if summary.failed:
         typer.echo("failed runs (error and traceback in the manifest): " + ", ".join(summary.failed), err=True)
@@ -127,7 +130,8 @@ def run(
 def report(
     study: str = typer.Argument(..., help="a study: NAME (benchmarks/NAME.py), path/to/file.py or module[:NAME]"),
     smoke: bool = typer.Option(False, "--smoke", help="report the smoke sweep"),
-    results: str = typer.Option(None, "--results", help="results folder [default: results/STUDY or results/smoke/STUDY]"),
+    results: str = typer.Option(None, "--results",
+                                help="results folder [default: results/STUDY or results/smoke/STUDY]"),
     out: str = typer.Option(None, "--out", help="report folder [default: reports/STUDY; smoke: RESULTS/report]"),
 ):
     """Write reports/STUDY/README.md and its figures from the stored results."""
@@ -137,6 +141,10 @@ def report(
         path = write_report(study, results=results, out=out, smoke=smoke)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    except OSError as error:  # a report folder that is a file or read-only: one line, no traceback
+        typer.echo(f"error: --out: cannot write the report to {error.filename or out} "
+                   f"({error.strerror or error})", err=True)
         raise typer.Exit(2)
     typer.echo(f"wrote {path}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -115,6 +116,9 @@ def write_report(study: Study | str, *, results: str | os.PathLike | None = None
     ok = [rid for rid in planned_ids if rid in by_id and by_id[rid].get("status") == "ok" and store.is_finished(rid)]
     failed = [by_id[rid] for rid in planned_ids if rid in by_id and by_id[rid].get("status") == "failed"]
     missing = [rid for rid in planned_ids if rid not in ok and rid not in {f["run_id"] for f in failed}]
+    for rid in missing:  # a broken record or result file counts as not run, saying why
+        if rid in store.problems:
+            print(f"run {rid}: listed as not run: {store.problems[rid]}", file=sys.stderr)
     if frame is None:
         frame = store.load(ok)
     if frame.empty or not ok:
@@ -165,7 +169,8 @@ def _markdown(study: Study, content: ReportContent, records, failed, missing, st
     varying, constant = _sweep_table(records)
     lines += ["## What was run", ""]
     lines.append(f"{len(records)} runs{' (smoke sweep)' if smoke else ''}"
-                 + (f"; {len(failed)} failed" if failed else "") + (f"; {len(missing)} not run" if missing else "") + ".")
+                 + (f"; {len(failed)} failed" if failed else "")
+                 + (f"; {len(missing)} not run" if missing else "") + ".")
     if not varying.empty:
         lines.append("")
         for column in varying.columns:
@@ -221,7 +226,8 @@ def _markdown(study: Study, content: ReportContent, records, failed, missing, st
     if versions:
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + ".")
     if git.get("commit"):
-        lines.append(f"- Git commit: `{git['commit'][:12]}`{' (with uncommitted changes)' if git.get('dirty') else ''}.")
+        dirty = " (with uncommitted changes)" if git.get("dirty") else ""
+        lines.append(f"- Git commit: `{git['commit'][:12]}`{dirty}.")
     lines.append("")
     return "\n".join(lines)
 

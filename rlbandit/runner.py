@@ -6,11 +6,15 @@ defined in :mod:`rlbandit.loading` and importable from here as well.
 ``run_sweep(study, smoke=False, out=None, workers=None, backend="process")``:
 
 1. plans the sweep — ``study.configs(smoke)``, one run id per config (:func:`rlbandit.store.run_id`);
-2. skips runs the store already has (``ok`` record + Parquet), so re-running resumes;
+2. skips runs the store already has (``ok`` record + a Parquet that passes
+   :meth:`rlbandit.store.ResultStore.check`), so re-running resumes; a run whose record or file is
+   broken is re-run, saying why; a run another sweep on the same folder is computing (its lock
+   file) is skipped, saying so;
 3. executes the rest on a backend from :data:`BACKENDS`:
-   ``serial`` (in this process), ``process`` (a ``spawn`` process pool of ``workers``; the
-   default) or ``ray`` (a Ray cluster at ``address``, or a local Ray with its temp folder under
-   a fresh temporary directory, always shut down afterwards);
+   ``serial`` (in this process), ``process`` (a ``spawn`` process pool of ``workers``, at most
+   the runs and the cores; the default; each worker exits when its driver dies) or ``ray`` (a
+   Ray cluster at ``address``, refused at once when it does not answer, or a local Ray with its
+   temp folder under a fresh temporary directory, always shut down afterwards);
 4. stores each result in the driver as it arrives (atomic Parquet + manifest record); a run that
    raises is recorded with its error and traceback and the sweep goes on; a worker that dies
    (killed, out of memory) breaks the pool: the pool is rebuilt and its unfinished runs retried
@@ -127,7 +131,18 @@ def execute(study: Study | str, rid: str, config: Any) -> Outcome:
     return Outcome(rid, frame, record)
 
 
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Poll the parent pid; when the driver is gone (killed), end this worker at once."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _worker_init(ref: Study | str | None = None) -> None:
+    import threading
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     _limit_threads()
     if isinstance(ref, str):
         load_study(ref)  # a study file's module must exist before its configs are unpickled here
@@ -226,6 +241,7 @@ def _ray(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions)
     started_here = not ray.is_initialized()
     if started_here:
         if options.address:
+            _check_address(options.address)
             ray.init(address=options.address, log_to_driver=False)
         else:
             temp_dir = tempfile.mkdtemp(prefix="rlbray-")
@@ -260,6 +276,21 @@ def _ray(study: Study, todo: Sequence[tuple[str, Any]], options: BackendOptions)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _check_address(address: str, timeout: float = 3.0) -> None:
+    """Fail at once when a Ray ``host:port`` address does not accept connections (``ray.init``
+    would retry for minutes); ``auto`` and addresses without a port are left to Ray."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(f"address: no Ray cluster reachable at {address} ({error}); start one with "
+                         "`ray start --head` or drop --address to start a local Ray") from None
+
+
 def _ray_execute(study, rid, config):
     _limit_threads()
     return execute(study, rid, config)
@@ -272,6 +303,20 @@ BACKENDS: dict[str, Callable] = {"serial": _serial, "process": _process, "ray": 
 # ---------------------------------------------------------------------------------------------
 # The sweep
 # ---------------------------------------------------------------------------------------------
+
+def _open_store(root: Path, name: str) -> ResultStore:
+    """The store at ``root``, or a one-line error naming --out when it is a file or not writable."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out: {root} is a file, not a results folder")
+    try:
+        store = ResultStore(root, name)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=store.manifest_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"--out: cannot write results to {root} ({error.strerror or error})") from None
+    return store
+
 
 def study_provenance(study: Study) -> dict[str, Any]:
     """Where the study's code comes from: ``study_source`` (:func:`study_source`) and ``study_git``
@@ -290,6 +335,7 @@ class SweepSummary:
     results: Path
     planned: int
     skipped: int
+    busy: list[str] = field(default_factory=list)  # being computed by another sweep (locked)
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -309,7 +355,8 @@ def run_sweep(study: Study | str, *, smoke: bool = False, out: str | os.PathLike
         study: a study name (``benchmarks/NAME.py``) or a :class:`Study`.
         smoke: the small CI sweep (stored apart from the full one).
         out: results folder; default :func:`results_dir`.
-        workers: parallel runs (default: the number of CPUs, at most the number of runs).
+        workers: parallel runs (default and at most: the number of CPUs and of runs to do; a
+            larger value is capped, saying so).
         backend: a key of :data:`BACKENDS`.
         address: Ray cluster address (``backend="ray"`` only); None starts a local Ray.
         progress: show a tqdm bar with ETA on stderr.
@@ -322,13 +369,33 @@ def run_sweep(study: Study | str, *, smoke: bool = False, out: str | os.PathLike
         raise ValueError("address: only meaningful with backend='ray'")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    if address is not None:
+        _check_address(address)
     root = Path(out) if out is not None else results_dir(study.name, smoke)
-    store = ResultStore(root, study.name)
+    store = _open_store(root, study.name)
     planned = plan(study, smoke)
     done = store.finished_ids()
     todo = [(rid, config) for rid, config in planned if rid not in done]
-    workers = workers or max(1, min(os.cpu_count() or 1, len(todo) or 1))
+    for rid, _ in todo:
+        if rid in store.problems:
+            print(f"run {rid}: re-running it: {store.problems[rid]}", file=sys.stderr)
     summary = SweepSummary(study.name, root, len(planned), len(planned) - len(todo))
+    locked = set()
+    for rid, _ in todo:
+        holder = store.lock(rid)
+        if holder is None and store.is_finished(rid):  # another sweep finished it since we looked
+            store.unlock(rid)
+            summary.skipped += 1
+        elif holder is None:
+            locked.add(rid)
+        else:
+            summary.busy.append(rid)
+            print(f"run {rid}: skipped, another sweep ({holder}) is computing it", file=sys.stderr)
+    todo = [(rid, config) for rid, config in todo if rid in locked]
+    cap = max(1, min(os.cpu_count() or 1, len(todo) or 1))
+    if workers is not None and workers > cap:
+        print(f"workers: capped {workers} at {cap} ({len(todo)} runs to do, {os.cpu_count()} cores)", file=sys.stderr)
+    workers = min(workers or cap, cap)
     start, started = time.perf_counter(), now()
     bar = None
     if progress and todo:
@@ -350,12 +417,17 @@ def run_sweep(study: Study | str, *, smoke: bool = False, out: str | os.PathLike
                 summary.failed.append(outcome.run_id)
                 message = f"run {outcome.run_id} failed: {record.get('error')}"
                 (bar.write(message, file=sys.stderr) if bar is not None else print(message, file=sys.stderr))
+            if outcome.run_id in locked:  # released once its record is written
+                store.unlock(outcome.run_id)
+                locked.discard(outcome.run_id)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=len(summary.failed), refresh=False)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
+        for rid in locked:  # interrupted or failed: not computed here after all
+            store.unlock(rid)
         if bar is not None:
             bar.close()
         summary.wall_s = time.perf_counter() - start

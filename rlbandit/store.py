@@ -14,7 +14,14 @@ Every file is written to a temporary file in the same folder and moved into plac
 ``os.replace`` (atomic on POSIX), so a sweep that is interrupted (Ctrl-C, a killed worker, a
 killed driver) never leaves a half-written result: a run either has its final Parquet *and* an
 ``ok`` manifest record, or it is not finished and the next sweep runs it again. Leftover
-temporary files (``.*.tmp``) are removed when a store is opened.
+temporary files (``.*.tmp``) are removed when a store is opened. An ``ok`` record states its
+Parquet's row count and SHA-256 (``sha256``; stores written before it have none), and a run counts
+as finished only when its file is readable Parquet with that row count and checksum
+(:meth:`ResultStore.check`); a manifest record that is not valid JSON counts as no record. Why a
+run is not finished is kept in :attr:`ResultStore.problems` (run id → reason naming the file).
+While a sweep computes a run, ``manifest/<run_id>.lock`` (created with ``O_CREAT|O_EXCL``, holding
+the pid and host) keeps another sweep on the same folder from computing it too
+(:meth:`ResultStore.lock`); the lock of a dead process on this host is broken.
 
 A run id is a stable hash of the study name and the config's fields (:func:`run_id`), so the same
 config always maps to the same files and re-running a sweep skips what is done.
@@ -162,8 +169,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write ``frame`` (without its index) with the schema version in the Parquet metadata."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_parquet(path: Path, frame: pd.DataFrame) -> str:
+    """Write ``frame`` (without its index) with the schema version in the Parquet metadata; returns
+    the file's SHA-256."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -177,10 +193,12 @@ def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
         pq.write_table(table.replace_schema_metadata(metadata), tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        checksum = _sha256(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return checksum
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +301,8 @@ class ResultStore:
         self.runs_dir = self.root / "runs"
         self.manifest_dir = self.root / "manifest"
         self.sweeps_dir = self.root / "sweeps"
+        #: run id → why its stored run is not finished (a bad manifest record or result file)
+        self.problems: dict[str, str] = {}
         for folder in (self.runs_dir, self.manifest_dir, self.sweeps_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
@@ -296,24 +316,89 @@ class ResultStore:
         return self.manifest_dir / f"{rid}.json"
 
     # -- queries ----------------------------------------------------------------------------
-    def record(self, rid: str) -> dict[str, Any] | None:
-        path = self.record_path(rid)
-        if not path.exists():
+    def _read_json(self, path: Path) -> dict[str, Any] | None:
+        """A record file, or None when it is missing or not a JSON object (noted in :attr:`problems`)."""
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
-        return json.loads(path.read_text())
+        except (ValueError, OSError) as error:  # truncated or garbled: the run is not done
+            self.problems[path.stem] = f"manifest record {path} is unreadable ({type(error).__name__}: {error})"
+            return None
+        if not isinstance(record, dict):
+            self.problems[path.stem] = f"manifest record {path} is not a JSON object"
+            return None
+        return record
+
+    def record(self, rid: str) -> dict[str, Any] | None:
+        return self._read_json(self.record_path(rid))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every manifest record (finished and failed runs), sorted by run id."""
-        return [json.loads(p.read_text()) for p in sorted(self.manifest_dir.glob("*.json"))]
+        """Every readable manifest record (finished and failed runs), sorted by run id; an unreadable
+        one is skipped and noted in :attr:`problems`."""
+        records = (self._read_json(p) for p in sorted(self.manifest_dir.glob("*.json")))
+        return [r for r in records if r is not None and "run_id" in r]
+
+    def check(self, record: dict[str, Any]) -> str | None:
+        """Why the result of an ``ok`` record is not usable (None when it is): its Parquet is missing,
+        unreadable, or has another row count or SHA-256 than the record states."""
+        path = self.result_path(record["run_id"])
+        if not path.exists():
+            return f"result file {path} is missing"
+        try:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_metadata(path).num_rows
+        except Exception as error:  # noqa: BLE001 - empty, truncated or not Parquet
+            return f"result file {path} is not readable Parquet ({type(error).__name__}: {error})"
+        if record.get("rows") is not None and rows != record["rows"]:
+            return f"result file {path} has {rows} rows, its record states {record['rows']}"
+        if record.get("sha256") and _sha256(path) != record["sha256"]:
+            return f"result file {path} does not match the checksum in its record"
+        return None
 
     def is_finished(self, rid: str) -> bool:
-        """A run is finished when its Parquet exists and its manifest says ``ok``."""
+        """A run is finished when its manifest says ``ok`` and its Parquet passes :meth:`check`."""
         record = self.record(rid)
-        return record is not None and record.get("status") == "ok" and self.result_path(rid).exists()
+        return record is not None and record.get("status") == "ok" and self._valid(record)
+
+    def _valid(self, record: dict[str, Any]) -> bool:
+        reason = self.check(record)
+        if reason is not None:
+            self.problems[record["run_id"]] = reason
+        return reason is None
 
     def finished_ids(self) -> set[str]:
-        return {r["run_id"] for r in self.records()
-                if r.get("status") == "ok" and self.result_path(r["run_id"]).exists()}
+        return {r["run_id"] for r in self.records() if r.get("status") == "ok" and self._valid(r)}
+
+    # -- locks ------------------------------------------------------------------------------
+    def lock_path(self, rid: str) -> Path:
+        return self.manifest_dir / f"{rid}.lock"
+
+    def lock(self, rid: str) -> str | None:
+        """Take the run's lock; None when taken, else who holds it. A lock held by a dead process
+        of this host is broken (its sweep was killed)."""
+        path = self.lock_path(rid)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    holder = json.loads(path.read_text())
+                except (OSError, ValueError):  # being written this instant, or garbled
+                    holder = {}
+                pid, host = holder.get("pid"), holder.get("host")
+                if isinstance(pid, int) and host == platform.node() and not _alive(pid):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                return f"pid {pid} on {host}" if pid else f"lock file {path}"
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"pid": os.getpid(), "host": platform.node(), "started": now()}, handle)
+            return None
+        return f"lock file {path}"
+
+    def unlock(self, rid: str) -> None:
+        self.lock_path(rid).unlink(missing_ok=True)
 
     # -- writes -----------------------------------------------------------------------------
     def write_result(self, rid: str, frame: pd.DataFrame, record: dict[str, Any]) -> None:
@@ -321,8 +406,8 @@ class ResultStore:
         crash in between leaves the run unfinished, never half-written."""
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(f"frame: a run must return a pandas DataFrame, got {type(frame).__name__}")
-        _atomic_parquet(self.result_path(rid), frame.reset_index(drop=True))
-        self._write_record(rid, {**record, "status": "ok", "rows": int(len(frame)),
+        checksum = _atomic_parquet(self.result_path(rid), frame.reset_index(drop=True))
+        self._write_record(rid, {**record, "status": "ok", "rows": int(len(frame)), "sha256": checksum,
                                  "columns": [str(c) for c in frame.columns], SCHEMA_KEY: SCHEMA_VERSION})
 
     def write_failure(self, rid: str, record: dict[str, Any]) -> None:
@@ -341,7 +426,7 @@ class ResultStore:
         return path
 
     def sweeps(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(self.sweeps_dir.glob("*.json"))]
+        return [r for r in (self._read_json(p) for p in sorted(self.sweeps_dir.glob("*.json"))) if r is not None]
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -373,6 +458,16 @@ class ResultStore:
         loaded = rows.merge(table, on="run_id", how="left", validate="many_to_one")
         loaded.attrs = {SCHEMA_KEY: SCHEMA_VERSION}  # every version is converted to this one on reading
         return loaded
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def schema_version(path: str | os.PathLike) -> int:

@@ -46,3 +46,55 @@ def test_help_texts_keep_their_defaults():
     result = CliRunner().invoke(app, ["run", "--help"])
     assert result.exit_code == 0
     assert "[default: CPU count]" in result.output and "[default: results/STUDY" in result.output
+
+
+_STUDY = '''
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rlbandit.study import ReportContent, Study
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    seed: int = 0
+
+
+def run(config):
+    return pd.DataFrame({"x": [config.seed]})
+
+
+STUDY = Study("tiny", "Tiny.", lambda smoke: [TinyConfig(0), TinyConfig(1)], run,
+              lambda frame: ReportContent(summary="tiny"))
+'''
+
+
+def _tiny(tmp_path):
+    path = tmp_path / "tiny_study.py"
+    path.write_text(_STUDY)
+    return str(path)
+
+
+def test_run_with_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    study, target = _tiny(tmp_path), tmp_path / "file.txt"
+    target.write_text("x")
+    result = CliRunner().invoke(app, ["run", study, "--out", str(target), "--backend", "serial"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: --out: {target} is a file" in result.output
+
+
+def test_report_with_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    study, target = _tiny(tmp_path), tmp_path / "file.txt"
+    target.write_text("x")
+    assert CliRunner().invoke(app, ["run", study, "--out", str(tmp_path / "r"), "--backend", "serial"]).exit_code == 0
+    result = CliRunner().invoke(app, ["report", study, "--results", str(tmp_path / "r"), "--out", str(target)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "error: --out: cannot write the report to" in result.output and "Traceback" not in result.output
+
+
+def test_run_with_an_unreachable_ray_address_fails_at_once_naming_it(tmp_path):
+    result = CliRunner().invoke(app, ["run", _tiny(tmp_path), "--out", str(tmp_path / "r"), "--backend", "ray",
+                                      "--address", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "error: address: no Ray cluster reachable at 127.0.0.1:1" in result.output

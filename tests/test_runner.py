@@ -4,7 +4,9 @@ configs through a whole sweep and ``load_results``, and the loading names it re-
 from __future__ import annotations
 
 import ast
+import json
 import inspect
+import os
 import subprocess
 from pathlib import Path
 
@@ -130,11 +132,15 @@ def test_load_results_gives_list_valued_configs_as_tuples_for_old_and_new_stores
     assert by_scale == {1.0: (25, 50), 2.0: (25, 50, 100)}
     assert frame.groupby("n_values")["n"].apply(list).to_dict() == {(25, 50): [25, 50], (25, 50, 100): [25, 50, 100]}
 
-    # the same results as an older rlbandit stored them (no schema key) load the same
+    # the same results as an older rlbandit stored them (no schema key, no checksum) load the same
     for parquet in (out / "runs").glob("*.parquet"):
         table = pq.read_table(parquet)
         pq.write_table(table.replace_schema_metadata({b"pandas": table.schema.metadata[b"pandas"]}), parquet)
         assert schema_version(parquet) == 1
+        record_path = out / "manifest" / f"{parquet.stem}.json"
+        record = json.loads(record_path.read_text())
+        del record["sha256"]
+        record_path.write_text(json.dumps(record))
     pd.testing.assert_frame_equal(load_results(out), frame)
 
 
@@ -156,3 +162,216 @@ def test_no_private_name_is_imported_across_modules(module):
     private = [f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                and (node.module or "").startswith("rlbandit") for alias in node.names if alias.name.startswith("_")]
     assert private == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming over a damaged store, workers, --out, locks, dead drivers, Ray addresses
+# ---------------------------------------------------------------------------------------------
+
+def _sizes(tmp_path: Path) -> tuple[str, Path]:
+    path = tmp_path / "sizes_study.py"
+    path.write_text(_STUDY)
+    return str(path), tmp_path / "results"
+
+
+def test_a_damaged_result_file_is_re_run_saying_why(tmp_path, capsys):
+    study, out = _sizes(tmp_path)
+    first = run_sweep(study, out=out, backend="serial", progress=False)
+    victim = first.finished[1]
+    parquet = out / "runs" / f"{victim}.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:50])
+    capsys.readouterr()
+    again = run_sweep(study, out=out, backend="serial", progress=False)
+    assert again.finished == [victim] and again.skipped == 1
+    err = capsys.readouterr().err
+    assert f"run {victim}: re-running it: result file {parquet}" in err and "not readable Parquet" in err
+    assert len(load_results(out)) == 5
+
+
+def test_a_truncated_manifest_record_names_its_file_is_re_run_and_reported_missing(tmp_path, capsys):
+    from rlbandit.reports import write_report
+
+    study, out = _sizes(tmp_path)
+    victim = run_sweep(study, out=out, backend="serial", progress=False).finished[0]
+    record = out / "manifest" / f"{victim}.json"
+    record.write_text(record.read_text()[:60])
+    readme = write_report(study, results=out, out=tmp_path / "report")  # lists it as not run, no crash
+    assert "1 runs; 1 not run." in readme.read_text()
+    assert f"run {victim}: listed as not run: manifest record {record}" in capsys.readouterr().err
+    again = run_sweep(study, out=out, backend="serial", progress=False)
+    assert again.finished == [victim]
+    assert f"run {victim}: re-running it: manifest record {record} is unreadable" in capsys.readouterr().err
+    assert json.loads(record.read_text())["status"] == "ok"
+
+
+def test_workers_are_capped_at_the_runs_and_cores_saying_so(tmp_path, capsys):
+    study, out = _sizes(tmp_path)
+    summary = run_sweep(study, out=out, backend="serial", progress=False, workers=64)
+    assert summary.ok
+    cap = min(2, os.cpu_count() or 1)
+    assert f"workers: capped 64 at {cap}" in capsys.readouterr().err
+    assert ResultStore(out).sweeps()[0]["workers"] == cap
+
+
+def test_an_out_that_is_a_file_or_read_only_is_a_one_line_error(tmp_path, monkeypatch):
+    study, _ = _sizes(tmp_path)
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    with pytest.raises(ValueError, match=rf"--out: {not_a_folder} is a file"):
+        run_sweep(study, out=not_a_folder, backend="serial", progress=False)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(runner.tempfile, "mkstemp", refuse)  # a read-only folder, even for root
+    with pytest.raises(ValueError, match=rf"--out: cannot write results to {tmp_path / 'ro'} \(Permission denied\)"):
+        run_sweep(study, out=tmp_path / "ro", backend="serial", progress=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_out_is_a_one_line_error(tmp_path):
+    study, out = _sizes(tmp_path)
+    run_sweep(study, out=out, backend="serial", progress=False)
+    for folder in (out, out / "manifest", out / "runs", out / "sweeps"):
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match="--out: cannot write results"):
+            run_sweep(study, out=out, backend="serial", progress=False)
+    finally:
+        for folder in (out, out / "manifest", out / "runs", out / "sweeps"):
+            folder.chmod(0o755)
+
+
+def test_a_run_another_sweep_is_computing_is_skipped_saying_so(tmp_path, capsys):
+    import platform
+
+    study, out = _sizes(tmp_path)
+    ids = [rid for rid, _ in runner.plan(runner.load_study(study))]
+    store = ResultStore(out, "sizes")
+    busy = subprocess.Popen(["sleep", "30"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        for rid, pid in zip(ids, (busy.pid, dead.pid)):
+            store.lock_path(rid).write_text(json.dumps({"pid": pid, "host": platform.node(), "started": "x"}))
+        summary = run_sweep(study, out=out, backend="serial", progress=False)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert summary.busy == [ids[0]] and summary.finished == [ids[1]]  # the dead sweep's lock was broken
+    assert f"run {ids[0]}: skipped, another sweep (pid {busy.pid}" in capsys.readouterr().err
+    assert store.lock_path(ids[0]).exists() and not store.lock_path(ids[1]).exists()  # only its own is released
+    store.unlock(ids[0])
+    assert run_sweep(study, out=out, backend="serial", progress=False).finished == [ids[0]]
+    assert not list((out / "manifest").glob("*.lock"))
+
+
+_SLOW_STUDY = '''
+import os, time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rlbandit.study import ReportContent, Study
+
+
+@dataclass(frozen=True)
+class SlowConfig:
+    seed: int = 0
+
+
+def run(config):
+    with open(os.path.join(os.environ["RLB_MARKERS"], f"{os.getpid()}"), "w") as handle:
+        handle.write(str(config.seed))
+    time.sleep(120)
+    return pd.DataFrame({"x": [config.seed]})
+
+
+def configs(smoke):
+    return [SlowConfig(seed=s) for s in range(4)]
+
+
+STUDY = Study("slow", "Slow runs.", configs, run, lambda frame: ReportContent(summary=""))
+'''
+
+_DRIVER = '''
+import sys
+from rlbandit.runner import run_sweep
+
+if __name__ == "__main__":
+    run_sweep(sys.argv[1], out=sys.argv[2], workers=2, backend="process", progress=False)
+'''
+
+
+def test_workers_exit_when_their_driver_is_killed(tmp_path):
+    import signal
+    import sys
+    import time
+
+    (tmp_path / "slow_study.py").write_text(_SLOW_STUDY)
+    (tmp_path / "driver.py").write_text(_DRIVER)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "RLB_MARKERS": str(markers), "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "slow_study.py"),
+                               str(tmp_path / "out")], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline:  # both workers computing
+            assert driver.poll() is None, "the driver ended early"
+            time.sleep(0.2)
+        workers = [int(p.name) for p in markers.iterdir()]
+        assert len(workers) == 2
+        children = _children(driver.pid)
+        assert set(workers) <= set(children)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 5
+        while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in children if _running(pid)] == []
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (psutil when installed, else /proc)."""
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except ImportError:
+        found, frontier = [], [pid]
+        while frontier:
+            parent = frontier.pop()
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == parent:
+                    found.append(int(stat.parent.name))
+                    frontier.append(int(stat.parent.name))
+        return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan that ended waits for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_an_unreachable_ray_address_fails_within_seconds_naming_it(tmp_path):
+    import time
+
+    study, out = _sizes(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"address: no Ray cluster reachable at 127\.0\.0\.1:1"):
+        run_sweep(study, out=out, backend="ray", address="127.0.0.1:1", progress=False)
+    assert time.monotonic() - start < 10
+    assert not out.exists()  # refused before anything was created

@@ -3,6 +3,7 @@ reading stores written before it), and the git provenance of a path (:func:`git_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -50,10 +51,19 @@ def _store_runs(store: ResultStore, configs, *, versioned: bool = True) -> list[
         rid = run_id("lists", config)
         frame = pd.DataFrame({"step": [0, 1, 2], "value": [float(i), i + 0.5, i + 0.25]})
         store.write_result(rid, frame, {"config": config_fields(config)})
-        if not versioned:
+        if not versioned:  # as an older rlbandit stored it: no schema key, no checksum in the record
             frame.to_parquet(store.result_path(rid), index=False)
+            _edit_record(store, rid, sha256=None)
         ids.append(rid)
     return ids
+
+
+def _edit_record(store: ResultStore, rid: str, **changes) -> None:
+    """Change fields of a stored record (None removes the field)."""
+    record = json.loads(store.record_path(rid).read_text())
+    record.update(changes)
+    record = {k: v for k, v in record.items() if v is not None}
+    store.record_path(rid).write_text(json.dumps(record))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,15 +149,18 @@ def test_a_store_written_before_schema_versions_loads_like_a_new_one(tmp_path):
     assert sorted(old_frame.groupby("run_id")["n_values"].first()) == [(5, 10, 20), (25, 50)]
 
 
-def _restamp(path: Path, value: bytes) -> None:
+def _restamp(store: ResultStore, rid: str, value: bytes) -> None:
+    """Rewrite a run's schema key as another rlbandit would have written it (its record's checksum too)."""
+    path = store.result_path(rid)
     table = pq.read_table(path)
     pq.write_table(table.replace_schema_metadata({**table.schema.metadata, SCHEMA_KEY.encode(): value}), path)
+    _edit_record(store, rid, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def test_a_newer_schema_version_is_refused_naming_the_file(tmp_path):
     store = ResultStore(tmp_path, "lists")
     first, second = _store_runs(store, [ListConfig(), ListConfig(seed=1)])
-    _restamp(store.result_path(second), str(SCHEMA_VERSION + 1).encode())
+    _restamp(store, second, str(SCHEMA_VERSION + 1).encode())
     assert schema_version(store.result_path(second)) == SCHEMA_VERSION + 1
     with pytest.raises(ValueError, match=rf"{second}\.parquet.*{SCHEMA_KEY} {SCHEMA_VERSION + 1}.*upgrade"):
         store.load()
@@ -157,7 +170,7 @@ def test_a_newer_schema_version_is_refused_naming_the_file(tmp_path):
 def test_a_malformed_schema_version_is_refused_naming_the_file(tmp_path):
     store = ResultStore(tmp_path, "lists")
     (rid,) = _store_runs(store, [ListConfig()])
-    _restamp(store.result_path(rid), b"two")
+    _restamp(store, rid, b"two")
     with pytest.raises(ValueError, match=rf"{rid}\.parquet has a malformed {SCHEMA_KEY}"):
         schema_version(store.result_path(rid))
     with pytest.raises(ValueError, match=rf"{rid}\.parquet"):
@@ -231,3 +244,77 @@ def test_environment_records_the_toolkits_repository():
     toolkit = Path(__file__).resolve().parent.parent
     if (toolkit / ".git").exists():
         assert git["root"] == str(toolkit) and len(git["commit"]) == 40
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation on resume: result files, manifest records, run locks
+# ---------------------------------------------------------------------------------------------
+
+def test_an_ok_record_states_the_checksum_and_row_count_of_its_file(tmp_path):
+    store = ResultStore(tmp_path, "lists")
+    (rid,) = _store_runs(store, [ListConfig()])
+    record = store.record(rid)
+    assert record["rows"] == 3
+    assert record["sha256"] == hashlib.sha256(store.result_path(rid).read_bytes()).hexdigest()
+    assert store.check(record) is None and store.finished_ids() == {rid} and store.problems == {}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "foreign", "foreign_same_rows"])
+def test_a_damaged_result_file_is_not_finished_and_says_why(tmp_path, damage):
+    store = ResultStore(tmp_path, "lists")
+    first, second = _store_runs(store, [ListConfig(), ListConfig(seed=1)])
+    path = store.result_path(second)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "foreign":
+        pd.DataFrame({"other": range(7)}).to_parquet(path)
+    else:  # readable, same row count: only the checksum tells
+        pd.DataFrame({"step": [0, 1, 2], "value": [9.0, 9.0, 9.0]}).to_parquet(path, index=False)
+    fresh = ResultStore(tmp_path, "lists")
+    assert fresh.finished_ids() == {first}
+    assert not fresh.is_finished(second) and fresh.is_finished(first)
+    reason = {"truncated": "not readable Parquet", "empty": "not readable Parquet", "foreign": "has 7 rows",
+              "foreign_same_rows": "checksum"}[damage]
+    assert str(path) in fresh.problems[second] and reason in fresh.problems[second]
+    assert fresh.load()["run_id"].unique().tolist() == [first]  # loading skips it instead of failing
+
+
+def test_a_store_without_checksums_is_validated_by_readability_and_row_count(tmp_path):
+    store = ResultStore(tmp_path, "lists")
+    first, second = _store_runs(store, [ListConfig(), ListConfig(seed=1)], versioned=False)
+    assert "sha256" not in store.record(first)
+    assert store.finished_ids() == {first, second}
+    pd.DataFrame({"step": [0, 1]}).to_parquet(store.result_path(second))
+    assert store.finished_ids() == {first} and "has 2 rows" in store.problems[second]
+
+
+def test_a_truncated_manifest_record_counts_as_no_record_naming_its_file(tmp_path):
+    store = ResultStore(tmp_path, "lists")
+    first, second = _store_runs(store, [ListConfig(), ListConfig(seed=1)])
+    path = store.record_path(second)
+    path.write_text(path.read_text()[:40])
+    fresh = ResultStore(tmp_path, "lists")
+    assert [r["run_id"] for r in fresh.records()] == [first]
+    assert fresh.record(second) is None and fresh.finished_ids() == {first}
+    assert str(path) in fresh.problems[second] and "JSONDecodeError" in fresh.problems[second]
+    assert fresh.load()["run_id"].unique().tolist() == [first]
+
+
+def test_a_run_lock_is_exclusive_and_a_dead_holder_is_broken(tmp_path):
+    import os
+    import platform
+
+    store, other = ResultStore(tmp_path, "lists"), ResultStore(tmp_path, "lists")
+    assert store.lock("abc") is None
+    assert str(os.getpid()) in other.lock("abc")  # held: says by whom
+    store.unlock("abc")
+    assert not store.lock_path("abc").exists() and other.lock("abc") is None
+    other.unlock("abc")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.lock_path("abc").write_text(json.dumps({"pid": dead.pid, "host": platform.node(), "started": "x"}))
+    assert store.lock("abc") is None  # its process is gone: broken and taken
+    assert json.loads(store.lock_path("abc").read_text())["pid"] == os.getpid()
