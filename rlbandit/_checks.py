@@ -109,6 +109,8 @@ def check_positive_float(value, name: str, *, allow_zero: bool = False, finite: 
     """A real number > 0 (>= 0 with ``allow_zero``), finite unless ``finite=False``; NaN always fails.
     The value is returned unconverted; anything ``float()`` rejects (a string, None, a complex
     number, an array of several entries) raises a ValueError naming ``name``."""
+    if isinstance(value, (str, bytes)):  # float("2") would pass a string config value silently
+        raise ValueError(f"{name}: expected a real number, got the string {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -21,6 +21,7 @@ from rlbandit._checks import (
     check_context_probs,
     check_eta,
     check_finite,
+    check_int,
     check_logprobs,
     check_positive_float,
     check_positive_ints,
@@ -259,13 +260,23 @@ class ProblemConfig:
 
     def __post_init__(self):
         check_choice(self.scenario, "scenario", SCENARIOS)
-        check_positive_ints(self, ("n_contexts", "n_actions", "dim"))
+        check_positive_ints(self, ("n_contexts", "n_actions", "dim", "n_good"))
+        check_int(self.seed, "seed", minimum=0)
+        if self.n_actions < 2:
+            raise ValueError(f"n_actions: a comparison needs at least 2 actions, got {self.n_actions}")
         check_positive_float(self.theta_norm, "theta_norm")
         check_positive_float(self.ref_scale, "ref_scale", allow_zero=True)
-        if not np.isfinite(self.shift):
-            raise ValueError(f"shift: must be finite, got {self.shift}")
+        if not self.ref_scale <= _MAX_REF_SCALE:
+            raise ValueError(f"ref_scale: π0's logits ref_scale·N(0, 1) must stay finite; expected <= "
+                             f"{_MAX_REF_SCALE:g}, got {self.ref_scale}")
+        if isinstance(self.shift, (str, bytes)) or not np.isfinite(float(self.shift)):
+            raise ValueError(f"shift: must be a finite real number, got {self.shift!r}")
         if not (1 <= self.n_good <= self.n_actions):
             raise ValueError(f"n_good: must be in [1, n_actions={self.n_actions}], got {self.n_good}")
+
+
+#: Largest ref_scale: beyond it π0 is one-hot to machine precision and its logits overflow.
+_MAX_REF_SCALE = 1e100
 
 
 def _unit_ball(rng: np.random.Generator, shape: tuple[int, ...], dim: int) -> np.ndarray:
