@@ -23,7 +23,7 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
 - :mod:`llm.trainers` — SFT, DPO (every loss of ``rlbandit.losses``), PPO (GAE critic or
   leave-one-out), RLOO, GRPO, Dr. GRPO, best-of-N, rejection-sampling fine-tuning, an LM reward
   model; one module per family, one NaN guard;
-- :mod:`llm.online` — iterative DPO with the enhancers of ``rlbandit.online``;
+- :mod:`llm.online` — iterative DPO with the enhancer contract of ``rlbandit.enhancers``;
 - :mod:`llm.bridge` — the single-token world where the LM's next-token distribution is a bandit policy;
 - :mod:`llm.seq_bridge` — the sequence-level world: responses of up to three tokens, enumerable, so the
   sequence-level Gibbs policy is exact; the trainers run and measured there. Its world (the masked
@@ -35,6 +35,16 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
 from __future__ import annotations
 
 import importlib
+import importlib.util
+
+#: What the ``llm`` extra installs that this package cannot run without (checked once, here, so a
+#: missing extra is one clear message instead of a ModuleNotFoundError deep in a study's runs).
+_REQUIRED = {"torch": "torch==2.13.0 (install it first: the CPU build)", "transformers": "transformers",
+             "sentence_transformers": "sentence-transformers"}
+_missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
+if _missing:
+    raise ImportError(f"llm: needs {', '.join(_REQUIRED[m] for m in _missing)}; install the llm extra: "
+                      "pip install torch==2.13.0 && pip install -e '.[llm]' (or run scripts/setup.sh)")
 
 _MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "logprobs", "packing", "features",
             "trainers", "online", "bridge", "seq_bridge", "seq_world", "seq_fixed_point", "trl_compat"}

@@ -361,3 +361,16 @@ def test_lora_on_smollm2_counts_its_adapters(smol):
     assert trainable_parameter_count(lm.model) == 30 * per_layer
     top = adapt(smol, Adaptation("top", top_layers=2))
     assert 0 < trainable_parameter_count(top.model) < 0.1 * trainable_parameter_count(smol.model)
+
+
+def test_a_missing_llm_extra_is_one_clear_message():
+    """Issue 16: without transformers, `import llm` says which extra to install (not a bare
+    ModuleNotFoundError from inside a study's runs)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.util as u; real = u.find_spec; "
+            "u.find_spec = lambda name, *a: None if name == 'transformers' else real(name, *a); import llm")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "install the llm extra" in done.stderr and "transformers" in done.stderr
