@@ -354,16 +354,12 @@ def heldout_error(d, gain, form: str) -> float:
 def drop_interval(curve: pd.DataFrame, final_knob) -> tuple[float, float, float]:
     """The paired per-seed drop from the seed-mean curve's peak knob to the final knob: its mean and
     95 % t interval across seeds."""
-    from scipy import stats as scipy_stats
-
-    from rlbandit.stats import mean_se
+    from rlbandit.stats import t_interval
 
     peak_knob = curve.groupby("knob")["gold_gain"].mean().idxmax()
     per_seed = curve.pivot_table(index="seed", columns="knob", values="gold_gain", aggfunc="mean")
     drops = (per_seed[peak_knob] - per_seed[final_knob]).dropna()
-    mean, se = mean_se(drops)
-    half = scipy_stats.t.ppf(0.975, max(len(drops) - 1, 1)) * se if len(drops) > 1 else np.nan
-    return mean, mean - half, mean + half
+    return t_interval(drops)
 
 
 def seed_curve(g: pd.DataFrame, curve: str) -> tuple[np.ndarray, np.ndarray]:
@@ -380,9 +376,7 @@ def seed_curve(g: pd.DataFrame, curve: str) -> tuple[np.ndarray, np.ndarray]:
 def matched_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     """Per proxy and η: sampled PPO's gold gain minus exact-update PPO's and minus Gibbs's, per seed at
     the largest proxy gain both curves of that seed reach (paired; mean and 95 % CI over seeds)."""
-    from scipy import stats as scipy_stats
-
-    from rlbandit.stats import mean_se
+    from rlbandit.stats import t_interval
 
     rows = []
     for proxy, p in frame.groupby("proxy", sort=False):
@@ -399,11 +393,10 @@ def matched_gaps(frame: pd.DataFrame) -> pd.DataFrame:
                     levels.append(level)
                 if not gaps:
                     continue
-                m, se = mean_se(np.array(gaps))
-                half = scipy_stats.t.ppf(0.975, max(len(gaps) - 1, 1)) * se if len(gaps) > 1 else np.nan
+                m, low, high = t_interval(np.array(gaps))
                 rows.append({"proxy": proxy, "sampled": sampled, "against": other,
-                             "matched proxy gain": float(np.mean(levels)), "gold gap": m, "gap CI lo": m - half,
-                             "gap CI hi": m + half})
+                             "matched proxy gain": float(np.mean(levels)), "gold gap": m, "gap CI lo": low,
+                             "gap CI hi": high})
     return pd.DataFrame(rows)
 
 

@@ -84,9 +84,7 @@ def _scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
     """α and β (Gao's form per optimiser, fitted per seed; mean and 95 % CI over seeds) and the
     held-out RMSE of both forms on the seed-mean curve, along the sweep: ``limited`` × comparisons n,
     ``misspecified`` × missing features."""
-    from scipy import stats as scipy_stats
-
-    from rlbandit.stats import mean_se
+    from rlbandit.stats import t_interval
 
     rows = []
     for proxy, knob in (("limited", "n_limited"), ("misspecified", "n_missing")):
@@ -98,9 +96,7 @@ def _scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
             row = {"proxy": proxy, "sweep": knob, "value": int(value), "optimizer": curve, "form": form}
             fits = np.array([fit_form(s["d"], s["gold_gain"], form) for _, s in g.groupby("seed")])
             for j, name in enumerate(("α", "β")):
-                m, se = mean_se(fits[:, j])
-                half = scipy_stats.t.ppf(0.975, max(len(fits) - 1, 1)) * se if len(fits) > 1 else np.nan
-                row[name], row[f"{name} CI lo"], row[f"{name} CI hi"] = m, m - half, m + half
+                row[name], row[f"{name} CI lo"], row[f"{name} CI hi"] = t_interval(fits[:, j])
             mean = g.groupby("knob")[["d", "gold_gain"]].mean()
             for f in FORMS:
                 row[f"{f.split()[0]} held-out RMSE"] = heldout_error(mean["d"].to_numpy(),

@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["mean_se", "format_mean_se", "geometric_mean", "log_mean_band", "loglog_slope", "bootstrap_means",
-           "bootstrap_ci", "percentile_interval"]
+__all__ = ["mean_se", "t_interval", "format_mean_se", "geometric_mean", "log_mean_band", "loglog_slope",
+           "bootstrap_means", "bootstrap_ci", "percentile_interval"]
 
 
 def _finite_or_nan(values) -> np.ndarray:
@@ -81,6 +81,27 @@ def geometric_mean(values) -> float:
         return float(np.exp(np.log(array).mean()))
 
 
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean with its Student-t confidence interval: mean ± t_{(1+level)/2, n−1} · s/√n.
+
+    Args:
+        values: replicates (NaN dropped).
+        level: the interval's coverage in (0, 1).
+
+    Returns:
+        ``(mean, low, high)``; low and high are NaN with a single value, all three NaN with none.
+    """
+    from scipy.stats import t as student_t
+
+    level = _check_level(level)
+    mean, se = mean_se(values)
+    n = _finite_or_nan(values).size
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
+    return mean, mean - half, mean + half
+
+
 def log_mean_band(values, level: float = 0.95) -> tuple[float, float, float]:
     """Geometric mean with a confidence band computed in log space.
 
@@ -99,8 +120,6 @@ def log_mean_band(values, level: float = 0.95) -> tuple[float, float, float]:
         ValueError: a value is ≤ 0 or infinite (its logarithm is not a number), or ``level``
             is outside (0, 1).
     """
-    from scipy.stats import t as student_t
-
     level = _check_level(level)
     array = _finite_or_nan(values)
     if not np.isfinite(array).all() or (array <= 0).any():
@@ -108,12 +127,8 @@ def log_mean_band(values, level: float = 0.95) -> tuple[float, float, float]:
                          f"{array[~np.isfinite(array) | (array <= 0)][:3].tolist()} …)")
     if array.size == 0:
         return float("nan"), float("nan"), float("nan")
-    logs = np.log(array)
-    centre = float(np.exp(logs.mean()))
-    if array.size == 1:
-        return centre, float("nan"), float("nan")
-    half = student_t.ppf(0.5 + level / 2, array.size - 1) * logs.std(ddof=1) / np.sqrt(array.size)
-    return centre, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+    centre, low, high = t_interval(np.log(array), level)
+    return float(np.exp(centre)), float(np.exp(low)), float(np.exp(high))
 
 
 def loglog_slope(x, values) -> np.ndarray:

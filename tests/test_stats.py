@@ -141,3 +141,16 @@ def test_bootstrap_needs_a_generator_and_is_reproducible():
         stats.bootstrap_means(values, np.random.default_rng(0), n_boot=0)
     with pytest.raises(ValueError, match="statistic"):
         stats.bootstrap_ci(np.ones((5, 2)), np.random.default_rng(0))
+
+
+def test_t_interval_against_scipy():
+    from scipy import stats
+
+    from rlbandit.stats import t_interval
+
+    values = np.random.default_rng(3).normal(2.0, 1.5, 17)
+    mean, low, high = t_interval(values, 0.9)
+    want = stats.t.interval(0.9, 16, loc=values.mean(), scale=stats.sem(values))
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+    assert (low, high) == pytest.approx(want, rel=1e-12)
+    assert np.isnan(t_interval([1.0])[1]) and np.isnan(t_interval([])[0])
