@@ -290,10 +290,12 @@ def report(frame: pd.DataFrame) -> ReportContent:
         positive = int((ari["min gap (interior w)"] > 0).sum())
         trend = "grows monotonically" if np.all(np.diff(half.to_numpy()) > 0) else "changes (not monotonically)"
         paragraphs.append(
-            f"**Front vs soups.** The geometric soup of the per-objective Gibbs policies lies on the exact front: "
-            f"its largest |J_w(front) − J_w(soup)| over every ψ, η, weight and seed is {geo['max abs gap'].max():.1e} "
-            f"(float rounding). The arithmetic soup falls short at every interior weight 0 < t < 1 of every seed in "
-            f"{positive} of {len(ari)} ψ × η cells. Its shortfall at w = (½, ½), averaged over η, {trend} with "
+            f"**Front vs soups.** Two checks of theorems (DESIGN §6b), not findings: the geometric soup of the "
+            f"per-objective Gibbs policies lies on the exact front (largest |J_w(front) − J_w(soup)| over every ψ, η, "
+            f"weight and seed {geo['max abs gap'].max():.1e}, float rounding), and the arithmetic soup, not the "
+            f"maximiser of J_w, falls short at every interior weight 0 < t < 1 of every seed in {positive} of "
+            f"{len(ari)} ψ × η cells. What is measured is how much: its shortfall at w = (½, ½), averaged over η, "
+            f"{trend} with "
             f"the angle ψ, from {half.iloc[0]:.3g} at ψ = {half.index[0]:g}° to {half.iloc[-1]:.3g} at "
             f"ψ = {half.index[-1]:g}° (largest single shortfall {ari['max gap'].max():.3g}). Averaged over ψ, it "
             f"shrinks from {by_eta.iloc[0]:.3g} at η = {by_eta.index[0]:g} to {by_eta.iloc[-1]:.3g} at "
@@ -316,15 +318,17 @@ def report(frame: pd.DataFrame) -> ReportContent:
         eta_trend = "falls" if np.all(np.diff(by_eta.to_numpy()) < 0) else "does not fall monotonically"
         paragraphs.append(
             f"**Price of sharing.** With one-hot gates and d_ν uniform, the shared policy O(½(r_1 + r_2)) costs "
-            f"every user a positive regret (smallest worst-off regret over all seeds and cells "
-            f"{sharing['min over seeds'].min():.2g}); the worst-off user's regret, averaged over η, {trend} "
+            f"every user a positive regret — a check: it is η E_x KL(π_shared‖π_ν*) > 0 whenever the users' optima "
+            f"differ (smallest worst-off regret over all seeds and cells {sharing['min over seeds'].min():.2g}). "
+            f"Measured: the worst-off user's regret, averaged over η, {trend} "
             f"from {worst.iloc[0]:.3g} at ψ = {worst.index[0]:g}° to {worst.iloc[-1]:.3g} at "
             f"ψ = {worst.index[-1]:g}°, and averaged over ψ it {eta_trend} from {by_eta.iloc[0]:.3g} at "
             f"η = {by_eta.index[0]:g} to {by_eta.iloc[-1]:.3g} at η = {by_eta.index[-1]:g}. The two users pay "
             f"about the same (the construction is symmetric in distribution).")
         figures.append(ReportFigure("price_of_sharing", plots.line_plot(
             frame[frame["part"] == "sharing"], x="psi", y="worst", hue="eta", logy=True),
-            "Worst-off user's regret J_ν(π_ν*) − J_ν(π_shared) against ψ, one line per η (95 % CI over seeds)."))
+            "Worst-off user's regret J_ν(π_ν*) − J_ν(π_shared) against ψ, one line per η (log axis: geometric mean "
+            "over seeds with a 95 % band computed in log space)."))
     if not annot.empty:
         a = annot.groupby("psi").mean(numeric_only=True)
         inner = a[(a["‖θ_∞ − θ̄‖"] > 1e-9)]
