@@ -44,8 +44,8 @@ def _dsigmoid(s):
     return expit(s) * expit(-np.asarray(s))
 
 
-def _check_common(reg, theta_bound, delta) -> tuple[float, float, float]:
-    reg = float(check_positive_float(reg, "reg"))
+def _check_common(reg, theta_bound, delta, *, allow_zero_reg: bool = False) -> tuple[float, float, float]:
+    reg = float(check_positive_float(reg, "reg", allow_zero=allow_zero_reg))
     theta_bound = float(check_positive_float(theta_bound, "theta_bound"))
     delta = float(check_positive_float(delta, "delta"))
     if not delta < 1.0:
@@ -95,11 +95,7 @@ def xiong2024_radius(dim: int, T: int, m: int, reg, theta_bound, delta) -> float
     """β = √((d + log(T/δ))/(κ_B² m) + λB²) (Xiong et al. 2024, Algorithm 2, batch Σ_t)."""
     for name, value in (("dim", dim), ("T", T), ("m", m)):
         check_int(value, name)
-    reg = float(check_positive_float(reg, "reg", allow_zero=True))
-    theta_bound = float(check_positive_float(theta_bound, "theta_bound"))
-    delta = float(check_positive_float(delta, "delta"))
-    if not delta < 1.0:
-        raise ValueError(f"delta: must be in (0, 1), got {delta}")
+    reg, theta_bound, delta = _check_common(reg, theta_bound, delta, allow_zero_reg=True)
     return float(np.sqrt((dim + np.log(T / delta)) / (curvature(theta_bound) ** 2 * m) + reg * theta_bound**2))
 
 
