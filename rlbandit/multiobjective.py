@@ -21,7 +21,9 @@ over their leading axes by numpy's rule: a grid (G, k) against unbatched rewards
 Every function validates its inputs and raises a ValueError naming the argument; the mathematics
 calls :mod:`rlbandit.kernels` (Gibbs, KL, values). The annotator mixtures (labels, agreement,
 the pooled-BT limit) live in :mod:`rlbandit.multiobjective_annotators`, which imports this module;
-``rlbandit.multiobjective.annotator_labels`` etc. reach them lazily (module ``__getattr__``).
+``rlbandit.multiobjective.annotator_labels`` etc. reach them lazily (module ``__getattr__``). Learning
+from comparisons — multi-head BT heads, the gate by maximum likelihood, per-head LCB/UCB — lives in
+:mod:`rlbandit.multiobjective_learning`.
 """
 
 from __future__ import annotations

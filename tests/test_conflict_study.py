@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.conflict import STUDY, ConflictConfig, configs, objective_thetas
+from benchmarks.conflict_learning import HEADS
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +68,50 @@ def test_annotator_agreement_and_pooled_limit(frame):
     assert (pooled["gap_mean"].to_numpy() >= average["gap_mean"].to_numpy() - 1e-10).all()
 
 
+def test_gate_learning_rows(frame):
+    gate = frame[frame["part"] == "gate"]
+    assert set(gate["heads"]) == set(HEADS)
+    assert (gate[["regret", "price", "gate_error"]] >= 0).all().all()
+    assert ((gate["gate_1"] >= 0) & (gate["gate_1"] <= 1)).all()
+    # the exact price of sharing of these gates does not depend on the data or the heads
+    assert gate.groupby(["psi", "eta", "seed", "user"])["price"].nunique().max() == 1
+    # with the true heads, more comparisons per user give a smaller gate error (seed means, n = 10 vs 1000)
+    true = gate[gate["heads"] == HEADS[0]].groupby("n")["gate_error"].mean()
+    assert true.iloc[-1] < true.iloc[0]
+
+
+def test_nash_part_rows(frame):
+    nash = frame[frame["part"] == "nash"]
+    exact = nash[np.isinf(nash["n"])]
+    assert set(exact["method"]) == {"pooled", "average", "nash", "conditioned"}
+    assert set(nash.loc[np.isfinite(nash["n"]), "method"]) == {"pooled", "nash", "conditioned"}
+    gaps = nash[["gap_1", "gap_2", "gap_3"]]
+    assert (gaps >= -1e-10).all().all()
+    # exact heads and the type known: every type gets its own optimum
+    assert exact.loc[exact["method"] == "conditioned", ["gap_1", "gap_2", "gap_3"]].abs().max().max() < 1e-10
+    # one annotator type (ψ = 0): the pooled-BT limit is θ* itself
+    assert exact.loc[(exact["psi"] == 0) & (exact["method"] == "pooled"), "gap_mean"].abs().max() < 1e-8
+    # the exact pooled gaps are those of part ``annotators`` on the same seeds, angles and η
+    annot = frame[(frame["part"] == "annotators") & (frame["method"] == "pooled")]
+    both = exact[exact["method"] == "pooled"].merge(annot, on=["seed", "psi", "eta"], suffixes=("", "_a"))
+    assert len(both) and np.allclose(both["gap_mean"], both["gap_mean_a"], atol=1e-8)
+
+
+def test_pessimism_rows(frame):
+    pess = frame[frame["part"] == "pessimism"]
+    assert (pess["regret"] >= 0).all()
+    assert set(pess.loc[pess["beta"] == 0, "method"]) == {"mle"}
+    assert set(pess.loc[pess["beta"] > 0, "method"]) == {"lcb"}
+
+
 def test_render(frame):
     content = STUDY.render(frame)
     assert "Front vs soups" in content.summary and "Price of sharing" in content.summary
-    assert "Annotators" in content.summary and len(content.tables) == 3
-    assert {f.name for f in content.figures} >= {"front_and_soups", "price_of_sharing", "agreement_psi0"}
+    assert "Annotators" in content.summary and "Learning the gate" in content.summary
+    assert "Nash" in content.summary and "pessimism" in content.summary
+    assert len(content.tables) == 7
+    assert {f.name for f in content.figures} >= {"front_and_soups", "price_of_sharing", "agreement_psi0",
+                                                 "gate_regret", "gate_error", "nash_gaps", "pessimism"}
 
 
 def test_config_validation():
@@ -81,3 +121,11 @@ def test_config_validation():
         ConflictConfig(angles=(200.0,))
     with pytest.raises(ValueError, match="etas"):
         ConflictConfig(etas=(0.0,))
+    with pytest.raises(ValueError, match="sizes"):
+        ConflictConfig(part="gate", sizes=(0,))
+    with pytest.raises(ValueError, match="gate_weight"):
+        ConflictConfig(gate_weight=1.5)
+    with pytest.raises(ValueError, match="betas"):
+        ConflictConfig(betas=(-1.0,))
+    with pytest.raises(ValueError, match="n_head"):
+        ConflictConfig(n_head=0)
