@@ -28,6 +28,8 @@ Modules (imported on demand; transformers / sentence-transformers load lazily):
 - :mod:`llm.seq_bridge` — the sequence-level world: responses of up to three tokens, enumerable, so the
   sequence-level Gibbs policy is exact; the trainers run and measured there. Its world (the masked
   LM, the enumeration) is :mod:`llm.seq_world`, the trainers' exact fixed points :mod:`llm.seq_fixed_point`;
+- :mod:`llm.multiobjective` — two gold objectives on MiniLM features (positivity, brevity), the user
+  prefix of a conditioned policy, sequence/token/parameter soups, the enumerable conflict world;
 - :mod:`llm.trl_compat` — trl's DPOTrainer and GRPOTrainer on the same models (parity tests, speed
   benchmark).
 """
@@ -47,7 +49,8 @@ if _missing:
                       "pip install torch==2.13.0 && pip install -e '.[llm]' (or run scripts/setup.sh)")
 
 _MODULES = {"models", "tiny", "prompts", "adapters", "corpus", "generation", "logprobs", "packing", "features",
-            "trainers", "online", "bridge", "seq_bridge", "seq_world", "seq_fixed_point", "trl_compat"}
+            "trainers", "online", "bridge", "seq_bridge", "seq_world", "seq_fixed_point", "trl_compat",
+            "multiobjective"}
 
 
 def __getattr__(name: str):
