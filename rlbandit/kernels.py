@@ -16,6 +16,8 @@ pass normalised log-probabilities (−inf = no mass) and a positive η.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import logsumexp
 
@@ -93,71 +95,87 @@ def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, che
     that carry mass, so the log-probabilities are within ~1e-13 of the shifted computation.
 
     With ``check`` the inputs are validated inside the same blocks (finite rewards; log π0 ≤ 0,
-    no NaN, rows normalised within NORMALISATION_TOL by a float32 exp), raising ValueError.
+    no NaN, rows normalised within NORMALISATION_TOL), raising ValueError.
     """
     n_rows, k = rewards.shape
     out = np.empty((n_rows, k))
     step = max(1, _BLOCK_ENTRIES // max(k, 1))
     scratch = np.empty((min(step, n_rows), k))
-    scratch32 = np.empty((min(step, n_rows), k), dtype=np.float32) if check else None
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         inv = 1.0 / eta  # inf for η < 1/DBL_MAX: then every block takes the exact path
         for start in range(0, n_rows, step):
-            _gibbs_block(rewards, ref_logprobs, out, scratch, scratch32, start, step, eta, inv, check)
+            _gibbs_block(rewards, ref_logprobs, out, scratch, start, step, eta, inv, check)
     return out
 
 
-def _gibbs_block(rewards, ref_logprobs, out, scratch, scratch32, start, step, eta, inv, check) -> None:
-    """One block of :func:`_gibbs_blocks` (rows start … start + step), written into ``out``."""
+def _gibbs_block(rewards, ref_logprobs, out, scratch, start, step, eta, inv, check) -> None:
+    """One block of :func:`_gibbs_blocks` (rows start … start + step), written into ``out``.
+
+    Every decision is per row, so a row's result never depends on the rows batched with it: the
+    block-wide tests below (max r/η ≤ _MAX_EXPONENT, every Σe in range) only shortcut the case
+    where every row passes its own test, which is the common one and costs two reductions.
+    """
     r = rewards[start:start + step]
     ref = ref_logprobs[start:start + step]
     z = out[start:start + step]
     e = scratch[: r.shape[0]]
-    row_top = r.max(axis=-1)
+    top = r.max()
     if check:
-        _check_block(r, row_top.max(), ref, scratch32[: r.shape[0]], start)
-    # Every decision is per row, so a row's result never depends on the rows batched with it.
-    fits = row_top * inv <= _MAX_EXPONENT  # exp(r/η) cannot overflow
-    if not fits.any():  # extreme η: straight to the shifted path
-        z[...] = gibbs_exact_rows(r, ref, eta)
-        return
-    np.multiply(r, inv, out=z)
-    z += ref
+        _check_block(r, top, ref, e, start)
+    if top * inv <= _MAX_EXPONENT:  # no row's exp(r/η) can overflow (False for a NaN top)
+        fits = None
+    else:
+        fits = r.max(axis=-1) * inv <= _MAX_EXPONENT
+        if not fits.any():  # extreme η: straight to the shifted path
+            z[...] = gibbs_exact_rows(r, ref, eta)
+            return
+    if inv == 1.0:  # r·1 = r exactly: one pass fewer
+        np.add(r, ref, out=z)
+    else:
+        np.multiply(r, inv, out=z)
+        z += ref
     np.exp(z, out=e)
     mass = e.sum(axis=-1)
-    ok = fits & (mass >= _TINY_MASS) & (mass < np.inf)
-    if ok.all():
+    if fits is None and mass.min() >= _TINY_MASS and mass.max() < np.inf:
         z -= np.log(mass)[:, None]
-    else:
-        z[ok] -= np.log(mass[ok])[:, None]
-        z[~ok] = gibbs_exact_rows(r[~ok], ref[~ok], eta)
+        return
+    ok = (mass >= _TINY_MASS) & (mass < np.inf)
+    if fits is not None:
+        ok &= fits
+    z[ok] -= np.log(mass[ok])[:, None]
+    z[~ok] = gibbs_exact_rows(r[~ok], ref[~ok], eta)
 
 
-def _check_block(rewards: np.ndarray, top: float, ref_logprobs: np.ndarray, scratch32: np.ndarray, start: int) -> None:
-    """Validation of one block for :func:`_gibbs_blocks` (``top`` = rewards.max()), in two more
-    reductions, one float32 exp and one row sum: min/max are NaN-propagating, so a finite min and
-    max mean every reward is finite."""
-    if not np.isfinite(rewards.min()) or not np.isfinite(top):
+def _check_block(rewards: np.ndarray, top: float, ref_logprobs: np.ndarray, scratch: np.ndarray, start: int) -> None:
+    """Validation of one block for :func:`_gibbs_blocks` (``top`` = rewards.max()) in one more
+    reduction, one exp and one row sum: min/max are NaN-propagating, so a finite min and max mean
+    every reward is finite; and a row of log π0 whose Σ exp is within NORMALISATION_TOL of 1 has
+    no NaN and no entry above NORMALISATION_TOL (exp of it alone would exceed 1 + tol). Only a
+    failing block is examined further, for the message. ``scratch`` (float64, the block's shape)
+    is overwritten."""
+    if not (math.isfinite(top) and math.isfinite(rewards.min())):  # math: no ufunc overhead on scalars
         check_finite(rewards, "rewards")
-    if not ref_logprobs.max() <= NORMALISATION_TOL:  # also False on NaN
-        check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)
-    np.exp(ref_logprobs, out=scratch32, dtype=np.float32, casting="same_kind")
-    mass = scratch32.sum(axis=-1)
-    bad = ~(np.abs(mass - 1.0) <= NORMALISATION_TOL)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"ref_logprobs: rows must be normalised log-probabilities; row {start + row} (flattened over the "
-            f"leading axes) has total probability {float(mass[row]):.8g}"
-        )
+    np.exp(ref_logprobs, out=scratch)
+    mass = scratch.sum(axis=-1)
+    if mass.min() >= 1.0 - NORMALISATION_TOL and mass.max() <= 1.0 + NORMALISATION_TOL:  # NaN fails
+        return
+    check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)  # NaN, positive entries: their own message
+    row = int(np.flatnonzero(~(np.abs(mass - 1.0) <= NORMALISATION_TOL))[0])
+    raise ValueError(
+        f"ref_logprobs: rows must be normalised log-probabilities; row {start + row} (flattened over the "
+        f"leading axes) has total probability {float(mass[row]):.8g}"
+    )
 
 
 def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: bool = False) -> np.ndarray:
     """log O(r, η, π0) for broadcastable (..., K) arrays; validation only with ``check``."""
-    shape = np.broadcast_shapes(np.shape(rewards), np.shape(ref_logprobs))
+    shape = np.shape(rewards)
+    if shape != np.shape(ref_logprobs):  # (equal shapes skip broadcasting: µs on small inputs)
+        shape = np.broadcast_shapes(shape, np.shape(ref_logprobs))
+        rewards, ref_logprobs = np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
     k = shape[-1]
-    rows = np.ascontiguousarray(np.broadcast_to(rewards, shape), dtype=np.float64).reshape(-1, k)
-    refs = np.ascontiguousarray(np.broadcast_to(ref_logprobs, shape), dtype=np.float64).reshape(-1, k)
+    rows = np.ascontiguousarray(rewards, dtype=np.float64).reshape(-1, k)
+    refs = np.ascontiguousarray(ref_logprobs, dtype=np.float64).reshape(-1, k)
     return _gibbs_blocks(rows, refs, eta, check).reshape(shape)
 
 
