@@ -78,7 +78,8 @@ def test_fit_bt_batched_equals_per_seed():
     weights = rng.random(labels.shape)
     batched = rb.fit_bt(diffs, labels, 0.3, bound=0.5, weights=weights)
     for s in range(3):
-        np.testing.assert_allclose(batched[s], rb.fit_bt(diffs[s], labels[s], 0.3, bound=0.5, weights=weights[s]), atol=1e-11)
+        single = rb.fit_bt(diffs[s], labels[s], 0.3, bound=0.5, weights=weights[s])
+        np.testing.assert_allclose(batched[s], single, atol=1e-11)
 
 
 @settings(max_examples=60, deadline=None)
