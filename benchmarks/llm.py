@@ -125,5 +125,6 @@ STUDY = Study(
     run=run,
     report=report,
     tags=("llm",),
+    timing_columns=("seconds", "world_seconds", "run_seconds"),  # stored apart: results stay bit-reproducible
     symbols={"proxy_reward": "proxy reward (learned RM)", "rm_queries": "reward-model queries"},
 )

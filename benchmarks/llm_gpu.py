@@ -27,4 +27,4 @@ def configs(smoke: bool) -> list[llm.LLMConfig]:
 
 STUDY = Study(name="llm_gpu", description=llm.STUDY.description + " GPU scale: full fine-tuning, 512 comparisons, "
               "3 seeds.", configs=configs, run=llm.run, report=llm.report, tags=("llm", "gpu"),
-              symbols=llm.STUDY.symbols)
+              symbols=llm.STUDY.symbols, timing_columns=llm.STUDY.timing_columns)

@@ -398,6 +398,7 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=deferred("benchmarks.nash_report:report"),
+    timing_columns=("seconds", "time_ratio_vs_extragradient"),  # stored apart: results stay bit-reproducible
     symbols={
         "win_rate_vs_bt": r"$P(\pi \succ \pi_{\mathrm{BT}})$",
         "win_rate_vs_ref": r"$P(\pi \succ \pi_0)$",

@@ -272,6 +272,7 @@ STUDY = Study(
     configs=configs,
     run=run,
     report=deferred("benchmarks.online_report:report"),
+    timing_columns=("wall_s",),  # stored apart: result files stay bit-reproducible
     symbols={
         "n_online": r"online comparisons $(t-1)\,m$",
         "best_suboptimality": r"oracle best-iterate SubOpt $\min_{s \leq t}$ SubOpt$(\pi^1_s)$",

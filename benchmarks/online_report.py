@@ -336,6 +336,10 @@ def _beta_paragraph(fin: pd.DataFrame) -> str:
         per = g.pivot_table(index="seed", columns="beta_scale", values="suboptimality")
         means = per.mean()
         best = float(means.idxmin())
+        if 1.0 not in per.columns:  # the β × 1 run is missing from the store (the report lists it)
+            parts.append(f"`{method}` at η = {eta:g}: lowest at β × {best:g} (SubOpt {means[best]:.3g}); β × 1 "
+                         "has no stored run")
+            continue
         diff = per[1.0] - per[best]
         t = diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff))) if best != 1.0 else 0.0
         ts.append(t)

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import expit
 
 from rlbandit import kernels
-from rlbandit._checks import as_float_array, check_finite, check_logprobs, check_positive_float
+from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs, check_positive_float
 
 __all__ = ["ipo_target", "win_rate_against"]
 
@@ -37,7 +37,8 @@ def win_rate_against(rewards, behaviour_logprobs) -> np.ndarray:
     check_finite(rewards, "rewards")
     mu = as_float_array(behaviour_logprobs, "behaviour_logprobs", min_ndim=1)
     check_logprobs(mu, "behaviour_logprobs")
-    rewards, mu = np.broadcast_arrays(rewards, mu)
+    shape = check_broadcast(rewards.shape, mu.shape, "rewards", "behaviour_logprobs")
+    rewards, mu = np.broadcast_to(rewards, shape), np.broadcast_to(mu, shape)
     pairwise = expit(rewards[..., :, None] - rewards[..., None, :])  # [a, b] = σ(r(a) − r(b))
     return np.einsum("...ab,...b->...a", pairwise, np.exp(mu))
 

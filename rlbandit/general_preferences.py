@@ -206,7 +206,16 @@ def make_preference_problems(config: PreferenceConfig, seeds) -> PreferenceProbl
     """One problem per seed, stacked on a leading axis (true A, θ stacked when every problem has them)."""
     from dataclasses import replace
 
-    problems = [make_preference_problem(replace(config, seed=int(s))) for s in seeds]
+    if not isinstance(config, PreferenceConfig):
+        raise ValueError(f"config: expected a PreferenceConfig, got {type(config).__name__}")
+    if seeds is None or isinstance(seeds, (str, bytes)):
+        raise ValueError(f"seeds: expected a sequence of integer seeds, got {seeds!r}")
+    values = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
+    integral = values.size == 0 or np.issubdtype(values.dtype, np.integer) or (
+        np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all() and (values == np.round(values)).all())
+    if values.ndim != 1 or not integral or (values < 0).any():
+        raise ValueError(f"seeds: expected a 1-d sequence of integers >= 0, got {values.tolist()}")
+    problems = [make_preference_problem(replace(config, seed=int(s))) for s in values]
     if not problems:
         raise ValueError("seeds: need at least one seed")
     stack = lambda name: np.stack([getattr(p, name) for p in problems])  # noqa: E731

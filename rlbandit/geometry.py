@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlbandit._checks import as_float_array, check_finite, check_logprobs, check_positive_float
+from rlbandit.arguments import real_array
 
 __all__ = [
     "cholesky",
@@ -89,8 +90,9 @@ def covariance(diffs, reg, scale: float = 1.0) -> np.ndarray:
 
     ``scale`` s = 1 offline; s = 1/m for the online batch form. λ > 0 keeps Σ_D invertible.
     """
-    diffs = as_float_array(diffs, "diffs", min_ndim=2)
-    check_finite(diffs, "diffs")
+    diffs = real_array(diffs, "diffs", min_ndim=2, nonempty=False)  # n = 0 comparisons: Σ = λI
+    if diffs.shape[-1] == 0:
+        raise ValueError(f"diffs: the feature dimension d must be >= 1, got shape {diffs.shape}")
     reg = float(check_positive_float(reg, "reg", allow_zero=True))
     scale = float(check_positive_float(scale, "scale", allow_zero=True))
     d = diffs.shape[-1]
@@ -162,15 +164,15 @@ def mahalanobis_norm(vectors, cov=None, *, factor=None) -> np.ndarray:
 
 
 def _check_features(features, name: str = "features") -> np.ndarray:
-    features = as_float_array(features, name, min_ndim=2)
-    check_finite(features, name)
+    features = real_array(features, name, min_ndim=2)
     return features
 
 
 def _check_anchor(anchor, features) -> np.ndarray:
     anchor = as_float_array(anchor, "anchor", min_ndim=1)
     if anchor.shape != features.shape[:-2] + features.shape[-1:]:
-        raise ValueError(f"anchor: expected shape {features.shape[:-2] + features.shape[-1:]}, got {anchor.shape}")
+        raise ValueError(f"anchor: expected shape {features.shape[:-2] + features.shape[-1:]} (that of features "
+                         f"{features.shape} without the action axis), got {anchor.shape}")
     check_finite(anchor, "anchor")
     return anchor
 
@@ -179,7 +181,8 @@ def _check_policy(logprobs, features) -> np.ndarray:
     logprobs = as_float_array(logprobs, "logprobs", min_ndim=1)
     check_logprobs(logprobs, "logprobs")
     if logprobs.shape != features.shape[:-1]:
-        raise ValueError(f"logprobs: expected shape {features.shape[:-1]}, got {logprobs.shape}")
+        raise ValueError(f"logprobs: expected shape {features.shape[:-1]} (that of features {features.shape} "
+                         f"without the feature axis), got {logprobs.shape}")
     return logprobs
 
 
@@ -231,8 +234,7 @@ def ucb_bonus(features, logprobs, beta, cov=None, *, factor=None) -> np.ndarray:
     """
     features = _check_features(features)
     logprobs = _check_policy(logprobs, features)
-    beta = as_float_array(beta, "beta")
-    check_finite(beta, "beta")
+    beta = real_array(beta, "beta")
     if (beta < 0).any():
         raise ValueError("beta: the exploration coefficient must be >= 0")
     return beta * gap_norms(features, policy_features(logprobs, features), cov, factor=factor)

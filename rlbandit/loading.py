@@ -143,8 +143,9 @@ def study_source(study: Study) -> str:
 def load_results(study_or_folder: str | os.PathLike, *, smoke: bool = False,
                  root: str | os.PathLike = RESULTS_ROOT) -> pd.DataFrame:
     """The stored results of a study as one tidy frame: every finished run's rows, a ``run_id``
-    column and the run's config fields joined as columns (reading ``results/STUDY/runs/*.parquet``
-    directly gives the rows without their config). A list- or tuple-valued field is a tuple per
+    column, the study's timing columns (stored apart in ``timings/``) beside them and the run's
+    config fields joined as columns (reading ``results/STUDY/runs/*.parquet`` directly gives the
+    rows without their timings or config). A list- or tuple-valued field is a tuple per
     row (``n_values == (25, 50)``), also for results stored before schema version 2, which joined
     it as JSON text; see :meth:`rlbandit.store.ResultStore.load`.
 

@@ -31,6 +31,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from rlbandit.arguments import real_number, tensor_argument
+
 __all__ = ["LOSSES", "preference_loss", "kl_estimate", "KL_ESTIMATORS", "PairTerms"]
 
 
@@ -305,23 +307,18 @@ def preference_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps
     """
     if loss_type not in LOSSES:
         raise ValueError(f"loss_type: unknown {loss_type!r}; expected one of {sorted(LOSSES)}")
-    beta = float(beta)
-    if not math.isfinite(beta) or beta <= 0.0:
-        raise ValueError(f"beta: must be a finite number > 0, got {beta}")
-    eps = float(label_smoothing)
+    beta = real_number(beta, "beta", minimum=0.0, strict=True)
+    eps = real_number(label_smoothing, "label_smoothing")
     if loss_type == "exo_pair":
         if not 0.0 < eps < 1.0:
             raise ValueError(f"label_smoothing: exo_pair needs 0 < label_smoothing < 1 (EXO recommends 1e-3), got {eps}")
     elif loss_type in _FLIP_RATE_LOSSES and not 0.0 <= eps < 0.5:
         raise ValueError(f"label_smoothing: must lie in [0, 0.5) for {loss_type!r}, got {eps}")
-    if not (math.isfinite(float(discopop_tau)) and float(discopop_tau) > 0.0):
-        raise ValueError(f"discopop_tau: must be finite and > 0, got {discopop_tau}")
+    discopop_tau = real_number(discopop_tau, "discopop_tau", minimum=0.0, strict=True)
     tensors = []
     for name, value in (("policy_chosen_logps", policy_chosen_logps), ("policy_rejected_logps", policy_rejected_logps),
                         ("ref_chosen_logps", ref_chosen_logps), ("ref_rejected_logps", ref_rejected_logps)):
-        value = torch.as_tensor(value)
-        if not torch.is_floating_point(value):
-            value = value.to(torch.get_default_dtype())
+        value = tensor_argument(value, name)
         if torch.isnan(value).any():
             raise ValueError(f"{name}: contains NaN")
         if (value > _LOGP_TOL).any():
@@ -383,12 +380,15 @@ def kl_estimate(logprobs, ref_logprobs, kind: str = "k1") -> torch.Tensor:
     """
     if kind not in KL_ESTIMATORS:
         raise ValueError(f"kind: unknown KL estimator {kind!r}; expected one of {sorted(KL_ESTIMATORS)}")
-    logprobs = torch.as_tensor(logprobs)
-    ref_logprobs = torch.as_tensor(ref_logprobs, dtype=logprobs.dtype if torch.is_floating_point(logprobs) else None)
-    if torch.isnan(logprobs).any():
-        raise ValueError("logprobs: contains NaN")
-    if torch.isnan(ref_logprobs).any():
-        raise ValueError("ref_logprobs: contains NaN")
+    logprobs = tensor_argument(logprobs, "logprobs")
+    ref_logprobs = tensor_argument(ref_logprobs, "ref_logprobs").to(logprobs.dtype)
+    for name, value in (("logprobs", logprobs), ("ref_logprobs", ref_logprobs)):
+        if torch.isnan(value).any():
+            raise ValueError(f"{name}: contains NaN")
+        if (value > _LOGP_TOL).any():
+            raise ValueError(f"{name}: log-probabilities must be <= 0 (got {float(value.max()):.3g})")
+    if torch.isneginf(logprobs).any():
+        raise ValueError("logprobs: contains −inf; a sampled action has mass under π (only π0 may give it none)")
     try:
         torch.broadcast_shapes(logprobs.shape, ref_logprobs.shape)
     except RuntimeError:

@@ -33,14 +33,12 @@ import numpy as np
 
 from rlbandit import kernels
 from rlbandit._checks import (
-    as_float_array,
     check_choice,
     check_eta,
     check_int,
-    check_logprobs,
-    check_positive_float,
     same_callable,
 )
+from rlbandit.arguments import logprob_array, real_array, real_number
 from rlbandit.kernels import normalize_logits
 from rlbandit.preference_models import (
     check_preference,
@@ -69,20 +67,18 @@ __all__ = [
 # Validation and the exact quantities
 # ---------------------------------------------------------------------------------------------
 
-def _check_game(pref, ref_logprobs, eta):
+def _check_game(pref, ref_logprobs, eta, ref_name="ref_logprobs"):
     pref = check_preference(pref)
-    ref = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=2)
-    check_logprobs(ref, "ref_logprobs")
+    ref = logprob_array(ref_logprobs, ref_name, min_ndim=2)
     try:
         ref = np.broadcast_to(ref, pref.shape[:-1])
     except ValueError:
-        raise ValueError(f"ref_logprobs: shape {ref.shape} does not broadcast to pref's {pref.shape[:-1]}") from None
+        raise ValueError(f"{ref_name}: shape {ref.shape} does not broadcast to pref's {pref.shape[:-1]}") from None
     return pref, np.array(ref), check_eta(eta)
 
 
 def _check_policy(logprobs, shape, name="logprobs"):
-    logprobs = as_float_array(logprobs, name, min_ndim=2)
-    check_logprobs(logprobs, name)
+    logprobs = logprob_array(logprobs, name, min_ndim=2)
     try:
         np.broadcast_shapes(logprobs.shape, shape)
     except ValueError:
@@ -95,9 +91,15 @@ def _max_response(logprobs, pref, ref, eta):
     return kernels.gibbs(payoff(pref, logprobs), ref, eta)
 
 
-def min_response(logprobs, pref, ref, eta):
-    """Unchecked. O(−Pᵀπ, η, π0): the min player's best response to π."""
+def _min_response(logprobs, pref, ref, eta):
     return kernels.gibbs(-np.einsum("...ab,...a->...b", pref, np.exp(logprobs)), ref, eta)
+
+
+def min_response(logprobs, pref, ref, eta):
+    """O(−Pᵀπ, η, π0): the min player's best response to π (log π (..., X, K), P (..., X, K, K),
+    log π0 ``ref`` broadcastable to (..., X, K), η > 0) → (..., X, K)."""
+    pref, ref, eta = _check_game(pref, ref, eta, ref_name="ref")
+    return _min_response(_check_policy(logprobs, ref.shape), pref, ref, eta)
 
 
 def best_response(logprobs, pref, ref_logprobs, eta) -> np.ndarray:
@@ -107,14 +109,20 @@ def best_response(logprobs, pref, ref_logprobs, eta) -> np.ndarray:
     """
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     logprobs = _check_policy(logprobs, ref.shape)
-    return min_response(logprobs, pref, ref, eta)
+    return _min_response(logprobs, pref, ref, eta)
+
+
+def _duality_gap(logprobs, pref, ref, eta):
+    up = kernels.kl(logprobs, _max_response(logprobs, pref, ref, eta))
+    down = kernels.kl(logprobs, _min_response(logprobs, pref, ref, eta))
+    return eta * (np.maximum(up, 0.0) + np.maximum(down, 0.0))
 
 
 def duality_gap_per_context(logprobs, pref, ref, eta):
-    """Unchecked: the exact duality gap η[KL(π‖O(Pπ)) + KL(π‖O(−Pᵀπ))] per context, shape (..., X)."""
-    up = kernels.kl(logprobs, _max_response(logprobs, pref, ref, eta))
-    down = kernels.kl(logprobs, min_response(logprobs, pref, ref, eta))
-    return eta * (np.maximum(up, 0.0) + np.maximum(down, 0.0))
+    """The exact duality gap η[KL(π‖O(Pπ)) + KL(π‖O(−Pᵀπ))] per context, shape (..., X) (arguments
+    as in :func:`min_response`)."""
+    pref, ref, eta = _check_game(pref, ref, eta, ref_name="ref")
+    return _duality_gap(_check_policy(logprobs, ref.shape), pref, ref, eta)
 
 
 def exploitability(logprobs, pref, ref_logprobs, eta, context_probs=None, *, per_context: bool = False) -> np.ndarray:
@@ -132,7 +140,7 @@ def exploitability(logprobs, pref, ref_logprobs, eta, context_probs=None, *, per
     """
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     logprobs = _check_policy(logprobs, ref.shape)
-    gap = duality_gap_per_context(logprobs, pref, ref, eta)
+    gap = _duality_gap(logprobs, pref, ref, eta)
     return gap if per_context else kernels.weigh_contexts(gap, context_probs)
 
 
@@ -238,8 +246,8 @@ def nash_md_iterates(pref, ref_logprobs, eta, n_steps: int, *, step: float | Non
     """
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
     check_int(n_steps, "n_steps", minimum=0)
-    if step is not None and not (np.isfinite(step) and 0 < step <= 1.0 / eta):
-        raise ValueError(f"step: a constant step must lie in (0, 1/η], got {step}")
+    if step is not None:
+        step = real_number(step, "step", minimum=0.0, strict=True, maximum=1.0 / eta)
     support = np.isfinite(ref)
     logp = ref.copy() if init is None else _check_policy(init, ref.shape, "init").copy()
     out = [logp]
@@ -256,8 +264,15 @@ def nash_md_bound(eta, n_steps) -> np.ndarray:
     by induction (at t = 0, η_0τ = 1 gives KL(π*, π_1) ≤ 2/τ² ≤ 8/(2τ²)).
     """
     eta = check_eta(eta)
-    n_steps = np.asarray(n_steps, dtype=np.float64)
-    return 8.0 / (eta**2 * (n_steps + 1.0))
+    return 8.0 / (eta**2 * (_steps(n_steps) + 1.0))
+
+
+def _steps(n_steps) -> np.ndarray:
+    """T, an integer >= 0 or an array of them, as floats."""
+    steps = real_array(n_steps, "n_steps")
+    if (steps < 0).any() or (steps != np.round(steps)).any():
+        raise ValueError(f"n_steps: expected integers >= 0, got {n_steps!r}")
+    return steps
 
 
 def nash_md_constant_step_bound(eta, step, n_steps, initial_kl) -> np.ndarray:
@@ -269,11 +284,11 @@ def nash_md_constant_step_bound(eta, step, n_steps, initial_kl) -> np.ndarray:
     ``initial_kl`` is KL(π* ‖ π_0) (broadcast against ``n_steps``).
     """
     eta = check_eta(eta)
-    step = float(step)
-    if not (np.isfinite(step) and 0 < step <= 1.0 / eta):
-        raise ValueError(f"step: a constant step must lie in (0, 1/η], got {step}")
-    n_steps = np.asarray(n_steps, dtype=np.float64)
-    return (1.0 - step * eta) ** n_steps * np.asarray(initial_kl, dtype=np.float64) + 2.0 * step / eta
+    step = real_number(step, "step", minimum=0.0, strict=True, maximum=1.0 / eta)
+    initial_kl = real_array(initial_kl, "initial_kl", finite=False)
+    if np.isnan(initial_kl).any() or (initial_kl < 0).any():
+        raise ValueError(f"initial_kl: a KL divergence is >= 0 (+inf allowed), got {initial_kl}")
+    return (1.0 - step * eta) ** _steps(n_steps) * initial_kl + 2.0 * step / eta
 
 
 def _extragradient(pref, ref, eta, *, tol, max_iter, init=None, step=None):
@@ -354,8 +369,7 @@ def solve(pref, ref_logprobs, eta, method: str = "extragradient", *, tol: float 
     """
     check_choice(method, "method", SOLVERS, kind="solver")
     pref, ref, eta = _check_game(pref, ref_logprobs, eta)
-    tol = float(tol)
-    check_positive_float(tol, "tol")
+    tol = real_number(tol, "tol", minimum=0.0, strict=True)
     max_iter = _DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
     check_int(max_iter, "max_iter")
     if init is not None:

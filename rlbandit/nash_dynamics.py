@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlbandit._checks import as_float_array, check_eta, check_int, check_logprobs
+from rlbandit.arguments import integer, logprob_array, real_number
 from rlbandit.kernels import normalize_logits
 from rlbandit.preference_models import check_preference
 
@@ -22,6 +23,14 @@ __all__ = ["stochastic_nash_md_iterates", "sample_actions"]
 
 def sample_actions(logprobs: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
     """``n_samples`` i.i.d. actions from each distribution exp(logprobs) (..., K) → indices (..., m)."""
+    logprobs = logprob_array(logprobs, "logprobs")
+    n_samples = integer(n_samples, "n_samples", minimum=0)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    return _sample_actions(logprobs, n_samples, rng)
+
+
+def _sample_actions(logprobs: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
     cdf = np.cumsum(np.exp(logprobs), axis=-1)
     u = rng.random(logprobs.shape[:-1] + (n_samples,)) * cdf[..., -1:]
     index = (u[..., :, None] >= cdf[..., None, :]).sum(axis=-1)
@@ -50,8 +59,8 @@ def stochastic_nash_md_iterates(pref, ref_logprobs, eta, n_steps: int, n_samples
     check_int(n_samples, "n_samples", minimum=1)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    if step is not None and not (np.isfinite(step) and 0 < step <= 1.0 / eta):
-        raise ValueError(f"step: a constant step must lie in (0, 1/η], got {step}")
+    if step is not None:
+        step = real_number(step, "step", minimum=0.0, strict=True, maximum=1.0 / eta)
     support = np.isfinite(ref)
     ref0 = np.where(support, ref, 0.0)
     logp = ref.copy()
@@ -61,7 +70,7 @@ def stochastic_nash_md_iterates(pref, ref_logprobs, eta, n_steps: int, n_samples
         alpha = min(1.0, lr * eta)
         mixture = normalize_logits(np.where(support, (1 - alpha) * np.where(support, logp, 0.0) + alpha * ref0,
                                             -np.inf))
-        opponents = sample_actions(mixture, n_samples, rng)  # (..., X, m)
+        opponents = _sample_actions(mixture, n_samples, rng)  # (..., X, m)
         index = np.broadcast_to(opponents[..., None, :], pref.shape[:-1] + (n_samples,))
         estimate = np.take_along_axis(pref, index, axis=-1).mean(axis=-1)  # (..., X, K)
         logp = normalize_logits(np.where(support, mixture + lr * estimate, -np.inf))

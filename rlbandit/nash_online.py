@@ -14,6 +14,7 @@ import pandas as pd
 
 from rlbandit import kernels
 from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
+from rlbandit.arguments import logprob_array, real_array
 from rlbandit.enhancers import ENHANCERS, EnhancerInput, EnhancerOptions
 from rlbandit.geometry import covariance, mahalanobis_norm
 from rlbandit.iterative import run_rounds
@@ -27,7 +28,7 @@ from rlbandit.preference_models import (
     unpack_weights,
     win_rate_unchecked,
 )
-from rlbandit.preferences import sample_categorical
+from rlbandit.preferences import PreferenceData, sample_categorical
 from rlbandit.reward import fit_bt
 
 __all__ = ["ENHANCERS", "NashWorld", "OnlineNashConfig", "bt_rlhf_policy", "general_nash_policy", "policy_metrics",
@@ -40,7 +41,7 @@ __all__ = ["ENHANCERS", "NashWorld", "OnlineNashConfig", "bt_rlhf_policy", "gene
 
 def bt_rlhf_policy(features, data, ref_logprobs, eta, reg: float) -> np.ndarray:
     """BT-RLHF: θ̂ = BT MLE on z = φ(a¹) − φ(a²), policy O(φθ̂, η, π0), shape (..., X, K)."""
-    features = np.asarray(features, dtype=np.float64)
+    features, ref_logprobs = _check_learning(features, data, ref_logprobs)
     eta = check_eta(eta)
     if data.n == 0:
         return np.broadcast_to(ref_logprobs, features.shape[:-1]).copy()
@@ -49,9 +50,21 @@ def bt_rlhf_policy(features, data, ref_logprobs, eta, reg: float) -> np.ndarray:
     return kernels.gibbs(rewards, ref_logprobs, eta)
 
 
+def _check_learning(features, data, ref_logprobs) -> tuple[np.ndarray, np.ndarray]:
+    """φ (..., X, K, d) finite, D a PreferenceData, log π0 with φ's (X, K)."""
+    features = real_array(features, "features", min_ndim=3)
+    if not isinstance(data, PreferenceData):
+        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    ref_logprobs = logprob_array(ref_logprobs, "ref_logprobs", min_ndim=2)
+    if ref_logprobs.shape[-2:] != features.shape[-3:-1]:
+        raise ValueError(f"ref_logprobs: expected shape (..., {features.shape[-3]}, {features.shape[-2]}) to match "
+                         f"features of shape {features.shape}, got {ref_logprobs.shape}")
+    return features, ref_logprobs
+
+
 def general_nash_policy(features, data, ref_logprobs, eta, reg: float, method: str = "extragradient"):
     """Nash equilibrium of the MLE linear general model: (log π̂_η (..., X, K), P̂ (..., X, K, K), ŵ)."""
-    features = np.asarray(features, dtype=np.float64)
+    features, ref_logprobs = _check_learning(features, data, ref_logprobs)
     dim = features.shape[-1]
     n_weights = dim * (dim - 1) // 2 + dim
     if data.n == 0:
@@ -66,6 +79,14 @@ def general_nash_policy(features, data, ref_logprobs, eta, reg: float, method: s
 # ---------------------------------------------------------------------------------------------
 # Online iterative Nash learning (Ye, Xiong et al. 2024)
 # ---------------------------------------------------------------------------------------------
+
+def _check_policy(logprobs, name: str, shape: tuple) -> np.ndarray:
+    logprobs = logprob_array(logprobs, name, min_ndim=2)
+    try:
+        return np.broadcast_to(logprobs, shape)
+    except ValueError:
+        raise ValueError(f"{name}: shape {logprobs.shape} does not broadcast to the problem's {shape}") from None
+
 
 @dataclass(frozen=True)
 class OnlineNashConfig:
@@ -117,7 +138,13 @@ class OnlineNashConfig:
 
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
     """Exact metrics of a policy under the true P (each of shape batch_shape)."""
+    if not isinstance(problem, PreferenceProblem):
+        raise ValueError(f"problem: expected a PreferenceProblem, got {type(problem).__name__}")
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
+    eta = check_eta(eta)
+    shape = ref.shape
+    logprobs, nash, bt = (_check_policy(value, name, shape) for name, value in (("logprobs", logprobs),
+                                                                                ("nash", nash), ("bt", bt)))
     kl_ref = kernels.weigh_contexts(np.maximum(kernels.kl(logprobs, ref), 0.0), probs)
     kl_bt = kernels.weigh_contexts(np.maximum(kernels.kl(bt, ref), 0.0), probs)
     win_bt = win_rate_unchecked(logprobs, bt, pref, probs)

@@ -16,6 +16,7 @@ import numpy as np
 
 from rlbandit import geometry, radii
 from rlbandit._checks import as_float_array, check_choice, check_eta, check_logprobs, check_positive_float
+from rlbandit.arguments import integer, real_array, real_number
 from rlbandit.geometry import cholesky, covariance
 from rlbandit.pessimism import uncertainty
 from rlbandit.preferences import PreferenceData
@@ -42,6 +43,11 @@ class RewardModel:
     factor: np.ndarray
     reg: float
     n: int
+
+
+def _check_problem(problem) -> None:
+    if not isinstance(problem, LinearBandit):
+        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
 
 
 def check_data(problem, data):
@@ -84,6 +90,7 @@ REFERENCES: dict[str, Callable[[LinearBandit], np.ndarray]] = {"ref": _reference
 
 def reference_features(problem: LinearBandit, reference="ref") -> np.ndarray:
     """ν(x), shape batch_shape + (X, d): a key of :data:`REFERENCES` or φ(x,π) for log-probs π (..., X, K)."""
+    _check_problem(problem)
     if isinstance(reference, str):
         if reference not in REFERENCES:
             raise ValueError(f"reference: unknown reference {reference!r}; choose one of {sorted(REFERENCES)} or pass log-probs")
@@ -120,7 +127,8 @@ def theory_beta(diffs, reg: float, theta_bound: float, delta: float = 0.1, theta
     diffs = as_float_array(diffs, "diffs", min_ndim=2)
     reg = float(check_positive_float(reg, "reg"))
     theta_bound = float(check_positive_float(theta_bound, "theta_bound"))
-    if not (0.0 < float(delta) < 1.0):
+    delta = real_number(delta, "delta")
+    if not 0.0 < delta < 1.0:
         raise ValueError(f"delta: must be in (0, 1), got {delta}")
     if theta_hat is None:
         theta_hat = np.zeros(diffs.shape[:-2] + diffs.shape[-1:])
@@ -134,6 +142,12 @@ def theory_beta(diffs, reg: float, theta_bound: float, delta: float = 0.1, theta
 def bootstrap_weights(n: int, n_models: int, batch_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Multinomial bootstrap counts: each member resamples the n comparisons with replacement;
     shape batch_shape + (n_models, n), every row sums to n."""
+    n, n_models = integer(n, "n"), integer(n_models, "n_models")
+    if isinstance(batch_shape, (str, bytes)) or not isinstance(batch_shape, (tuple, list)):
+        raise ValueError(f"batch_shape: expected a tuple of sizes, got {batch_shape!r}")
+    batch_shape = tuple(integer(size, "batch_shape") for size in batch_shape)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     return rng.multinomial(n, np.full(n, 1.0 / n), size=tuple(batch_shape) + (n_models,)).astype(np.float64)
 
 
@@ -145,6 +159,7 @@ def fit_ensemble(problem: LinearBandit, data: PreferenceData, n_models: int, rng
     resample of D (as per-comparison weights of :func:`rlbandit.reward.fit_bt`).
     """
     check_data(problem, data)
+    n_models = integer(n_models, "n_models")
     regs = tuple(float(check_positive_float(r, "regs")) for r in regs)
     if not regs:
         raise ValueError("regs: need at least one ridge coefficient")
@@ -169,7 +184,14 @@ def fit_ensemble(problem: LinearBandit, data: PreferenceData, n_models: int, rng
 
 def ensemble_rewards(features, thetas, nu) -> np.ndarray:
     """Member rewards centred at the reference, r_k(x,a) = (φ(x,a) − ν(x))θ_k, shape (..., k, X, K)."""
-    gap = np.asarray(features)[..., None, :, :, :] - np.asarray(nu)[..., None, :, None, :]
+    features = real_array(features, "features", min_ndim=3)
+    thetas, nu = real_array(thetas, "thetas", min_ndim=2), real_array(nu, "nu", min_ndim=2)
+    if thetas.shape[-1] != features.shape[-1]:
+        raise ValueError(f"thetas: expected shape (..., k, {features.shape[-1]}) to match features, got {thetas.shape}")
+    if nu.shape[-2:] != (features.shape[-3], features.shape[-1]):
+        raise ValueError(f"nu: expected shape (..., {features.shape[-3]}, {features.shape[-1]}) to match features, "
+                         f"got {nu.shape}")
+    gap = features[..., None, :, :, :] - nu[..., None, :, None, :]
     return np.einsum("...mxkd,...md->...mxk", np.broadcast_to(gap, gap.shape[:-4] + (thetas.shape[-2],) + gap.shape[-3:]), thetas)
 
 
@@ -221,7 +243,9 @@ class Diagnostics:
 
 def coverage_coefficient(problem: LinearBandit, cov, eta, n: int, policy=None) -> np.ndarray:
     """√n ‖E_x[φ(x,π) − φ(x,π0)]‖_{Σ⁻¹} for π = π* (default) or the given log-probs; shape batch."""
+    _check_problem(problem)
     eta = check_eta(eta)
+    n = integer(n, "n")
     factor = cholesky(cov)
     target = problem.optimal_policy(eta) if policy is None else policy
     gap = problem.policy_features(target) - problem.policy_features(problem.ref_logprobs)
@@ -242,7 +266,10 @@ def diagnostics(problem: LinearBandit, data: PreferenceData, eta, beta, referenc
         model = fit_reward(problem, data, reg, bound)
     elif not isinstance(model, RewardModel) or model.theta.shape != problem.theta.shape:
         raise ValueError("model: expected a RewardModel fitted on this problem's data")
-    beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), problem.batch_shape)
+    beta = real_array(beta, "beta")
+    if (beta < 0).any():
+        raise ValueError(f"beta: must be >= 0, got {beta}")
+    beta = np.broadcast_to(beta, problem.batch_shape)
     probs = np.broadcast_to(problem.context_probs, problem.batch_shape + (problem.n_contexts,))
     star = problem.optimal_policy(eta)
     nu = reference_features(problem, reference)
@@ -303,12 +330,14 @@ DESIGNS: dict[str, Callable] = {"reference": _design_reference, "uniform": _desi
 
 def behaviour_policies(problem: LinearBandit, design: str, n: int):
     """(log π¹, log π²) of the data design ``design`` for a dataset of n comparisons."""
+    _check_problem(problem)
     check_choice(design, "design", DESIGNS)
-    return DESIGNS[design](problem, n)
+    return DESIGNS[design](problem, integer(n, "n"))
 
 
 def sample_offline_data(problem: LinearBandit, n: int, rng: np.random.Generator, design: str = "reference") -> PreferenceData:
     """n comparisons per problem from the behaviour policies of ``design`` with BT labels on r*."""
+    _check_problem(problem)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: the number of comparisons must be a positive integer, got {n!r}")
     first, second = behaviour_policies(problem, design, int(n))

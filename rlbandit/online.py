@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from rlbandit import geometry, kernels, radii
-from rlbandit._checks import as_float_array, check_choice, check_eta, check_int, check_positive_float
+from rlbandit._checks import as_float_array, check_broadcast, check_choice, check_eta, check_int, check_positive_float
+from rlbandit.arguments import logprob_array, real_array, real_number
 from rlbandit.enhancers import ENHANCERS, Enhancement, EnhancerInput, EnhancerOptions
 from rlbandit.geometry import cholesky, covariance, gap_norms, policy_gap_norms, ucb_bonus
 from rlbandit.iterative import run_rounds
@@ -65,6 +66,7 @@ def theory_beta(dim: int, T: int, m: int, reg: float, reward_bound: float, delta
     ⟨z, θ⟩ ∈ [−2B, 2B] (‖φ‖ ≤ 1); the 1/m matches Σ_t = λI + (1/m)Σ zzᵀ; the union bound over T
     iterations gives log(T/δ); λB² is the ridge bias of the MLE.
     """
+    reward_bound = real_number(reward_bound, "reward_bound", minimum=0.0, strict=True)
     return radii.xiong2024_radius(dim, T, m, reg, reward_bound, delta)
 
 
@@ -98,6 +100,8 @@ class OnlineOptions(EnhancerOptions):
 def best_of_n_logprobs(logprobs, scores, n: int) -> np.ndarray:
     """Best-of-n of π under ``scores``: :func:`rlbandit.sampling_oracles.best_of_n` (its one home)
     with this module's argument order, kept for scripts that call it. Worst-of-n: pass −scores."""
+    scores, logprobs = real_array(scores, "scores", min_ndim=1), logprob_array(logprobs, "logprobs")
+    check_broadcast(scores.shape, logprobs.shape, "scores", "logprobs")
     return best_of_n(scores, logprobs, n)
 
 
@@ -105,7 +109,10 @@ def heldout_loglik(theta_hat, diffs, labels) -> np.ndarray:
     """Mean Bradley–Terry log-likelihood (1/n) Σ_i [y_i z_iθ̂ − log(1 + e^{z_iθ̂})] of θ̂ on held-out
     comparisons: ``theta_hat`` (..., d), ``diffs`` z (..., n, d), ``labels`` y ∈ {0, 1} (..., n; 1 = first
     action preferred) → shape (...)."""
-    diffs = np.asarray(diffs, dtype=np.float64)
+    diffs = real_array(diffs, "diffs", min_ndim=2, nonempty=False)
+    theta_hat = real_array(theta_hat, "theta_hat", min_ndim=1)
+    if theta_hat.shape[-1] != diffs.shape[-1]:
+        raise ValueError(f"theta_hat: expected shape (..., {diffs.shape[-1]}) to match diffs, got {theta_hat.shape}")
     if diffs.shape[-2] == 0:
         raise ValueError("diffs: need at least one held-out comparison")
     return -bt_loss(theta_hat, diffs, labels, 0.0) / diffs.shape[-2]
@@ -121,7 +128,12 @@ def select_by_heldout(loglik, values) -> np.ndarray:
     Returns:
         shape (..., T): entry t is values[..., s_t] with s_t = argmax_{s ≤ t} loglik[..., s] (latest on ties).
     """
-    loglik, values = np.asarray(loglik, dtype=np.float64), np.asarray(values)
+    loglik = real_array(loglik, "loglik", finite=False)
+    values = real_array(values, "values", finite=False)
+    if (loglik == np.inf).any():
+        raise ValueError("loglik: a log-likelihood is <= 0, got +inf")
+    if np.isnan(values).any():
+        raise ValueError("values: contains NaN")
     if loglik.shape != values.shape or loglik.ndim == 0:
         raise ValueError(f"loglik, values: need the same non-scalar shape, got {loglik.shape} and {values.shape}")
     if np.isnan(loglik).any():

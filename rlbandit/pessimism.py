@@ -26,7 +26,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import geometry, kernels
-from rlbandit._checks import as_float_array, check_choice, check_eta
+from rlbandit._checks import as_float_array, check_choice, check_context_probs, check_eta
+from rlbandit.arguments import logprob_array, real_array
 from rlbandit.geometry import cholesky
 from rlbandit.oracle import normalize_logits
 
@@ -43,8 +44,34 @@ def uncertainty(features, nu, factor) -> np.ndarray:
     Args:
         features: φ (..., X, K, d); nu: ν (..., X, d); factor: lower Cholesky L of Σ (..., d, d).
     """
-    gap = np.asarray(features, dtype=np.float64) - np.asarray(nu, dtype=np.float64)[..., None, :]
-    return geometry.inverse_norm(gap, np.asarray(factor, dtype=np.float64))
+    features, nu = _check_features_nu(features, nu)
+    return geometry.mahalanobis_norm(features - nu[..., None, :], factor=factor)
+
+
+def _check_features_nu(features, nu) -> tuple[np.ndarray, np.ndarray]:
+    """φ (..., X, K, d) and ν (..., X, d): real, finite, non-empty, ν's trailing axes (X, d) those of φ."""
+    features = real_array(features, "features", min_ndim=3)
+    nu = real_array(nu, "nu", min_ndim=2)
+    expected = features.shape[-3:-2] + features.shape[-1:]
+    if nu.shape[-2:] != expected:
+        raise ValueError(f"nu: expected shape (..., {expected[0]}, {expected[1]}) to match features of shape "
+                         f"{features.shape}, got {nu.shape}")
+    return features, nu
+
+
+def _check_theta(theta, features: np.ndarray) -> np.ndarray:
+    theta = real_array(theta, "theta", min_ndim=1)
+    if theta.shape[-1] != features.shape[-1]:
+        raise ValueError(f"theta: expected shape (..., {features.shape[-1]}) to match features of shape "
+                         f"{features.shape}, got {theta.shape}")
+    return theta
+
+
+def _check_beta(beta) -> np.ndarray:
+    beta = real_array(beta, "beta")
+    if (beta < 0).any():
+        raise ValueError(f"beta: must be finite and >= 0, got {beta}")
+    return beta
 
 
 def lcb_rewards(features, theta, factor, nu, beta) -> np.ndarray:
@@ -52,10 +79,9 @@ def lcb_rewards(features, theta, factor, nu, beta) -> np.ndarray:
 
     ``beta`` is a float ≥ 0 or an array of shape batch (one β per problem).
     """
-    beta = np.asarray(beta, dtype=np.float64)
-    if (beta < 0).any() or not np.isfinite(beta).all():
-        raise ValueError(f"beta: must be finite and >= 0, got {beta}")
-    rewards = np.einsum("...xkd,...d->...xk", features, theta)
+    beta = _check_beta(beta)
+    features, nu = _check_features_nu(features, nu)
+    rewards = np.einsum("...xkd,...d->...xk", features, _check_theta(theta, features))
     if not beta.any():
         return rewards
     return rewards - beta[..., None, None] * uncertainty(features, nu, factor)
@@ -78,9 +104,12 @@ class LCBPolicySolution:
 
 def pessimistic_objective(logprobs, features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=None) -> np.ndarray:
     """Ĵ(π) = Σ_x d0[φ(x,π)θ̂ − η KL(π‖π0)] − β‖Σ_x d0 (φ(x,π) − ν(x))‖_{Σ⁻¹}, shape (...,)."""
-    logprobs = np.asarray(logprobs, dtype=np.float64)
     eta = check_eta(eta)
-    probs = _context_weights(context_probs, np.shape(features)[-3])
+    features, nu = _check_features_nu(features, nu)
+    theta, beta = _check_theta(theta, features), _check_beta(beta)
+    logprobs = _check_policy(logprob_array(logprobs, "logprobs"), "logprobs", features)
+    ref_logprobs = _check_policy(logprob_array(ref_logprobs, "ref_logprobs"), "ref_logprobs", features)
+    probs = check_context_probs(context_probs, features.shape[-3])
     phi_pi = geometry.policy_features(logprobs, features)
     gain = np.einsum("...xd,...d->...x", phi_pi, theta) - eta * np.maximum(kernels.kl(logprobs, ref_logprobs), 0.0)
     u = geometry.context_average(phi_pi - nu, probs)
@@ -88,10 +117,11 @@ def pessimistic_objective(logprobs, features, theta, cov, nu, beta, ref_logprobs
     return np.einsum("...x,...x->...", probs, gain) - np.asarray(beta) * norm
 
 
-def _context_weights(context_probs, n_contexts):
-    if context_probs is None:
-        return np.full(n_contexts, 1.0 / n_contexts)
-    return np.asarray(context_probs, dtype=np.float64)
+def _check_policy(logprobs: np.ndarray, name: str, features: np.ndarray) -> np.ndarray:
+    if logprobs.shape[-2:] != features.shape[-3:-1]:
+        raise ValueError(f"{name}: expected shape (..., {features.shape[-3]}, {features.shape[-2]}) to match "
+                         f"features of shape {features.shape}, got {logprobs.shape}")
+    return logprobs
 
 
 class _Dual:
@@ -254,6 +284,13 @@ def _solve_cvxpy(features, theta, cov, nu, beta, ref_logprobs, eta, probs):
     return out, None, None
 
 
+def _broadcast(array: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:
+        raise ValueError(f"{name}: shape {array.shape} does not broadcast to {shape} (the batch of features)") from None
+
+
 #: Option I solvers ``(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs)`` on a flat batch
 #: → (log-probs, w or None, dual value or None).
 SOLVERS: dict[str, Callable] = {"dual": _solve_dual, "cvxpy": _solve_cvxpy}
@@ -273,17 +310,17 @@ def lcb_policy(features, theta, cov, nu, beta, ref_logprobs, eta, context_probs=
     """
     check_choice(solver, "solver", SOLVERS)
     eta = check_eta(eta)
-    features = as_float_array(features, "features", min_ndim=3)
+    features, nu = _check_features_nu(features, nu)
     batch = features.shape[:-3]
     n_contexts, n_actions, d = features.shape[-3:]
-    theta = np.broadcast_to(as_float_array(theta, "theta"), batch + (d,))
-    cov = np.broadcast_to(as_float_array(cov, "cov"), batch + (d, d))
-    nu = np.broadcast_to(as_float_array(nu, "nu"), batch + (n_contexts, d))
-    ref = np.broadcast_to(as_float_array(ref_logprobs, "ref_logprobs"), batch + (n_contexts, n_actions))
-    beta = np.broadcast_to(as_float_array(beta, "beta"), batch)
-    if (beta < 0).any() or not np.isfinite(beta).all():
-        raise ValueError(f"beta: must be finite and >= 0, got {beta}")
-    probs = np.broadcast_to(_context_weights(context_probs, n_contexts), batch + (n_contexts,))
+    theta = _broadcast(_check_theta(theta, features), batch + (d,), "theta")
+    geometry.cholesky(cov)  # validates Σ (square, finite, symmetric, positive definite), naming cov
+    cov = _broadcast(as_float_array(cov, "cov"), batch + (d, d), "cov")
+    nu = _broadcast(nu, batch + (n_contexts, d), "nu")
+    ref = _check_policy(logprob_array(ref_logprobs, "ref_logprobs"), "ref_logprobs", features)
+    ref = _broadcast(ref, batch + (n_contexts, n_actions), "ref_logprobs")
+    beta = _broadcast(_check_beta(beta), batch, "beta")
+    probs = np.broadcast_to(check_context_probs(context_probs, n_contexts), batch + (n_contexts,))
     def flat(array):  # leading batch axes → one axis, as the solvers expect
         return np.ascontiguousarray(array).reshape((-1,) + array.shape[len(batch):])
 

@@ -31,7 +31,8 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import kernels
-from rlbandit._checks import check_eta
+from rlbandit._checks import check_broadcast, check_eta
+from rlbandit.arguments import integer, logprob_array, real_array
 
 __all__ = ["fixed_point", "forward_kl_policy", "grpo_fixed_point", "FIXED_POINTS"]
 
@@ -44,8 +45,16 @@ def forward_kl_policy(rewards, ref_logprobs, eta) -> np.ndarray:
     Shapes as :func:`rlbandit.oracle.gibbs`.
     """
     eta = check_eta(eta)
-    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
+    rewards, ref_logprobs = _rewards_and_ref(rewards, ref_logprobs)
     return _forward_tilt(rewards, ref_logprobs, np.full(rewards.shape[:-1] + (1,), eta))
+
+
+def _rewards_and_ref(rewards, ref_logprobs) -> tuple[np.ndarray, np.ndarray]:
+    """r (..., K), finite, and log π0 broadcastable to it, rows normalised (−inf = no mass), broadcast."""
+    rewards = real_array(rewards, "rewards", min_ndim=1)
+    ref_logprobs = logprob_array(ref_logprobs, "ref_logprobs")
+    shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
+    return np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
 
 
 def _forward_tilt(rewards, ref_logprobs, temperature):
@@ -92,7 +101,8 @@ def grpo_fixed_point(rewards, ref_logprobs, eta, *, kl_estimator: str = "k2", it
                          f"got {kl_estimator!r}")
     tilt = _tilt if kl_estimator == "k2" else _forward_tilt
     eta = check_eta(eta)
-    rewards, ref_logprobs = np.broadcast_arrays(np.asarray(rewards, float), np.asarray(ref_logprobs, float))
+    iterations = integer(iterations, "iterations")
+    rewards, ref_logprobs = _rewards_and_ref(rewards, ref_logprobs)
     support = np.isfinite(ref_logprobs)
     r = np.where(support, rewards, 0.0)
 
@@ -145,4 +155,4 @@ def fixed_point(rewards, ref_logprobs, eta, kl_estimator: str = "k1", kl_placeme
     key = (kl_estimator, kl_placement)
     if key not in FIXED_POINTS:
         raise ValueError(f"kl_estimator, kl_placement: no closed-form fixed point for {key}; known: {sorted(FIXED_POINTS)}")
-    return FIXED_POINTS[key](np.asarray(rewards, float), np.asarray(ref_logprobs, float), eta)
+    return FIXED_POINTS[key](*_rewards_and_ref(rewards, ref_logprobs), eta)

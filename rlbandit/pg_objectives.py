@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from rlbandit.arguments import integer, real_number, tensor_argument
+
 __all__ = [
     "LOSS_AGGREGATIONS",
     "adaptive_kl_coefficient",
@@ -29,10 +31,15 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float
     (ρ A has the REINFORCE gradient A ∇log π at ρ = 1, i.e. on the rollout's own weights).
     ``ratio`` and ``advantages`` broadcast against each other; the result has their common shape.
     """
+    ratio, advantages = _finite(ratio, "ratio"), _finite(advantages, "advantages")
+    try:
+        torch.broadcast_shapes(ratio.shape, advantages.shape)
+    except RuntimeError:
+        raise ValueError(f"ratio, advantages: shapes {tuple(ratio.shape)} and {tuple(advantages.shape)} do not "
+                         "broadcast") from None
     if clip is None:
         return ratio * advantages
-    if not 0 < clip:
-        raise ValueError(f"clip: must be > 0 (or None for no clipping), got {clip}")
+    clip = real_number(clip, "clip", minimum=0.0, strict=True)
     return torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
 
 
@@ -43,10 +50,18 @@ def adaptive_kl_coefficient(eta, kl, target: float, horizon: float, limit: float
 
     ``eta`` and ``kl`` are floats or tensors of one shape (one η per seed); returns the new η.
     """
-    if not target > 0:  # NaN fails this too
-        raise ValueError(f"target: must be > 0, got {target}")
-    if not horizon > 0:
-        raise ValueError(f"horizon: must be > 0, got {horizon}")
+    target = real_number(target, "target", minimum=0.0, strict=True)
+    horizon = real_number(horizon, "horizon", minimum=0.0, strict=True)
+    limit = real_number(limit, "limit", minimum=0.0)
+    if isinstance(eta, torch.Tensor):
+        if not (torch.isfinite(eta).all() and (eta > 0).all()):
+            raise ValueError("eta: every KL coefficient must be finite and > 0")
+    else:
+        real_number(eta, "eta", minimum=0.0, strict=True)
+    if isinstance(kl, torch.Tensor):
+        kl = _finite(kl, "kl")
+    else:
+        kl = real_number(kl, "kl")  # an estimate: may be negative, never NaN or infinite
     if isinstance(kl, torch.Tensor):
         error = torch.clamp(kl / target - 1.0, -limit, limit)
     else:
@@ -58,6 +73,7 @@ def leave_one_out_advantages(returns: torch.Tensor) -> torch.Tensor:
     """RLOO (Kool et al. 2019; Ahmadian et al. 2024): within each group (last axis, G ≥ 2 samples
     of one prompt) A_i = R_i − (1/(G−1)) Σ_{j≠i} R_j. Shape (..., G) → (..., G); with G = 1 the
     baseline is 0 and A = R."""
+    returns = _finite(returns, "returns", nonempty=True)
     g = returns.shape[-1]
     if g == 1:
         return returns.clone()
@@ -79,6 +95,8 @@ def group_advantages(returns: torch.Tensor, *, scale: str = "group", eps: float 
     """
     if scale not in _SCALES:
         raise ValueError(f"scale: expected one of {_SCALES}, got {scale!r}")
+    returns = _finite(returns, "returns", nonempty=True)
+    eps = real_number(eps, "eps", minimum=0.0)
     centred = returns - returns.mean(-1, keepdim=True)
     if scale == "none":
         return centred
@@ -87,6 +105,16 @@ def group_advantages(returns: torch.Tensor, *, scale: str = "group", eps: float 
     else:
         std = returns.std() if returns.numel() > 1 else torch.zeros((), dtype=returns.dtype)
     return centred / (std + eps)
+
+
+def _finite(value, name: str, nonempty: bool = False) -> torch.Tensor:
+    """A real floating tensor without NaN or ±inf (and with at least one entry when ``nonempty``)."""
+    value = tensor_argument(value, name)
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name}: contains NaN or inf; every entry must be finite")
+    if nonempty and (value.ndim == 0 or value.shape[-1] == 0):
+        raise ValueError(f"{name}: expected shape (..., G) with G >= 1, got {tuple(value.shape)}")
+    return value
 
 
 def _aggregate_sequence(per_token, mask, max_length):
@@ -126,6 +154,11 @@ def aggregate_token_loss(per_token: torch.Tensor, mask: torch.Tensor, loss_type:
     ``max_length`` is dr_grpo's T_max (default: T, the padded response length)."""
     if loss_type not in LOSS_AGGREGATIONS:
         raise ValueError(f"loss_type: expected one of {sorted(LOSS_AGGREGATIONS)}, got {loss_type!r}")
+    per_token, mask = _finite(per_token, "per_token"), _finite(mask, "mask")
+    if (mask < 0).any():
+        raise ValueError("mask: a response mask holds weights >= 0 (1 = token, 0 = padding)")
+    if max_length is not None:
+        max_length = integer(max_length, "max_length")
     if per_token.ndim != 2 or mask.shape != per_token.shape:
         raise ValueError(f"mask: per_token and mask must share one (B, T) shape, got {tuple(per_token.shape)} and "
                          f"{tuple(mask.shape)}")

@@ -19,12 +19,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rlbandit.arguments import real_array, real_number
+
 __all__ = ["TabularPolicy", "LogLinearPolicy", "POLICIES", "make_policy", "as_tensor"]
 
 
 def as_tensor(array) -> torch.Tensor:
     """float64 torch tensor (no copy for float64 numpy input that is writeable)."""
-    array = np.asarray(array, dtype=np.float64)
+    array = real_array(array, "array", finite=False, nonempty=False)
+    if np.isnan(array).any() or (array == np.inf).any():
+        raise ValueError("array: contains NaN or +inf")
     return torch.from_numpy(np.array(array, copy=True))
 
 
@@ -114,4 +118,6 @@ def make_policy(kind: str, problem, eta: float):
     """A fresh policy of class ``kind`` (a key of :data:`POLICIES`) at π0 for ``problem``."""
     if kind not in POLICIES:
         raise ValueError(f"kind: unknown policy class {kind!r}; expected one of {sorted(POLICIES)}")
-    return POLICIES[kind](problem, eta)
+    if not all(hasattr(problem, name) for name in ("features", "ref_logprobs")):
+        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    return POLICIES[kind](problem, real_number(eta, "eta", minimum=0.0, strict=True))

@@ -47,6 +47,7 @@ from rlbandit._checks import (
     check_int,
     check_logprobs,
 )
+from rlbandit.arguments import integer, real_array, real_number
 from rlbandit.preferences import PreferenceData, sample_actions, sample_categorical
 from rlbandit.reward import fit_bt
 
@@ -154,8 +155,7 @@ def condorcet_winner(pref) -> np.ndarray:
 
 def bradley_terry(rewards) -> np.ndarray:
     """P[x,a,b] = σ(r(x,a) − r(x,b)) for rewards (..., X, K) → (..., X, K, K)."""
-    rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    check_finite(rewards, "rewards")
+    rewards = real_array(rewards, "rewards", min_ndim=2)
     return _symmetrize(expit(rewards[..., :, None] - rewards[..., None, :]))
 
 
@@ -182,8 +182,7 @@ def linear_general(features, skew, theta) -> np.ndarray:
     Returns:
         P, shape (..., X, K, K).
     """
-    features = as_float_array(features, "features", min_ndim=3)
-    check_finite(features, "features")
+    features = real_array(features, "features", min_ndim=3)
     dim = features.shape[-1]
     skew = _check_skew(skew, dim)
     theta = as_float_array(theta, "theta", min_ndim=1)
@@ -214,7 +213,7 @@ def rock_paper_scissors(n_contexts: int, n_actions: int = 3, margin: float = 1.0
     check_int(n_contexts, "n_contexts")
     if not isinstance(n_actions, (int, np.integer)) or n_actions < 3:
         raise ValueError(f"n_actions: a cycle needs at least 3 actions, got {n_actions!r}")
-    margin = float(margin)
+    margin = real_number(margin, "margin")
     if not (0.0 < margin <= 1.0):
         raise ValueError(f"margin: must lie in (0, 1], got {margin}")
     a = np.arange(n_actions)
@@ -227,12 +226,12 @@ def random_antisymmetric(shape, rng: np.random.Generator, scale: float = 1.0) ->
     """P = ½ + ½·tanh(M − Mᵀ) with M ~ N(0, scale²) i.i.d.; ``shape`` = (..., X, K) → (..., X, K, K)."""
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    shape = tuple(int(s) for s in shape)
-    if len(shape) < 2 or min(shape) < 1:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)):
+        raise ValueError(f"shape: expected a tuple (..., X, K) of positive sizes, got {shape!r}")
+    shape = tuple(integer(s, "shape") for s in shape)
+    if len(shape) < 2:
         raise ValueError(f"shape: expected (..., X, K) with positive sizes, got {shape}")
-    scale = float(scale)
-    if not (np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"scale: must be finite and >= 0, got {scale}")
+    scale = real_number(scale, "scale", minimum=0.0)
     m = scale * rng.standard_normal(shape + (shape[-1],))
     return _symmetrize(0.5 + 0.5 * np.tanh(m - np.swapaxes(m, -1, -2)))
 
@@ -245,10 +244,8 @@ def annotator_mixture(features, thetas, weights=None) -> np.ndarray:
         thetas: θ_j, shape (..., J, d).
         weights: w_j ≥ 0 summing to one, shape (J,) or (..., J); uniform when None.
     """
-    features = as_float_array(features, "features", min_ndim=3)
-    thetas = as_float_array(thetas, "thetas", min_ndim=2)
-    check_finite(features, "features")
-    check_finite(thetas, "thetas")
+    features = real_array(features, "features", min_ndim=3)
+    thetas = real_array(thetas, "thetas", min_ndim=2)
     if thetas.shape[-1] != features.shape[-1]:
         raise ValueError(f"thetas: expected last axis d = {features.shape[-1]}, got shape {thetas.shape}")
     n_annotators = thetas.shape[-2]
@@ -274,19 +271,24 @@ def antisymmetric_features(features) -> np.ndarray:
 
     ⟨w, ψ(x,a,b)⟩ = φ(a)ᵀAφ(b) + ⟨θ, φ(a) − φ(b)⟩ with w = (A_ij for i<j) ⊕ θ.
     """
-    features = as_float_array(features, "features", min_ndim=3)
-    check_finite(features, "features")
+    features = real_array(features, "features", min_ndim=3)
     return _pair_psi(features[..., :, None, :], features[..., None, :, :])
 
 
 def pair_features(features, data: PreferenceData) -> np.ndarray:
     """ψ(x_i, a¹_i, a²_i) for each comparison, shape (..., n, d(d−1)/2 + d)."""
-    features = as_float_array(features, "features", min_ndim=3)
+    features = real_array(features, "features", min_ndim=3)
+    _check_data(data)
     if features.ndim > 3 and features.shape[:-3] != data.batch_shape:
         raise ValueError(f"features: batch axes {features.shape[:-3]} differ from the data's {data.batch_shape}")
     phi_a = _gather_phi(features, data.contexts, data.actions1)
     phi_b = _gather_phi(features, data.contexts, data.actions2)
     return _pair_psi(phi_a, phi_b)
+
+
+def _check_data(data) -> None:
+    if not isinstance(data, PreferenceData):
+        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
 
 
 def _gather_phi(features: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -301,7 +303,8 @@ def _gather_phi(features: np.ndarray, contexts: np.ndarray, actions: np.ndarray)
 
 def unpack_weights(weights, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Split w = (A_ij, i<j) ⊕ θ into (A (..., d, d) antisymmetric, θ (..., d))."""
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = real_array(weights, "weights", min_ndim=1)
+    dim = integer(dim, "dim")
     n_cross = dim * (dim - 1) // 2
     if weights.shape[-1] != n_cross + dim:
         raise ValueError(f"weights: expected last axis d(d−1)/2 + d = {n_cross + dim}, got {weights.shape}")
@@ -322,12 +325,16 @@ def fit_general(psi, labels, reg, weights=None) -> np.ndarray:
     Returns:
         w, shape (..., D); use :func:`unpack_weights` for (A, θ).
     """
+    psi = real_array(psi, "psi", min_ndim=2)
+    if np.shape(labels) != psi.shape[:-1]:
+        raise ValueError(f"psi: expected shape {np.shape(labels)} + (D,) to match labels, got {psi.shape}")
     return fit_bt(psi, labels, reg, weights=weights)
 
 
 def fit_general_preference(features, data: PreferenceData, reg: float) -> tuple[np.ndarray, np.ndarray]:
     """(Â, θ̂) of the linear general model from comparisons; shapes (..., d, d) and (..., d)."""
-    features = as_float_array(features, "features", min_ndim=3)
+    features = real_array(features, "features", min_ndim=3)
+    _check_data(data)
     w = fit_general(pair_features(features, data), data.labels, reg)
     return unpack_weights(w, features.shape[-1])
 

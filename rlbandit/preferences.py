@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
+from rlbandit.arguments import real_array
+
 __all__ = ["PreferenceData", "sample_categorical", "sample_actions", "sample_bt_labels"]
 
 
 def _check_logprobs_rows(logprobs, name: str) -> np.ndarray:
-    logprobs = np.asarray(logprobs, dtype=np.float64)
+    logprobs = real_array(logprobs, name, finite=False, nonempty=False)
     if logprobs.ndim < 1 or logprobs.shape[-1] == 0:
         raise ValueError(f"{name}: expected shape (..., K) with K >= 1, got {logprobs.shape}")
     if np.isnan(logprobs).any() or (logprobs == np.inf).any():
@@ -95,7 +97,8 @@ def sample_actions(logprobs: np.ndarray, contexts: np.ndarray, rng: np.random.Ge
     batch = logprobs.shape[:-2]
     contexts = np.asarray(contexts)
     if contexts.ndim < 1 or contexts.shape[:-1] != batch:
-        raise ValueError(f"contexts: batch axes {contexts.shape[:-1]} differ from the policy's {batch}")
+        raise ValueError(f"contexts: batch axes {contexts.shape[:-1]} (shape {contexts.shape}) differ from those of "
+                         f"logprobs {batch} (shape {logprobs.shape}, (..., X, K))")
     if contexts.size and (not np.issubdtype(contexts.dtype, np.integer) or contexts.min() < 0
                           or contexts.max() >= n_contexts):
         raise ValueError(f"contexts: expected integer indices in [0, {n_contexts})")
@@ -108,7 +111,7 @@ def sample_actions(logprobs: np.ndarray, contexts: np.ndarray, rng: np.random.Ge
 
 def sample_bt_labels(reward_diff: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """y ~ Bernoulli(σ(r(x,a¹) − r(x,a²))), int8 of the shape of ``reward_diff``."""
-    reward_diff = np.asarray(reward_diff, dtype=np.float64)
+    reward_diff = real_array(reward_diff, "reward_diff", finite=False, nonempty=False)
     if np.isnan(reward_diff).any():
         raise ValueError("reward_diff: contains NaN")
     _check_rng(rng)

@@ -218,9 +218,14 @@ def gather_rewards(rewards: np.ndarray, contexts: np.ndarray, actions: np.ndarra
 
 def stack_problems(problems) -> LinearBandit:
     """Stack problems of equal (X, K, d) into one batched problem with a leading seed axis."""
+    if problems is None or isinstance(problems, (str, bytes)) or not hasattr(problems, "__iter__"):
+        raise ValueError(f"problems: expected an iterable of LinearBandit problems, got {problems!r}")
     problems = list(problems)
     if not problems:
         raise ValueError("problems: need at least one problem to stack")
+    strangers = [type(p).__name__ for p in problems if not isinstance(p, LinearBandit)]
+    if strangers:
+        raise ValueError(f"problems: expected LinearBandit problems, got {strangers[0]}")
     shapes = {p.features.shape for p in problems}
     if len(shapes) != 1:
         raise ValueError(f"problems: all problems must have the same shapes, got {sorted(shapes)}")
@@ -345,7 +350,18 @@ def make_problems(config: ProblemConfig, seeds) -> LinearBandit:
     """One problem per seed (``config`` with ``seed`` replaced), stacked on a leading axis."""
     from dataclasses import replace
 
-    return stack_problems(make_problem(replace(config, seed=int(seed))) for seed in seeds)
+    if not isinstance(config, ProblemConfig):
+        raise ValueError(f"config: expected a ProblemConfig, got {type(config).__name__}")
+    if seeds is None or isinstance(seeds, (str, bytes)):
+        raise ValueError(f"seeds: expected a sequence of integer seeds, got {seeds!r}")
+    values = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"seeds: expected a non-empty 1-d sequence of seeds, got shape {values.shape}")
+    integral = np.issubdtype(values.dtype, np.integer) or (
+        np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all() and (values == np.round(values)).all())
+    if not integral or (values < 0).any():
+        raise ValueError(f"seeds: expected integers >= 0, got {values.tolist()}")
+    return stack_problems(make_problem(replace(config, seed=int(seed))) for seed in values)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from rlbandit._checks import as_float_array, check_finite, check_int, check_positive_float
+from rlbandit._checks import check_int, check_positive_float
+from rlbandit.arguments import real_array
 from rlbandit.geometry import covariance
 
 __all__ = ["RADII", "curvature", "self_normalized_radius", "xiong2024_radius", "zhu2023_radius"]
@@ -73,10 +74,17 @@ def self_normalized_radius(diffs, reg, theta_bound, delta, theta_hat=None) -> np
     Returns:
         β, shape diffs.shape[:-2].
     """
-    diffs = as_float_array(diffs, "diffs", min_ndim=2)
-    check_finite(diffs, "diffs")
+    diffs = real_array(diffs, "diffs", min_ndim=2, nonempty=False)  # n = 0 comparisons allowed, d = 0 not
+    if diffs.shape[-1] == 0:
+        raise ValueError(f"diffs: the feature dimension d must be >= 1, got shape {diffs.shape}")
     reg, theta_bound, delta = _check_common(reg, theta_bound, delta)
-    theta_hat = np.zeros(diffs.shape[:-2] + diffs.shape[-1:]) if theta_hat is None else np.asarray(theta_hat, float)
+    if theta_hat is None:
+        theta_hat = np.zeros(diffs.shape[:-2] + diffs.shape[-1:])
+    else:
+        theta_hat = real_array(theta_hat, "theta_hat", min_ndim=1)
+        if theta_hat.shape[-1] != diffs.shape[-1]:
+            raise ValueError(f"theta_hat: expected shape (..., {diffs.shape[-1]}) to match diffs, "
+                             f"got {theta_hat.shape}")
     d = diffs.shape[-1]
     logdet = np.linalg.slogdet(covariance(diffs, reg))[1] - d * np.log(reg)
     radius = np.max(np.linalg.norm(diffs, axis=-1), axis=-1, initial=0.0) * np.maximum(

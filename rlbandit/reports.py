@@ -4,7 +4,8 @@ This is the only code that writes report files. ``write_report(study, results, o
 finished runs of the study's declared sweep from its results store, calls ``study.report(frame)``
 (which returns tables and figures, see :mod:`rlbandit.study`) and writes a markdown page with:
 what was run (the sweep's varying fields and the seeds), the findings, the headline table and the
-other tables, each figure with its caption, notes, failed or missing runs, how to regenerate it,
+other tables, each figure with its caption, notes, failed runs and missing runs (each named, with
+its config and why it has no result), how to regenerate it,
 and the run time and machine (from the manifest). ``write_index`` keeps ``reports/README.md`` —
 the list of every report — up to date.
 """
@@ -22,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from rlbandit.runner import load_study, plan, results_dir, study_source, study_spec
-from rlbandit.store import ResultStore, atomic_write_bytes, atomic_write_text, config_columns, now
+from rlbandit.store import (ResultStore, atomic_write_bytes, atomic_write_text, config_columns, config_fields,
+                            now)
 from rlbandit.study import ReportContent, Study
 
 __all__ = ["write_report", "write_index", "markdown_table", "REPORTS_ROOT"]
@@ -127,7 +129,16 @@ def write_report(study: Study | str, *, results: str | os.PathLike | None = None
     import matplotlib
 
     matplotlib.use("Agg")  # the report writer renders to files, never to a screen
-    content = study.render(frame)
+    try:
+        content = study.render(frame)
+    except Exception as error:
+        if not missing:
+            raise
+        # a report written for the whole sweep may not cope with a part of it: say what is missing
+        raise ValueError(f"results: the report of {study.name!r} failed with {len(missing)} of {len(planned_ids)} "
+                         f"runs missing ({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}); run `rlbandit "
+                         f"run {study_spec(study)}{' --smoke' if smoke else ''}` to complete the sweep "
+                         f"({type(error).__name__}: {error})") from error
 
     out.mkdir(parents=True, exist_ok=True)
     written = set()
@@ -151,6 +162,8 @@ def write_report(study: Study | str, *, results: str | os.PathLike | None = None
             stale.unlink()
 
     records = [by_id[rid] for rid in ok]
+    configs = dict(planned)
+    missing = [(rid, configs[rid], store.problems.get(rid)) for rid in missing]
     text = _markdown(study, content, records, failed, missing, store, results, out, smoke)
     readme = out / "README.md"
     atomic_write_text(readme, text)
@@ -194,6 +207,13 @@ def _markdown(study: Study, content: ReportContent, records, failed, missing, st
         for record in failed:
             lines.append(f"- `{record['run_id']}` ({json.dumps(record.get('config', {}), sort_keys=True)}): "
                          f"{record.get('error', '?')}")
+        lines.append("")
+    if missing:
+        lines += ["## Missing runs", "", f"{len(missing)} run(s) of the declared sweep have no usable result, so the "
+                  "findings above leave them out; `rlbandit run` computes them:", ""]
+        for rid, config, why in missing:
+            lines.append(f"- `{rid}` ({json.dumps(config_fields(config), sort_keys=True)})"
+                         + (f": {why}" if why else ": not run yet"))
         lines.append("")
 
     # how to regenerate, time, machine

@@ -15,7 +15,8 @@ defined in :mod:`rlbandit.loading` and importable from here as well.
    the runs and the cores; the default; each worker exits when its driver dies) or ``ray`` (a
    Ray cluster at ``address``, refused at once when it does not answer, or a local Ray with its
    temp folder under a fresh temporary directory, always shut down afterwards);
-4. stores each result in the driver as it arrives (atomic Parquet + manifest record); a run that
+4. stores each result in the driver as it arrives (atomic Parquet + manifest record; the study's
+   ``timing_columns`` in a timing Parquet of their own, so result files are bit-reproducible); a run that
    raises is recorded with its error and traceback and the sweep goes on; a worker that dies
    (killed, out of memory) breaks the pool: the pool is rebuilt and its unfinished runs retried
    (a run whose worker dies twice is recorded as failed);
@@ -410,7 +411,7 @@ def run_sweep(study: Study | str, *, smoke: bool = False, out: str | os.PathLike
         for outcome in BACKENDS[backend](study, todo, options):
             record = {**outcome.record, **extra}
             if outcome.frame is not None:
-                store.write_result(outcome.run_id, outcome.frame, record)
+                store.write_result(outcome.run_id, outcome.frame, record, study.timing_columns)
                 summary.finished.append(outcome.run_id)
             else:
                 store.write_failure(outcome.run_id, record)

@@ -26,6 +26,7 @@ from scipy.special import logsumexp
 
 from rlbandit import kernels
 from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs
+from rlbandit.arguments import integer, logprob_array, real_array
 from rlbandit.oracle import expected_reward
 
 __all__ = [
@@ -186,7 +187,8 @@ def gibbs_matching_kl(rewards, ref_logprobs, target_kl, *, iterations: int = 100
     check_logprobs(ref_logprobs, "ref_logprobs")
     shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
     rewards, ref_logprobs = np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
-    target = np.broadcast_to(as_float_array(target_kl, "target_kl"), shape[:-1])
+    iterations = integer(iterations, "iterations")
+    target = np.broadcast_to(real_array(target_kl, "target_kl", finite=False), shape[:-1])
     if (target < 0).any() or not np.isfinite(target).all():
         raise ValueError("target_kl: must be finite and >= 0")
     support = np.isfinite(ref_logprobs)
@@ -237,7 +239,8 @@ def gibbs_at_average_kl(rewards, ref_logprobs, target_kl, context_probs=None, *,
     check_finite(rewards, "rewards")
     check_logprobs(ref_logprobs, "ref_logprobs")
     shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    target = np.broadcast_to(as_float_array(target_kl, "target_kl"), shape[:-2])
+    iterations = integer(iterations, "iterations")
+    target = np.broadcast_to(real_array(target_kl, "target_kl", finite=False), shape[:-2])
     if (target < 0).any() or not np.isfinite(target).all():
         raise ValueError("target_kl: must be finite and >= 0")
     support = np.isfinite(ref_logprobs)
@@ -289,8 +292,7 @@ def select_top_k(rewards, k: int) -> np.ndarray:
         int64 flat indices, shape (..., K), ordered from the highest reward down; ties are broken
         by the lower flat index (a stable sort), so the result is deterministic.
     """
-    rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    check_finite(rewards, "rewards")
+    rewards = real_array(rewards, "rewards", min_ndim=2)
     flat = rewards.reshape(rewards.shape[:-2] + (-1,))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= flat.shape[-1]:
         raise ValueError(f"k: must be an integer in [1, {flat.shape[-1]}], got {k!r}")
@@ -417,6 +419,12 @@ def rejection_sampling_finetune(problem, config: RSConfig, rewards=None, logprob
 
     if not isinstance(config, RSConfig):
         raise ValueError(f"config: expected an RSConfig, got {type(config).__name__}")
+    if not all(hasattr(problem, name) for name in ("batch_shape", "rewards", "ref_logprobs", "features")):
+        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    if rewards is not None:
+        rewards = real_array(rewards, "rewards", min_ndim=2)
+    if logprobs is not None:
+        logprobs = logprob_array(logprobs, "logprobs", min_ndim=2)
     rng = np.random.default_rng(config.seed)
     batched = bool(problem.batch_shape)
     prob = problem if batched else _add_batch(problem)

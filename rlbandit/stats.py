@@ -19,18 +19,20 @@ from typing import Callable
 
 import numpy as np
 
+from rlbandit.arguments import real_array, real_number
+
 __all__ = ["mean_se", "t_interval", "format_mean_se", "geometric_mean", "log_mean_band", "loglog_slope",
            "bootstrap_means", "bootstrap_ci", "percentile_interval"]
 
 
 def _finite_or_nan(values) -> np.ndarray:
     """``values`` as a 1-d float array with NaN removed (±inf kept: they are data, not gaps)."""
-    array = np.asarray(values, dtype=np.float64).ravel()
+    array = real_array(values, "values", finite=False, nonempty=False).ravel()
     return array[~np.isnan(array)]
 
 
 def _check_level(level: float) -> float:
-    level = float(level)
+    level = real_number(level, "level")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: the coverage of an interval must lie in (0, 1), got {level}")
     return level
@@ -141,8 +143,13 @@ def loglog_slope(x, values) -> np.ndarray:
     Returns:
         The slopes, shape (...) (a 0-d array for 1-d ``values``): −½ for a 1/√n rate, −1 for 1/n.
     """
-    logx = np.log(np.asarray(x, dtype=float))
-    logy = np.log(np.asarray(values, dtype=float))
+    x, values = real_array(x, "x", ndim=1), real_array(values, "values", min_ndim=1)
+    if values.shape[-1] != x.shape[0]:
+        raise ValueError(f"values: expected shape (..., {x.shape[0]}) to match x, got {values.shape}")
+    for name, array in (("x", x), ("values", values)):
+        if (array <= 0).any():
+            raise ValueError(f"{name}: a log-log slope needs values > 0")
+    logx, logy = np.log(x), np.log(values)
     centred = logx - logx.mean()
     return ((logy - logy.mean(-1, keepdims=True)) * centred).sum(-1) / (centred ** 2).sum()
 
@@ -166,7 +173,7 @@ def bootstrap_means(values, rng: np.random.Generator, n_boot: int = 1000) -> np.
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot: expected an integer >= 1, got {n_boot!r}")
-    values = np.asarray(values, dtype=float)
+    values = real_array(values, "values", finite=False, nonempty=False)
     if values.ndim == 0 or values.shape[0] == 0:
         raise ValueError(f"values: need at least one replicate along the first axis, got shape {values.shape}")
     n = values.shape[0]
@@ -180,7 +187,10 @@ def percentile_interval(samples, level: float = 0.95, axis: int = 0) -> tuple:
     for multi-dimensional samples)."""
     level = _check_level(level)
     low_q = round((1 - level) / 2, 12)  # 0.025 exactly for level 0.95, not 0.025000000000000022
-    low, high = np.quantile(np.asarray(samples, dtype=float), [low_q, 1 - low_q], axis=axis)
+    samples = real_array(samples, "samples", min_ndim=1, finite=False)
+    if np.isnan(samples).any():
+        raise ValueError("samples: contains NaN (drop failed resamples first)")
+    low, high = np.quantile(samples, [low_q, 1 - low_q], axis=axis)
     return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 
@@ -189,7 +199,7 @@ def bootstrap_ci(values, rng: np.random.Generator, *, statistic: Callable | None
     """Percentile-bootstrap confidence interval of a statistic of the replicates' mean.
 
     Args:
-        values: shape (S,) or (S, ...) — S replicates (rows), resampled with replacement.
+        values: shape (S,) or (S, ...) — S replicates (rows), resampled with replacement; finite.
         rng: the generator (the only randomness).
         statistic: maps a batch of resampled means, shape (n_boot, ...), to the statistic per
             resample, shape (n_boot,) — e.g. ``lambda m: loglog_slope(n, m)`` for the slope of the
@@ -201,9 +211,14 @@ def bootstrap_ci(values, rng: np.random.Generator, *, statistic: Callable | None
         ``(low, high)``: the (1 − level)/2 and (1 + level)/2 percentiles of the bootstrap
         distribution.
     """
+    if statistic is not None and not callable(statistic):
+        raise ValueError(f"statistic: expected a callable or None, got {statistic!r}")
+    level = _check_level(level)
+    values = real_array(values, "values", min_ndim=1)  # finite: one NaN or inf would spoil every interval
     boot = bootstrap_means(values, rng, n_boot)
     if statistic is not None:
         boot = np.asarray(statistic(boot), dtype=float)
     if boot.shape != (n_boot,):
-        raise ValueError(f"statistic: expected one value per resample, shape ({n_boot},), got {boot.shape}")
+        raise ValueError(f"statistic: expected one value per resample, shape ({n_boot},), got {boot.shape} "
+                         f"from values of shape {values.shape}")
     return percentile_interval(boot, level)

@@ -3,7 +3,11 @@
 Layout of a results folder (default ``results/STUDY/``, smoke sweeps ``results/smoke/STUDY/``)::
 
     runs/<run_id>.parquet      the run's tidy frame (only runs that finished), its schema version
-                               in the Parquet metadata key ``rlbandit_schema``
+                               in the Parquet metadata key ``rlbandit_schema``; bit-reproducible:
+                               the same config gives the same file
+    timings/<run_id>.parquet   the run's timing columns (the study's ``timing_columns``: wall-clock
+                               measurements, which differ between two runs of one config), row for
+                               row beside the result file; only runs that have such columns
     manifest/<run_id>.json     the run's record: status (ok | failed), resolved config, seeds,
                                wall time, error + traceback when it failed, package versions,
                                git commits (``git``: the toolkit's; ``study_git``: the study's
@@ -15,10 +19,11 @@ Every file is written to a temporary file in the same folder and moved into plac
 killed driver) never leaves a half-written result: a run either has its final Parquet *and* an
 ``ok`` manifest record, or it is not finished and the next sweep runs it again. Leftover
 temporary files (``.*.tmp``) are removed when a store is opened. An ``ok`` record states its
-Parquet's row count and SHA-256 (``sha256``; stores written before it have none), and a run counts
-as finished only when its file is readable Parquet with that row count and checksum
-(:meth:`ResultStore.check`); a manifest record that is not valid JSON counts as no record. Why a
-run is not finished is kept in :attr:`ResultStore.problems` (run id → reason naming the file).
+Parquet's row count and SHA-256 (``sha256``; stores written before it have none) — and its timing
+file's (``timing_rows``, ``timing_sha256``, ``timing_columns``) — and a run counts as finished only
+when its files are readable Parquet with those row counts and checksums (:meth:`ResultStore.check`);
+a manifest record that is not valid JSON counts as no record. Why a run is not finished is kept
+in :attr:`ResultStore.problems` (run id → reason naming the file).
 While a sweep computes a run, ``manifest/<run_id>.lock`` (created with ``O_CREAT|O_EXCL``, holding
 the pid and host) keeps another sweep on the same folder from computing it too
 (:meth:`ResultStore.lock`); the lock of a dead process on this host is broken.
@@ -28,7 +33,8 @@ config always maps to the same files and re-running a sweep skips what is done.
 
 Schema versions of the stored frame (:data:`SCHEMA_VERSION`; a Parquet file without the key is
 version 1). A run's Parquet holds the run's own rows only; :meth:`ResultStore.load` joins the
-config from the manifest, so a version describes the frame ``load`` returns:
+config from the manifest and the timing columns back (row by row), so a version describes the
+frame ``load`` returns:
 
 1. list- and tuple-valued config fields joined as their JSON text (``'[25, 50]'``);
 2. they are joined as tuples (``(25, 50)``), and list columns of the run's own frame load as
@@ -49,20 +55,16 @@ import json
 import math
 import os
 import platform
-import subprocess
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from rlbandit.provenance import PACKAGES, environment, git_state, now
+
 __all__ = ["run_id", "config_fields", "config_columns", "ResultStore", "environment", "atomic_write_bytes",
            "atomic_write_text", "PACKAGES", "SCHEMA_VERSION", "SCHEMA_KEY", "schema_version", "git_state"]
-
-#: Distributions whose versions each manifest record carries.
-PACKAGES = ("rlbandit", "numpy", "scipy", "pandas", "pyarrow", "torch", "cvxpy", "matplotlib", "seaborn",
-            "ray", "transformers", "trl")
 
 #: Version of the stored run frame this code writes and the newest it reads (module docstring).
 SCHEMA_VERSION = 2
@@ -202,93 +204,6 @@ def _atomic_parquet(path: Path, frame: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Provenance
-# ---------------------------------------------------------------------------------------------
-
-#: Variables that would point git at another repository than the one holding the path asked about.
-_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
-
-
-def git_state(path: str | os.PathLike) -> dict[str, Any]:
-    """The git repository that contains ``path`` (a file or a folder): ``{"commit", "dirty", "root"}``.
-
-    ``commit`` is HEAD's hash; ``dirty`` is True when tracked files differ from it or when ``path``
-    is a file that is not tracked (the results then come from code no commit holds); ``root`` is
-    the repository's top folder. All three are None outside a repository (or without git), and
-    ``commit`` and ``dirty`` are None in a repository without commits."""
-    unknown: dict[str, Any] = {"commit": None, "dirty": None, "root": None}
-    try:
-        target = Path(path).expanduser().resolve()
-    except (OSError, RuntimeError, TypeError):
-        return unknown
-    if not target.exists():
-        return unknown
-    folder = target if target.is_dir() else target.parent
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        # --no-optional-locks: reading the state must not take the index lock of a repository others use
-        return subprocess.run(["git", "--no-optional-locks", *args], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=10)
-
-    try:
-        top = git("rev-parse", "--show-toplevel")
-        if top.returncode != 0:
-            return unknown
-        root = top.stdout.strip() or None
-        head = git("rev-parse", "--verify", "--quiet", "HEAD")
-        commit = head.stdout.strip() if head.returncode == 0 else ""
-        if not commit:
-            return {"commit": None, "dirty": None, "root": root}
-        status = git("status", "--porcelain", "--untracked-files=no")
-        dirty = status.stdout.strip() != "" if status.returncode == 0 else None
-        if dirty is False and target.is_file():
-            dirty = git("ls-files", "--error-unmatch", "--", str(target)).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return unknown
-    return {"commit": commit, "dirty": dirty, "root": root}
-
-
-@lru_cache(maxsize=1)
-def _toolkit_git() -> dict[str, Any]:
-    # once per process: the toolkit's own code does not change under a running sweep
-    return git_state(Path(__file__).resolve().parent)
-
-
-@lru_cache(maxsize=1)
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _machine() -> dict[str, Any]:
-    try:
-        load = os.getloadavg()[0]  # 1-minute load average: how busy the (possibly shared) machine was
-    except (OSError, AttributeError):
-        load = None
-    return {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or
-            platform.machine(), "cpu_count": os.cpu_count(), "load_avg_1m": load}
-
-
-def environment() -> dict[str, Any]:
-    """Provenance of the current process: package versions, the toolkit's git state (``git``:
-    :func:`git_state` of this package's folder) and the machine. The study's own repository is
-    recorded by the runner (``study_git``), which knows the study's file."""
-    return {"versions": dict(_versions()), "git": dict(_toolkit_git()), "machine": _machine()}
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
 
@@ -301,9 +216,12 @@ class ResultStore:
         self.runs_dir = self.root / "runs"
         self.manifest_dir = self.root / "manifest"
         self.sweeps_dir = self.root / "sweeps"
+        self.timings_dir = self.root / "timings"
         #: run id → why its stored run is not finished (a bad manifest record or result file)
         self.problems: dict[str, str] = {}
-        for folder in (self.runs_dir, self.manifest_dir, self.sweeps_dir):
+        for folder in (self.runs_dir, self.manifest_dir, self.sweeps_dir, self.timings_dir):
+            if folder is self.timings_dir and not folder.is_dir():
+                continue  # made by the first run that has timings (stores without any stay as they were)
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
                 stale.unlink(missing_ok=True)
@@ -314,6 +232,9 @@ class ResultStore:
 
     def record_path(self, rid: str) -> Path:
         return self.manifest_dir / f"{rid}.json"
+
+    def timing_path(self, rid: str) -> Path:
+        return self.timings_dir / f"{rid}.parquet"
 
     # -- queries ----------------------------------------------------------------------------
     def _read_json(self, path: Path) -> dict[str, Any] | None:
@@ -340,22 +261,14 @@ class ResultStore:
         return [r for r in records if r is not None and "run_id" in r]
 
     def check(self, record: dict[str, Any]) -> str | None:
-        """Why the result of an ``ok`` record is not usable (None when it is): its Parquet is missing,
-        unreadable, or has another row count or SHA-256 than the record states."""
-        path = self.result_path(record["run_id"])
-        if not path.exists():
-            return f"result file {path} is missing"
-        try:
-            import pyarrow.parquet as pq
-
-            rows = pq.read_metadata(path).num_rows
-        except Exception as error:  # noqa: BLE001 - empty, truncated or not Parquet
-            return f"result file {path} is not readable Parquet ({type(error).__name__}: {error})"
-        if record.get("rows") is not None and rows != record["rows"]:
-            return f"result file {path} has {rows} rows, its record states {record['rows']}"
-        if record.get("sha256") and _sha256(path) != record["sha256"]:
-            return f"result file {path} does not match the checksum in its record"
-        return None
+        """Why the result of an ``ok`` record is not usable (None when it is): its Parquet (or its
+        timing Parquet, when the record states one) is missing, unreadable, or has another row count
+        or SHA-256 than the record states."""
+        rid = record["run_id"]
+        reason = _check_file(self.result_path(rid), "result", record.get("rows"), record.get("sha256"))
+        if reason is None and record.get("timing_sha256"):
+            reason = _check_file(self.timing_path(rid), "timing", record.get("timing_rows"), record["timing_sha256"])
+        return reason
 
     def is_finished(self, rid: str) -> bool:
         """A run is finished when its manifest says ``ok`` and its Parquet passes :meth:`check`."""
@@ -401,18 +314,31 @@ class ResultStore:
         self.lock_path(rid).unlink(missing_ok=True)
 
     # -- writes -----------------------------------------------------------------------------
-    def write_result(self, rid: str, frame: pd.DataFrame, record: dict[str, Any]) -> None:
-        """Store a finished run: the Parquet first, then its ``ok`` record (each atomic), so a
-        crash in between leaves the run unfinished, never half-written."""
+    def write_result(self, rid: str, frame: pd.DataFrame, record: dict[str, Any],
+                     timing_columns: Iterable[str] = ()) -> None:
+        """Store a finished run: its Parquet files first, then its ``ok`` record (each atomic), so a
+        crash in between leaves the run unfinished, never half-written. The columns of
+        ``timing_columns`` the frame has go to the run's timing file, the rest to its result file
+        (which is then the same bytes whenever the run's config is the same)."""
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(f"frame: a run must return a pandas DataFrame, got {type(frame).__name__}")
-        checksum = _atomic_parquet(self.result_path(rid), frame.reset_index(drop=True))
+        frame = frame.reset_index(drop=True)
+        timed = [c for c in frame.columns if c in set(timing_columns)]
+        extra: dict[str, Any] = {}
+        if timed:
+            extra = {"timing_columns": [str(c) for c in timed], "timing_rows": int(len(frame)),
+                     "timing_sha256": _atomic_parquet(self.timing_path(rid), frame[timed])}
+            frame = frame.drop(columns=timed)
+        else:
+            self.timing_path(rid).unlink(missing_ok=True)
+        checksum = _atomic_parquet(self.result_path(rid), frame)
         self._write_record(rid, {**record, "status": "ok", "rows": int(len(frame)), "sha256": checksum,
-                                 "columns": [str(c) for c in frame.columns], SCHEMA_KEY: SCHEMA_VERSION})
+                                 "columns": [str(c) for c in frame.columns], **extra, SCHEMA_KEY: SCHEMA_VERSION})
 
     def write_failure(self, rid: str, record: dict[str, Any]) -> None:
         """Record a run that raised (its error and traceback); any older result is removed."""
         self.result_path(rid).unlink(missing_ok=True)
+        self.timing_path(rid).unlink(missing_ok=True)
         self._write_record(rid, {**record, "status": "failed"})
 
     def _write_record(self, rid: str, record: dict[str, Any]) -> None:
@@ -429,10 +355,12 @@ class ResultStore:
         return [r for r in (self._read_json(p) for p in sorted(self.sweeps_dir.glob("*.json"))) if r is not None]
 
     # -- loading ----------------------------------------------------------------------------
-    def load(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    def load(self, run_ids: Iterable[str] | None = None, timings: bool = True) -> pd.DataFrame:
         """All finished runs (or those in ``run_ids``) as one frame: each run's rows, a ``run_id``
-        column, and its config's fields joined as columns by run id (a field the run's own frame
-        already has as a column is not overwritten; list-valued fields as tuples, see
+        column, its timing columns beside them row by row (unless ``timings`` is False; NaN for a
+        run without a column another run has), and its config's fields joined as columns by run id
+        (a field the run's own frame already has as a column is not overwritten; list-valued fields
+        as tuples, see
         :func:`config_columns`). Stores of every schema version up to :data:`SCHEMA_VERSION` load
         the same; ``frame.attrs["rlbandit_schema"]`` is the version of the returned frame. Empty
         frame when nothing is finished.
@@ -444,10 +372,14 @@ class ResultStore:
         wanted = sorted(finished if run_ids is None else set(run_ids) & finished)
         frames, configs = [], []
         for rid in wanted:
-            frame = _read_run(self.result_path(rid))
+            frame, record = _read_run(self.result_path(rid)), self.record(rid)
+            if timings and record.get("timing_sha256"):
+                timing = _read_run(self.timing_path(rid))
+                frame = pd.concat([frame, timing.drop(columns=[c for c in timing.columns if c in frame.columns])],
+                                  axis=1)
             frame.insert(0, "run_id", rid)
             frames.append(frame)
-            configs.append({"run_id": rid, **config_columns(self.record(rid).get("config", {}))})
+            configs.append({"run_id": rid, **config_columns(record.get("config", {}))})
         if not frames:
             empty = pd.DataFrame({"run_id": pd.Series(dtype=str)})
             empty.attrs[SCHEMA_KEY] = SCHEMA_VERSION
@@ -458,6 +390,23 @@ class ResultStore:
         loaded = rows.merge(table, on="run_id", how="left", validate="many_to_one")
         loaded.attrs = {SCHEMA_KEY: SCHEMA_VERSION}  # every version is converted to this one on reading
         return loaded
+
+
+def _check_file(path: Path, kind: str, rows: int | None, checksum: str | None) -> str | None:
+    """Why a stored Parquet file is not the one its record describes (None when it is)."""
+    if not path.exists():
+        return f"{kind} file {path} is missing"
+    try:
+        import pyarrow.parquet as pq
+
+        found = pq.read_metadata(path).num_rows
+    except Exception as error:  # noqa: BLE001 - empty, truncated or not Parquet
+        return f"{kind} file {path} is not readable Parquet ({type(error).__name__}: {error})"
+    if rows is not None and found != rows:
+        return f"{kind} file {path} has {found} rows, its record states {rows}"
+    if checksum and _sha256(path) != checksum:
+        return f"{kind} file {path} does not match the checksum in its record"
+    return None
 
 
 def _alive(pid: int) -> bool:

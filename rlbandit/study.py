@@ -10,6 +10,9 @@ A study module (``benchmarks/NAME.py``) defines ``STUDY = Study(...)``:
 - ``report(frame)`` → :class:`ReportContent`: the headline tables and figures of the report,
   computed from the concatenated frame of all runs (config columns included). It returns
   figures and never writes files; only the report writer does.
+- ``timing_columns`` → the columns of ``run``'s frame that hold wall-clock measurements (they
+  differ between two runs of one config). The store keeps them in a timing file beside the result
+  file, which is then bit-reproducible, and joins them back when loading, so ``report`` sees them.
 - ``symbols`` → axis labels (DESIGN's notation) for the study's own columns, added to
   :data:`rlbandit.plots.SYMBOLS`; :meth:`Study.render` applies them and the one report style
   before calling ``report``, so a study's ``report`` only computes.
@@ -76,6 +79,7 @@ class Study:
     report: Callable[[pd.DataFrame], ReportContent]
     tags: tuple[str, ...] = field(default=())
     symbols: Mapping[str, str] = field(default_factory=dict)  # column → axis label
+    timing_columns: tuple[str, ...] = ()  # wall-clock columns of run's frame, stored apart from the results
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -84,6 +88,11 @@ class Study:
         if bad:
             raise ValueError(f"symbols: expected column-name → label strings, got bad entries for {bad!r}")
         object.__setattr__(self, "symbols", dict(self.symbols))  # a copy (a mappingproxy would not pickle)
+        timing = self.timing_columns
+        if (isinstance(timing, str) or not isinstance(timing, (tuple, list))
+                or not all(isinstance(c, str) and c for c in timing) or len(set(timing)) != len(timing)):
+            raise ValueError(f"timing_columns: expected a tuple of distinct column names, got {timing!r}")
+        object.__setattr__(self, "timing_columns", tuple(timing))
 
     def render(self, frame: pd.DataFrame) -> ReportContent:
         """``report(frame)`` with the report style and this study's axis labels in place."""

@@ -145,6 +145,43 @@ def test_load_results_gives_list_valued_configs_as_tuples_for_old_and_new_stores
 
 
 # ---------------------------------------------------------------------------------------------
+# Timing columns: result files are bit-reproducible, timings are stored and loaded beside them
+# ---------------------------------------------------------------------------------------------
+
+_TIMED = _STUDY.replace("def run(config):\n    return pd.DataFrame(", """import time
+
+
+def run(config):
+    start = time.perf_counter()
+    return pd.DataFrame(""").replace(
+    """[config.scale / n for n in config.n_values]})""",
+    """[config.scale / n for n in config.n_values]}).assign(
+        wall_s=time.perf_counter() - start + time.time() % 1)""").replace(
+    "configs, run, report)", "configs, run, report, timing_columns=('wall_s',))")
+
+
+def test_two_sweeps_of_one_study_store_identical_result_files_and_their_timings_apart(tmp_path):
+    path = tmp_path / "timed_study.py"
+    path.write_text(_TIMED)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        assert run_sweep(str(path), out=out, backend="serial", progress=False).ok
+    runs = sorted(p.name for p in (first / "runs").glob("*.parquet"))
+    assert len(runs) == 2 and runs == sorted(p.name for p in (second / "runs").glob("*.parquet"))
+    for name in runs:
+        one, two = pd.read_parquet(first / "runs" / name), pd.read_parquet(second / "runs" / name)
+        assert "wall_s" not in one.columns
+        pd.testing.assert_frame_equal(one, two)
+        assert (first / "runs" / name).read_bytes() == (second / "runs" / name).read_bytes()
+        assert pd.read_parquet(first / "timings" / name).columns.tolist() == ["wall_s"]
+    timed = [load_results(out) for out in (first, second)]
+    for frame in timed:
+        assert frame["wall_s"].notna().all() and frame.groupby("run_id")["wall_s"].nunique().eq(1).all()
+    assert not timed[0]["wall_s"].equals(timed[1]["wall_s"])  # the clocks differ, the results do not
+    pd.testing.assert_frame_equal(timed[0].drop(columns="wall_s"), timed[1].drop(columns="wall_s"))
+
+
+# ---------------------------------------------------------------------------------------------
 # The split: loading names stay importable from rlbandit.runner
 # ---------------------------------------------------------------------------------------------
 

@@ -318,3 +318,59 @@ def test_a_run_lock_is_exclusive_and_a_dead_holder_is_broken(tmp_path):
     store.lock_path("abc").write_text(json.dumps({"pid": dead.pid, "host": platform.node(), "started": "x"}))
     assert store.lock("abc") is None  # its process is gone: broken and taken
     assert json.loads(store.lock_path("abc").read_text())["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing columns: stored apart, so result files are bit-reproducible
+# ---------------------------------------------------------------------------------------------
+
+def _timed_frame(wall: float) -> pd.DataFrame:
+    return pd.DataFrame({"step": [0, 1, 2], "value": [0.5, 0.25, 0.125], "wall_s": [wall, wall + 1, wall + 2]})
+
+
+def test_timing_columns_go_to_their_own_file_and_load_joins_them_back_row_by_row(tmp_path):
+    store = ResultStore(tmp_path, "lists")
+    rid = run_id("lists", ListConfig())
+    store.write_result(rid, _timed_frame(3.0), {"config": config_fields(ListConfig())}, ("wall_s", "absent"))
+    assert pd.read_parquet(store.result_path(rid)).columns.tolist() == ["step", "value"]
+    assert pd.read_parquet(store.timing_path(rid))["wall_s"].tolist() == [3.0, 4.0, 5.0]
+    record = store.record(rid)
+    assert record["timing_columns"] == ["wall_s"] and record["timing_rows"] == 3
+    assert record["timing_sha256"] == hashlib.sha256(store.timing_path(rid).read_bytes()).hexdigest()
+    loaded = store.load()
+    assert loaded[["step", "value", "wall_s"]].values.tolist() == _timed_frame(3.0).values.tolist()
+    assert "wall_s" not in store.load(timings=False).columns
+
+
+def test_two_runs_differing_only_in_their_timings_store_byte_identical_result_files(tmp_path):
+    first, second = ResultStore(tmp_path / "a", "lists"), ResultStore(tmp_path / "b", "lists")
+    rid = run_id("lists", ListConfig())
+    for store, wall in ((first, 1.0), (second, 7.5)):
+        store.write_result(rid, _timed_frame(wall), {"config": config_fields(ListConfig())}, ("wall_s",))
+    assert first.result_path(rid).read_bytes() == second.result_path(rid).read_bytes()
+    assert first.timing_path(rid).read_bytes() != second.timing_path(rid).read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "other_rows"])
+def test_a_damaged_timing_file_makes_its_run_unfinished_naming_the_file(tmp_path, damage):
+    store = ResultStore(tmp_path, "lists")
+    rid = run_id("lists", ListConfig())
+    store.write_result(rid, _timed_frame(1.0), {"config": config_fields(ListConfig())}, ("wall_s",))
+    path = store.timing_path(rid)
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:20])
+    else:
+        pd.DataFrame({"wall_s": [1.0]}).to_parquet(path, index=False)
+    fresh = ResultStore(tmp_path, "lists")
+    assert fresh.finished_ids() == set()
+    assert str(path) in fresh.problems[rid] and "timing file" in fresh.problems[rid]
+
+
+def test_a_failed_run_removes_its_old_timing_file(tmp_path):
+    store = ResultStore(tmp_path, "lists")
+    rid = run_id("lists", ListConfig())
+    store.write_result(rid, _timed_frame(1.0), {"config": config_fields(ListConfig())}, ("wall_s",))
+    store.write_failure(rid, {"error": "boom"})
+    assert not store.timing_path(rid).exists() and not store.result_path(rid).exists()

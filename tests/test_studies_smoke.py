@@ -9,6 +9,7 @@ not fit this file's CI budget).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pandas as pd
@@ -52,7 +53,8 @@ def test_rate_smoke_end_to_end(tmp_path):
     assert (frame["combined"] >= frame["subopt"] - 1e-12).all()
     assert "Log–log slope of SubOpt against n" in text and "subopt_vs_n_random.png" in text
     # re-running resumes: nothing left to do
-    again = CliRunner().invoke(app, ["run", "rate", "--smoke", "--out", str(tmp_path / "results"), "--backend", "serial"])
+    again = CliRunner().invoke(app, ["run", "rate", "--smoke", "--out", str(tmp_path / "results"),
+                                     "--backend", "serial"])
     assert again.exit_code == 0 and "2 already done, 0 finished" in again.output
 
 
@@ -85,3 +87,66 @@ def test_cli_list_and_errors(tmp_path):
 def test_every_study_smoke(name, tmp_path):
     frame, _ = _run_and_report(name, tmp_path)
     assert len(frame) > 0
+
+
+def test_a_report_with_a_run_missing_lists_it_instead_of_crashing(tmp_path):
+    """Issue 16: a store with one run deleted (result, timing file and manifest record) still
+    reports; the report names the missing run. The victim is the online study's β × 1 UCB run of
+    the β sweep, whose absence once crashed the report (a KeyError in its β paragraph)."""
+    results, report = tmp_path / "results", tmp_path / "report"
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", "online", "--smoke", "--out", str(results), "--backend", "serial"])
+    assert ran.exit_code == 0, ran.output
+    planned = plan(load_study("online"), smoke=True)
+    swept = {c.scenario for _, c in planned if c.beta_scale != 1.0}
+    (victim,) = [rid for rid, c in planned if c.scenario in swept and c.mode == "online" and c.enhancer == "ucb"
+                 and c.beta_scale == 1.0]
+    store = ResultStore(results, "online")
+    for path in (store.result_path(victim), store.timing_path(victim), store.record_path(victim)):
+        path.unlink()
+    reported = runner.invoke(app, ["report", "online", "--smoke", "--results", str(results), "--out", str(report)])
+    assert reported.exit_code == 0, reported.output
+    text = (report / "README.md").read_text()
+    assert f"{len(planned) - 1} runs (smoke sweep); 1 not run." in text
+    missing = text.split("## Missing runs", 1)[1].split("\n## ", 1)[0]
+    assert f"`{victim}`" in missing and '"enhancer": "ucb"' in missing and "not run yet" in missing
+    assert "β × 1 has no stored run" in text
+
+
+def test_a_report_that_fails_on_an_incomplete_sweep_names_the_missing_runs(tmp_path):
+    from rlbandit.reports import write_report
+    from rlbandit.runner import run_sweep
+
+    study = load_study("rate")
+    results = tmp_path / "results"
+    assert run_sweep(study, smoke=True, out=results, backend="serial", progress=False).ok
+    store = ResultStore(results, "rate")
+    victim = plan(study, smoke=True)[0][0]
+    store.record_path(victim).unlink()
+
+    def fragile(frame):
+        raise KeyError("a cell of the missing run")
+
+    fragile_study = dataclasses.replace(study, report=fragile)
+    with pytest.raises(ValueError, match=f"1 of 2 runs missing \\({victim}\\); run `rlbandit run rate --smoke`"):
+        write_report(fragile_study, results=results, out=tmp_path / "report", smoke=True)
+
+
+def test_two_smoke_sweeps_of_the_online_study_store_identical_result_files(tmp_path):
+    """Issue 16: wall-clock columns (``wall_s``) live in the timing files, so the result files of two
+    sweeps of the same configs are byte-identical; the timings load back beside the results."""
+    runner = CliRunner()
+    outs = [tmp_path / "first", tmp_path / "second"]
+    for out in outs:
+        ran = runner.invoke(app, ["run", "online", "--smoke", "--out", str(out), "--backend", "serial"])
+        assert ran.exit_code == 0, ran.output
+    names = sorted(path.name for path in (outs[0] / "runs").glob("*.parquet"))
+    assert names and names == sorted(path.name for path in (outs[1] / "runs").glob("*.parquet"))
+    for name in names:
+        first, second = (pd.read_parquet(out / "runs" / name) for out in outs)
+        assert "wall_s" not in first.columns
+        pd.testing.assert_frame_equal(first, second)
+        assert (outs[0] / "runs" / name).read_bytes() == (outs[1] / "runs" / name).read_bytes()
+        assert pd.read_parquet(outs[0] / "timings" / name).columns.tolist() == ["wall_s"]
+    loaded = ResultStore(outs[0], "online").load()
+    assert loaded["wall_s"].notna().all() and loaded["wall_s"].gt(0).all()

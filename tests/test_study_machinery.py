@@ -490,3 +490,15 @@ def test_one_method_one_colour_in_every_figure():
     assert len(used_in_a) == 3  # an unregistered level never takes a registered level's colour
     with pytest.raises(ValueError, match="color"):
         plots.register_color("mine", "not-a-colour")
+
+
+@pytest.mark.parametrize("timing", ["wall_s", ("wall_s", "wall_s"), ("wall_s", ""), (1,)])
+def test_study_timing_columns_are_validated(timing):
+    with pytest.raises(ValueError, match="timing_columns"):
+        Study("timed", "d", lambda smoke: [], lambda c: pd.DataFrame(), lambda f: None, timing_columns=timing)
+
+
+def test_study_timing_columns_become_a_tuple():
+    study = Study("timed", "d", lambda smoke: [], lambda c: pd.DataFrame(), lambda f: None,
+                  timing_columns=["wall_s", "fit_s"])
+    assert study.timing_columns == ("wall_s", "fit_s")

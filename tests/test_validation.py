@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import rlbandit as rb
+from rlbandit import losses, nash, offline, radii, stats
 from rlbandit.preferences import PreferenceData, sample_bt_labels
 
 R = np.array([[0.0, 1.0, 2.0], [1.0, 0.5, -1.0]])
@@ -133,6 +134,17 @@ CASES = [
     (lambda: rb.mahalanobis_norm(np.ones(2)), "cov"),
     (lambda: rb.mahalanobis_norm(np.ones(2), factor=np.ones((2, 3))), "factor"),
     (lambda: rb.mahalanobis_norm(np.ones((3, 1, 2)), np.stack([np.eye(2)] * 2)), "vectors"),
+    # issue 16, the TypeErrors that named nothing: each is now a ValueError naming its argument
+    (lambda: radii.zhu2023_radius(2, 0.1, 1.0, "a"), "delta"),
+    (lambda: radii.zhu2023_radius(2, "a", 1.0, 0.1), "reg"),
+    (lambda: offline.LCBOptions(beta=None), "beta"),
+    (lambda: offline.LCBPolicyOptions(beta=None), "beta"),
+    (lambda: offline.MLEOptions(reg="a"), "reg"),
+    (lambda: nash.solve(np.full((2, 3, 3), 0.5), np.log(np.full((2, 3), 1 / 3)), 1.0, tol="a"), "tol"),
+    (lambda: nash.nash_md_bound(1.0, 2.5), "n_steps"),
+    (lambda: stats.t_interval([1.0, 2.0], level="a"), "level"),
+    (lambda: losses.kl_estimate(None, [-1.0]), "logprobs"),
+    (lambda: rb.make_problems(rb.ProblemConfig(), [0, 1.5]), "seeds"),
 ]
 
 

@@ -1,0 +1,184 @@
+"""The contract suite (issue 16): every public function of the core modules, every bad input.
+
+Like scikit-learn's estimator checks: :data:`rlbandit.contract_cases.CASES` holds one valid call
+per public function (the registry must be complete, so a new function cannot skip the suite), and
+:mod:`rlbandit.contracts` derives the bad inputs from it — NaN, ±inf, complex, wrong rank, empty,
+a string, None in arrays; NaN, ±inf, a string, None, zero or negative where a positive number is
+required in scalars; … Each one must raise a ValueError/TypeError naming the argument, or — where
+the case lists the value as legitimate (−inf log-probabilities are zero mass) — return a result
+without NaN. Never a silent NaN, never a bare numpy/BLAS error.
+
+Known failures in modules other sessions own are listed in :data:`KNOWN_FAILURES` and marked
+``xfail(strict=True)``: fixing one makes its test XPASS, which fails the suite until the entry is
+removed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlbandit.contracts import (CASES, CONTRACT_MODULES, GOOD_OUTCOMES, KINDS, allowed, bad_inputs, probe,
+                                probe_one, probe_plan, public_functions, summary)
+
+_ETA_STRING = ("check_eta (rlbandit/_checks.py) accepts a numeric string such as '0.5' (float() converts it); "
+               "check_positive_float already rejects strings — check_eta should too")
+_KERNEL = ("a kernel on validated arrays (documented in the module docstring; internal hot paths call it): "
+           "validate it at the boundary or drop it from __all__")
+_ORACLE_KERNEL = "rlbandit/kernels.py's unchecked kernel, re-exported in rlbandit.oracle.__all__: " + _KERNEL
+_OPTIMISTIC = ("rlbandit/optimistic.py (re-exported by rlbandit.online): optimistic_search does not fully validate "
+               "its arguments (NaN/inf log-probs and factor, context_probs, rng, a string beta)")
+_TRAINERS = ("rlbandit/dpo.py, rlbandit/policy_gradient.py (left to their owners this session): the problem, "
+             "policy, data and config objects and exact_update_direction's arrays are not validated (a zero-mass "
+             "π0 entry gives NaN there)")
+_ALL_ARRAY = ("nan", "+inf", "-inf", "complex", "rank", "empty", "string", "none")
+
+#: (function, argument) → (bad inputs that still fail, why): modules owned elsewhere, or kernels.
+KNOWN_FAILURES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    **{(f"rlbandit.{name}", "eta"): (("string",), _ETA_STRING) for name in (
+        "oracle.gibbs", "oracle.value", "oracle.optimal_value", "oracle.log_partition", "pessimism.lcb_policy",
+        "pessimism.pessimistic_objective", "nash.solve", "nash.exploitability", "nash.exploitability_via_partition",
+        "nash.fixed_point_residual", "nash.best_response", "nash.nash_md_iterates", "nash.nash_md_bound",
+        "nash.nash_md_constant_step_bound", "nash.min_response", "nash.duality_gap_per_context",
+        "asymptotics.subopt_constant", "asymptotics.local_sample_size", "pg_fixed_points.fixed_point",
+        "pg_fixed_points.forward_kl_policy", "pg_fixed_points.grpo_fixed_point",
+        "nash_dynamics.stochastic_nash_md_iterates", "online.optimistic_search", "online.iterate",
+        "online.offline_baseline", "offline.learn", "offline.diagnostics", "offline.coverage_coefficient",
+        "policy_gradient.exact_update_direction", "nash_online.bt_rlhf_policy", "nash_online.general_nash_policy",
+        "nash_online.policy_metrics")},
+    ("rlbandit.oracle.expected_reward", "logprobs"): (tuple(k for k in _ALL_ARRAY if k != "-inf"), _ORACLE_KERNEL),
+    ("rlbandit.oracle.expected_reward", "rewards"): (_ALL_ARRAY, _ORACLE_KERNEL),
+    ("rlbandit.oracle.normalize_logits", "logits"): (tuple(k for k in _ALL_ARRAY if k != "-inf"), _ORACLE_KERNEL),
+    ("rlbandit.reward.fit_bt", "tol"): (("zero",), "rlbandit/reward.py: tol = 0 runs Newton to max_iter and the "
+                                                   "error blames reg; tol must be > 0"),
+    **{("rlbandit.online.optimistic_search", argument): (kinds, _OPTIMISTIC) for argument, kinds in (
+        ("features", ("empty",)), ("main_logprobs", ("nan", "+inf")), ("factor", ("nan", "+inf", "-inf")),
+        ("beta", ("string",)), ("context_probs", _ALL_ARRAY), ("rng", ("string", "fractional")))},
+    **{(f"rlbandit.{name}", argument): (kinds, _TRAINERS) for name, argument, kinds in (
+        ("dpo.train_dpo", "problem", ("string", "none")), ("dpo.policy_logprobs", "policy", ("string", "none")),
+        ("dpo.online_dpo", "problem", ("string", "none")), ("dpo.dpo_objective", "policy", ("string", "none")),
+        ("dpo.dpo_objective", "ref_logprobs", tuple(k for k in _ALL_ARRAY if k != "-inf")),
+        ("dpo.dpo_objective", "data", ("string", "none")), ("dpo.dpo_objective", "config", ("string", "none")),
+        ("policy_gradient.train_policy_gradient", "problem", ("string", "none")),
+        ("policy_gradient.exact_update_direction", "rewards", _ALL_ARRAY),
+        ("policy_gradient.exact_update_direction", "ref_logprobs", _ALL_ARRAY),
+        ("policy_gradient.exact_update_direction", "logprobs", tuple(k for k in _ALL_ARRAY if k != "-inf")))},
+    ("rlbandit.reward.bt_loss", "theta"): (_ALL_ARRAY, "rlbandit/reward.py: bt_loss does not validate theta "
+                                                       "(shape (..., d), finite)"),
+    **{(f"rlbandit.geometry.{name}", argument): (_ALL_ARRAY, _KERNEL) for name, argument in (
+        ("context_average", "vectors"), ("context_average", "context_probs"), ("inverse_norm", "vectors"),
+        ("inverse_norm", "factor"), ("whiten", "vectors"), ("whiten", "factor"), ("policy_features", "features"))},
+    ("rlbandit.geometry.policy_features", "logprobs"): (tuple(k for k in _ALL_ARRAY if k != "-inf"), _KERNEL),
+    **{(f"rlbandit.preference_models.{name}", argument): (_ALL_ARRAY, _KERNEL) for name, argument in (
+        ("linear_general_unchecked", "features"), ("linear_general_unchecked", "skew"),
+        ("linear_general_unchecked", "theta"), ("win_rate_unchecked", "pref"), ("payoff", "pref"))},
+    **{(f"rlbandit.preference_models.{name}", argument): (tuple(k for k in _ALL_ARRAY if k != "-inf"), _KERNEL)
+       for name, argument in (("win_rate_unchecked", "lp1"), ("win_rate_unchecked", "lp2"), ("payoff", "logprobs"))},
+}
+
+_KNOWN = {(f, a, kind): why for (f, a), (kinds, why) in KNOWN_FAILURES.items() for kind in kinds}
+
+
+def _params():
+    for function, argument, kind in probe_plan():
+        marks = ()
+        if (function, argument, kind) in _KNOWN:
+            marks = (pytest.mark.xfail(strict=True, reason=_KNOWN[function, argument, kind]),)
+        yield pytest.param(function, argument, kind, id=f"{function.removeprefix('rlbandit.')}-{argument}-{kind}",
+                           marks=marks)
+
+
+def test_every_public_function_of_the_core_modules_has_a_contract_case():
+    functions = public_functions()
+    missing = sorted(set(functions) - set(CASES))
+    stale = sorted(set(CASES) - set(functions))
+    assert not missing, f"public functions without a case in rlbandit/contract_cases.py: {missing}"
+    assert not stale, f"cases of functions that are no longer public: {stale}"
+    assert len(CONTRACT_MODULES) >= 10 and len(functions) >= 60
+
+
+def test_the_known_failures_name_real_cases():
+    planned = set(probe_plan())
+    assert set(_KNOWN) <= planned, sorted(set(_KNOWN) - planned)
+
+
+@pytest.mark.parametrize("function", sorted(CASES), ids=lambda f: f.removeprefix("rlbandit."))
+def test_the_valid_call_works(function):
+    outcome, detail = probe_one(function)
+    assert outcome == "valid", detail
+    case = CASES[function]
+    arguments = case.kwargs()
+    assert set(case.positive) | set(case.nonnegative) | set(case.nan_result) <= set(arguments), \
+        "a case names an argument its call does not pass"
+    assert any(bad_inputs(case, name, value) for name, value in arguments.items()), "nothing to probe"
+
+
+@pytest.mark.parametrize("function, argument, kind", list(_params()))
+def test_a_bad_input_is_named_or_legitimately_handled(function, argument, kind):
+    outcome, detail = probe_one(function, argument, kind)
+    assert outcome in GOOD_OUTCOMES, f"{function}({argument}={kind}): {outcome}: {detail}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe machinery itself: each outcome is reachable, so a test of it can fail
+# ---------------------------------------------------------------------------------------------
+
+def test_the_probe_classifies_each_outcome():
+    from rlbandit import contract_cases, contracts
+
+    def quiet(values):
+        return np.asarray(values, dtype=float).sum()  # accepts anything numeric, returns NaN for NaN
+
+    def shouting(values):
+        raise ValueError("something went wrong")  # names no argument
+
+    def named(values):
+        raise ValueError(f"values: bad {values!r}")
+
+    for fn in (quiet, shouting, named):
+        fn.__module__ = __name__
+        globals()[fn.__name__] = fn
+    saved = dict(contract_cases.CASES)
+    try:
+        for fn in (quiet, shouting, named):
+            CASES[f"{__name__}.{fn.__name__}"] = contract_cases.Case(lambda: {"values": np.array([1.0, 2.0])},
+                                                                     allowed={"values": ("rank",)})
+        assert contracts.probe_one(f"{__name__}.quiet", "values", "nan") == ("silent", "returned NaN")
+        assert contracts.probe_one(f"{__name__}.quiet", "values", "+inf")[0] == "silent"
+        assert contracts.probe_one(f"{__name__}.quiet", "values", "rank")[0] == "allowed"
+        assert contracts.probe_one(f"{__name__}.shouting", "values", "nan")[0] == "unnamed error"
+        assert contracts.probe_one(f"{__name__}.named", "values", "nan")[0] == "named error"
+        assert contracts.probe_one(f"{__name__}.quiet")[0] == "valid"
+        assert contracts.probe_one(f"{__name__}.named")[0] == "broken"
+    finally:
+        CASES.clear()
+        CASES.update(saved)
+
+
+def test_bad_inputs_follow_the_kind_of_the_valid_value():
+    case = CASES["rlbandit.oracle.gibbs"]
+    assert bad_inputs(case, "rewards", np.zeros((2, 3))) == list(KINDS["array"])
+    assert bad_inputs(case, "eta", 0.5) == list(KINDS["float"]) + ["zero", "negative"]
+    assert bad_inputs(CASES["rlbandit.reward.fit_bt"], "reg", 0.1) == list(KINDS["float"]) + ["negative"]
+    assert "none" in allowed("rlbandit.oracle.value", "context_probs")  # its default is None
+    assert "none" not in allowed("rlbandit.oracle.gibbs", "ref_logprobs")
+
+
+def test_the_summary_counts_the_probe_rows():
+    frame = probe(["rlbandit.oracle.kl", "rlbandit.oracle.expected_reward"])
+    table = summary(frame).iloc[0]
+    assert table["functions probed"] == 2 and table["cases tried"] == len(frame)
+    assert table["handled well"] + table["silent NaN/garbage"] + table["unnamed errors"] == len(frame)
+    assert table["silent NaN/garbage"] > 0  # expected_reward is an unchecked kernel (a known failure above)
+
+
+def test_the_probe_script_tables(capsys):
+    from benchmarks import probe_contracts
+
+    frame = probe(["rlbandit.oracle.kl", "rlbandit.oracle.expected_reward"])
+    modules = probe_contracts.per_module(frame)
+    assert modules[["tried", "handled", "silent", "unnamed"]].sum().tolist() == [
+        len(frame), frame["handled"].sum(), (frame["outcome"] == "silent").sum(),
+        (frame["outcome"] == "unnamed error").sum()]
+    failing = probe_contracts.failures(frame)
+    assert set(failing["function"]) == {"rlbandit.oracle.expected_reward"}
