@@ -43,6 +43,8 @@ def check_finite(array: np.ndarray, name: str) -> None:
 
 
 def check_eta(eta) -> float:
+    if isinstance(eta, (str, bytes)):  # float("0.5") would accept a string silently
+        raise ValueError(f"eta: expected a positive float, got the string {eta!r}")
     try:
         eta = float(eta)
     except (TypeError, ValueError):

@@ -48,6 +48,8 @@ class Case:
         nan_result: argument → bad-input kinds for which a NaN in the result is the documented
             answer (the statistics of an empty set of replicates); the kinds count as allowed.
         cleanup: undoes a call's side effect (a registry entry), run after every call.
+        unchecked: a kernel for arrays its callers validated (hot paths call it; its docstring
+            says "unchecked"): the suite runs its valid call and skips the bad inputs.
     """
 
     kwargs: Callable[[], dict[str, Any]]
@@ -56,6 +58,7 @@ class Case:
     allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     nan_result: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cleanup: Callable[[], None] | None = None
+    unchecked: bool = False
 
 
 #: What a set of replicates legitimately holds: NaN (dropped), ±inf (data), any shape (flattened).
@@ -87,25 +90,26 @@ CASES: dict[str, Case] = {
                                           positive=("eta",), allowed=_LOGP),
     "rlbandit.oracle.log_partition": Case(_call(**_ORACLE, eta=0.5), positive=("eta",), allowed=_LOGP),
     "rlbandit.oracle.expected_reward": Case(_call(logprobs=v.pol, rewards=v.rewards), allowed=_LOGP),
-    "rlbandit.oracle.normalize_logits": Case(_call(logits=v.rewards), allowed={"logits": LOGPROB_OK}),
+    "rlbandit.oracle.normalize_logits": Case(_call(logits=v.rewards), allowed={"logits": LOGPROB_OK + _BATCH}),
     # reward learning
     "rlbandit.reward.fit_bt": Case(_call(diffs=v.diffs, labels=v.labels, reg=0.1, tol=1e-10, max_iter=50),
                                    positive=("tol", "max_iter"), nonnegative=("reg",)),
     "rlbandit.reward.bt_loss": Case(_call(theta=v.theta, diffs=v.diffs, labels=v.labels, reg=0.1),
-                                    nonnegative=("reg",)),
+                                    nonnegative=("reg",), allowed={"theta": _BATCH}),
     "rlbandit.reward.covariance": Case(_call(diffs=v.diffs, reg=0.1, scale=1.0), nonnegative=("reg", "scale"),
                                        allowed={"diffs": _BATCH}),
     "rlbandit.reward.mahalanobis_norm": Case(_call(vectors=v.diffs, cov=v.cov), allowed={"vectors": _BATCH}),
     "rlbandit.reward.cholesky": Case(_call(cov=v.cov)),
     "rlbandit.reward.bt_solver": Case(_call(n=100, d=4), positive=("n", "d")),
     # geometry
-    "rlbandit.geometry.context_average": Case(_call(vectors=v.nu, context_probs=lambda: np.full(3, 1 / 3))),
+    "rlbandit.geometry.context_average": Case(_call(vectors=v.nu, context_probs=lambda: np.full(3, 1 / 3)),
+                                              unchecked=True),
     "rlbandit.geometry.gap_norms": Case(_call(features=v.features, anchor=v.nu, cov=v.cov)),
-    "rlbandit.geometry.inverse_norm": Case(_call(vectors=v.diffs, factor=v.factor)),
-    "rlbandit.geometry.policy_features": Case(_call(**_XKD), allowed=_LOGP),
+    "rlbandit.geometry.inverse_norm": Case(_call(vectors=v.diffs, factor=v.factor), unchecked=True),
+    "rlbandit.geometry.policy_features": Case(_call(**_XKD), allowed=_LOGP, unchecked=True),
     "rlbandit.geometry.policy_gap_norms": Case(_call(**_XKD, anchor=v.nu, cov=v.cov), allowed=_LOGP),
     "rlbandit.geometry.ucb_bonus": Case(_call(**_XKD, beta=0.5, cov=v.cov), nonnegative=("beta",), allowed=_LOGP),
-    "rlbandit.geometry.whiten": Case(_call(vectors=v.diffs, factor=v.factor)),
+    "rlbandit.geometry.whiten": Case(_call(vectors=v.diffs, factor=v.factor), unchecked=True),
     # pessimism
     "rlbandit.pessimism.lcb_policy": Case(_call(features=v.features, theta=v.theta, cov=v.cov, nu=v.nu, beta=0.3,
                                                 ref_logprobs=v.ref, eta=0.5), positive=("eta",),
@@ -230,7 +234,8 @@ CASES: dict[str, Case] = {
     "rlbandit.preference_models.bradley_terry": Case(_call(rewards=v.rewards), allowed={"rewards": _BATCH}),
     "rlbandit.preference_models.linear_general": Case(_call(features=v.features, skew=v.skew, theta=v.theta),
                                                       allowed={"features": _BATCH, "theta": _BATCH}),
-    "rlbandit.preference_models.linear_general_unchecked": Case(_call(features=v.features, skew=v.skew, theta=v.theta)),
+    "rlbandit.preference_models.linear_general_unchecked": Case(_call(features=v.features, skew=v.skew, theta=v.theta),
+                                                                 unchecked=True),
     "rlbandit.preference_models.rock_paper_scissors": Case(_call(n_contexts=2, n_actions=3, margin=0.5),
                                                            positive=("n_contexts", "n_actions"),
                                                            nonnegative=("margin",)),
@@ -252,8 +257,9 @@ CASES: dict[str, Case] = {
     "rlbandit.preference_models.win_rate": Case(_call(logprobs1=v.pol, logprobs2=v.ref, pref=v.pref),
                                                  allowed={"logprobs1": LOGPROB_OK, "logprobs2": LOGPROB_OK}),
     "rlbandit.preference_models.win_rate_unchecked": Case(_call(lp1=v.pol, lp2=v.ref, pref=v.pref),
-                                                          allowed={"lp1": LOGPROB_OK, "lp2": LOGPROB_OK}),
-    "rlbandit.preference_models.payoff": Case(_call(pref=v.pref, logprobs=v.pol), allowed=_LOGP),
+                                                          allowed={"lp1": LOGPROB_OK, "lp2": LOGPROB_OK},
+                                                          unchecked=True),
+    "rlbandit.preference_models.payoff": Case(_call(pref=v.pref, logprobs=v.pol), allowed=_LOGP, unchecked=True),
     "rlbandit.preference_models.is_transitive": Case(_call(pref=v.pref)),
     "rlbandit.preference_models.condorcet_winner": Case(_call(pref=v.pref)),
     "rlbandit.general_preferences.make_preference_problem": Case(_call(config=v.pref_config)),

@@ -33,6 +33,7 @@ from rlbandit import kernels
 from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
 from rlbandit.losses import LOSSES, preference_loss
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
+from rlbandit.arguments import logprob_array, tensor_argument
 from rlbandit.preferences import PreferenceData
 
 __all__ = ["DPOConfig", "OnlineDPOConfig", "DPOResult", "train_dpo", "policy_logprobs", "online_dpo", "dpo_objective",
@@ -103,11 +104,35 @@ def _pair_logps(lp: torch.Tensor, data: PreferenceData):
     return lp[rows, ctx, chosen], lp[rows, ctx, rejected]
 
 
+def _check_instance(value, cls, name: str) -> None:
+    if not isinstance(value, cls):
+        raise ValueError(f"{name}: expected a {cls.__name__}, got {type(value).__name__}")
+
+
+def _check_policy(policy) -> None:
+    if not callable(getattr(policy, "logprobs", None)):
+        raise ValueError(f"policy: expected a torch policy with .logprobs() (TabularPolicy, LogLinearPolicy), "
+                         f"got {type(policy).__name__}")
+
+
+def _check_problem(problem) -> None:
+    from rlbandit.problem import LinearBandit
+
+    _check_instance(problem, LinearBandit, "problem")
+
+
 def dpo_objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, config: DPOConfig,
                   explore=None, alpha: float = 0.0) -> torch.Tensor:
     """The DPO objective (module docstring) summed over seeds; ``explore`` = (contexts, actions)
     (S, n') of XPO's reference samples, whose α·Σ log π is added (also divided by n)."""
+    _check_policy(policy)
+    _check_instance(data, PreferenceData, "data")
+    _check_instance(config, DPOConfig, "config")
     lp = policy.logprobs()
+    ref_logprobs = tensor_argument(ref_logprobs, "ref_logprobs")
+    if ref_logprobs.shape != lp.shape:
+        raise ValueError(f"ref_logprobs: expected the policy's shape {tuple(lp.shape)}, got {tuple(ref_logprobs.shape)}")
+    logprob_array(ref_logprobs.detach().cpu().numpy(), "ref_logprobs")
     pc, pr = _pair_logps(lp, data)
     rc, rr = _pair_logps(ref_logprobs, data)
     losses = preference_loss(pc, pr, rc, rr, config.beta, config.loss_type, config.label_smoothing)
@@ -136,10 +161,9 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
     """
     from rlbandit.problem import stack_problems
 
-    if not isinstance(config, DPOConfig):
-        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
-    if not isinstance(data, PreferenceData):
-        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    _check_problem(problem)
+    _check_instance(config, DPOConfig, "config")
+    _check_instance(data, PreferenceData, "data")
     batched = bool(problem.batch_shape)
     if data.batch_shape != problem.batch_shape:
         raise ValueError(f"data: batch shape {data.batch_shape} differs from the problem's {problem.batch_shape}")
@@ -176,6 +200,7 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
 
 def policy_logprobs(policy) -> np.ndarray:
     """The fitted policy's log-probs as numpy (unbatched when the problem was)."""
+    _check_policy(policy)
     lp = policy.logprobs().detach().numpy()
     return lp if getattr(policy, "batched", True) else lp[0]
 
@@ -257,6 +282,7 @@ def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> D
     """Iterative DPO / XPO on ``problem`` (batched over seeds): labels from BT on the true reward."""
     from rlbandit.problem import stack_problems
 
+    _check_problem(problem)
     if not isinstance(config, OnlineDPOConfig):
         raise ValueError(f"config: expected an OnlineDPOConfig, got {type(config).__name__}")
     batched = bool(problem.batch_shape)

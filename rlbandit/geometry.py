@@ -44,11 +44,12 @@ SYMMETRY_TOL = 1e-10
 
 
 # ---------------------------------------------------------------------------------------------
-# Kernels (validated arrays in)
+# Unchecked kernels (validated arrays in: the hot paths of optimistic search, LCB and the online
+# radii call them on arrays validated once at their boundary)
 # ---------------------------------------------------------------------------------------------
 
 def whiten(vectors: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """L⁻¹v for every vector, so that ‖L⁻¹v‖₂ = ‖v‖_{Σ⁻¹}.
+    """L⁻¹v for every vector, so that ‖L⁻¹v‖₂ = ‖v‖_{Σ⁻¹}. Unchecked kernel.
 
     Args:
         vectors: v, shape (*B, *N, d).
@@ -65,18 +66,18 @@ def whiten(vectors: np.ndarray, factor: np.ndarray) -> np.ndarray:
 
 
 def inverse_norm(vectors: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """‖v‖_{Σ⁻¹} = ‖L⁻¹v‖₂, shape (*B, *N) for vectors (*B, *N, d) and factor (*B, d, d)."""
+    """‖v‖_{Σ⁻¹} = ‖L⁻¹v‖₂, shape (*B, *N) for vectors (*B, *N, d) and factor (*B, d, d). Unchecked kernel."""
     white = whiten(vectors, factor)
     return np.sqrt(np.einsum("...d,...d->...", white, white))
 
 
 def policy_features(logprobs: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """φ(x,π) = Σ_a π(a|x) φ(x,a): log π (..., K) on φ (..., K, d) → (..., d)."""
+    """φ(x,π) = Σ_a π(a|x) φ(x,a): log π (..., K) on φ (..., K, d) → (..., d). Unchecked kernel."""
     return np.einsum("...k,...kd->...d", np.exp(logprobs), features)
 
 
 def context_average(vectors: np.ndarray, context_probs: np.ndarray) -> np.ndarray:
-    """E_x v(x) = Σ_x d0(x) v(x): v (..., X, d) and d0 broadcastable to (..., X) → (..., d)."""
+    """E_x v(x) = Σ_x d0(x) v(x): v (..., X, d) and d0 broadcastable to (..., X) → (..., d). Unchecked kernel."""
     probs = np.broadcast_to(context_probs, np.shape(vectors)[:-1])
     return np.einsum("...x,...xd->...d", probs, vectors)
 

@@ -24,7 +24,6 @@ from rlbandit._checks import (
     check_finite,
     check_logprobs,
 )
-from rlbandit.kernels import expected_reward, normalize_logits
 
 __all__ = [
     "gibbs",
@@ -141,3 +140,27 @@ def optimal_value(rewards, ref_logprobs, eta, context_probs=None) -> np.ndarray:
     """J(O(r, η, π0)) = Σ_x d0(x) η log Z(x), shape (...,) for rewards of shape (..., X, K)."""
     rewards, ref_logprobs, eta = _check_rewards_game(rewards, ref_logprobs, eta, min_ndim=2)
     return kernels.weigh_contexts(kernels.log_partition(rewards, ref_logprobs, eta), context_probs)
+
+
+def expected_reward(logprobs, rewards) -> np.ndarray:
+    """E_π r = Σ_a π(a|x) r(x,a) per row, shape (...,) for ``logprobs`` and ``rewards`` broadcastable
+    to (..., K). Validated; the kernel for checked arrays is :func:`rlbandit.kernels.expected_reward`."""
+    logprobs = as_float_array(logprobs, "logprobs", min_ndim=1)
+    rewards = as_float_array(rewards, "rewards", min_ndim=1)
+    check_broadcast(logprobs.shape, rewards.shape, "logprobs", "rewards")
+    check_logprobs(logprobs, "logprobs")
+    check_finite(rewards, "rewards")
+    return kernels.expected_reward(logprobs, rewards)
+
+
+def normalize_logits(logits) -> np.ndarray:
+    """log softmax over the last axis, shape (..., K) → (..., K); −inf is a zero-mass entry, a row
+    with no finite entry is refused. The kernel for checked arrays is :func:`rlbandit.kernels.normalize_logits`."""
+    logits = as_float_array(logits, "logits", min_ndim=1)
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits: expected shape (..., K) with K >= 1, got {logits.shape}")
+    if np.isnan(logits).any() or (logits == np.inf).any():
+        raise ValueError("logits: contains NaN or +inf")
+    if not np.isfinite(logits).any(axis=-1).all():
+        raise ValueError("logits: a row has no finite entry (no mass to normalise)")
+    return kernels.normalize_logits(logits)

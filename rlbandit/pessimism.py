@@ -29,7 +29,7 @@ from rlbandit import geometry, kernels
 from rlbandit._checks import as_float_array, check_choice, check_context_probs, check_eta
 from rlbandit.arguments import logprob_array, real_array
 from rlbandit.geometry import cholesky
-from rlbandit.oracle import normalize_logits
+from rlbandit.kernels import normalize_logits
 
 __all__ = ["LCBPolicySolution", "SOLVERS", "lcb_policy", "lcb_rewards", "pessimistic_objective", "uncertainty"]
 

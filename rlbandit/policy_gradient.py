@@ -47,9 +47,10 @@ import pandas as pd
 import torch
 
 from rlbandit import kernels
-from rlbandit._checks import check_choice, check_eta, check_positive_float, check_positive_ints
+from rlbandit._checks import check_choice, check_context_probs, check_eta, check_positive_float, check_positive_ints
+from rlbandit.arguments import logprob_array, real_array
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
-from rlbandit.oracle import expected_reward
+from rlbandit.kernels import expected_reward
 from rlbandit.pg_fixed_points import FIXED_POINTS, fixed_point, forward_kl_policy, grpo_fixed_point
 from rlbandit.pg_objectives import (
     adaptive_kl_coefficient,
@@ -322,11 +323,19 @@ def exact_update_direction(rewards, ref_logprobs, logprobs, eta, kl_estimator: s
     """
     from rlbandit.policies import TabularPolicy
 
-    rewards = np.asarray(rewards, float)
-    ref = np.asarray(ref_logprobs, float)
-    lp0 = np.asarray(logprobs, float)
+    rewards = real_array(rewards, "rewards", ndim=2)
     x, k = rewards.shape
-    d0 = np.full(x, 1.0 / x) if context_probs is None else np.asarray(context_probs, float)
+    # Full support: the update divides by π0 and π through their log-ratios, so −inf would give NaN.
+    ref = logprob_array(ref_logprobs, "ref_logprobs", min_ndim=2)
+    lp0 = logprob_array(logprobs, "logprobs", min_ndim=2)
+    for name, array in (("ref_logprobs", ref), ("logprobs", lp0)):
+        if array.shape != (x, k):
+            raise ValueError(f"{name}: expected shape {(x, k)} like rewards, got {array.shape}")
+    if not np.isfinite(ref).all():
+        raise ValueError("ref_logprobs: π0 must have full support here (an entry is −inf)")
+    d0 = check_context_probs(context_probs, x)
+    if d0.shape != (x,):
+        raise ValueError(f"context_probs: expected shape {(x,)}, got {d0.shape}")
     config = PGConfig(algorithm="rloo", mode="exact", eta=eta, kl_estimator=kl_estimator, kl_placement=kl_placement,
                       advantage=advantage)
     policy = TabularPolicy(ref[None], init=(lp0 - ref)[None])
@@ -364,8 +373,10 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
         raise ValueError(f"on_batch: expected a callable or None, got {on_batch!r}")
     if not isinstance(config, PGConfig):
         raise ValueError(f"config: expected a PGConfig, got {type(config).__name__}")
-    from rlbandit.problem import stack_problems
+    from rlbandit.problem import LinearBandit, stack_problems
 
+    if not isinstance(problem, LinearBandit):
+        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
     batched = bool(problem.batch_shape)
     prob = problem if batched else stack_problems([problem])
     if len(prob.batch_shape) != 1:

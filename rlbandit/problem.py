@@ -26,7 +26,7 @@ from rlbandit._checks import (
     check_positive_float,
     check_positive_ints,
 )
-from rlbandit.oracle import expected_reward, normalize_logits
+from rlbandit.kernels import expected_reward, normalize_logits
 from rlbandit.preferences import PreferenceData, sample_actions, sample_bt_labels, sample_categorical
 
 __all__ = ["LinearBandit", "ProblemConfig", "make_problem", "make_problems", "stack_problems", "SCENARIOS"]

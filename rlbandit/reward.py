@@ -16,7 +16,7 @@ import numpy as np
 from scipy.linalg.blas import dsyrk as _dsyrk
 from scipy.special import expit
 
-from rlbandit._checks import as_float_array, check_choice, check_finite, check_int, check_positive_float
+from rlbandit._checks import as_float_array, check_broadcast, check_choice, check_finite, check_int, check_positive_float
 
 # Σ_D and its norms live in rlbandit.geometry; re-exported because users import them from here.
 from rlbandit.geometry import cholesky, covariance, mahalanobis_norm
@@ -50,7 +50,12 @@ def _check_bt_inputs(diffs, labels, reg, weights=None):
 def bt_loss(theta, diffs, labels, reg, weights=None) -> np.ndarray:
     """Σ_i w_i [log(1 + exp(z_iθ)) − y_i z_iθ] + (λ/2)‖θ‖², shape (...,)."""
     diffs, labels, reg, weights = _check_bt_inputs(diffs, labels, reg, weights)
-    return _loss(np.asarray(theta, dtype=np.float64), diffs, labels, reg, weights)
+    theta = as_float_array(theta, "theta", min_ndim=1)
+    check_finite(theta, "theta")
+    check_broadcast(theta.shape[:-1], diffs.shape[:-2], "theta", "diffs")
+    if theta.shape[-1] != diffs.shape[-1]:
+        raise ValueError(f"theta: expected shape (..., {diffs.shape[-1]}) to match diffs {diffs.shape}, got {theta.shape}")
+    return _loss(theta, diffs, labels, reg, weights)
 
 
 def _matvec(diffs: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -432,9 +437,7 @@ def fit_bt(diffs, labels, reg, bound=None, weights=None, *, tol: float = 1e-26, 
     diffs, labels, reg, weights = _check_bt_inputs(diffs, labels, reg, weights)
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
         raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
-    tol = float(check_positive_float(tol, "tol", allow_zero=True))
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: expected a finite float >= 0, got {tol}")
+    tol = float(check_positive_float(tol, "tol"))  # tol = 0 would run to max_iter and blame reg
     check_choice(solver, "solver", BT_SOLVERS)
     theta0 = np.zeros(diffs.shape[:-2] + diffs.shape[-1:])
     if bound is None:

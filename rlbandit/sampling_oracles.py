@@ -27,7 +27,7 @@ from scipy.special import logsumexp
 from rlbandit import kernels
 from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs
 from rlbandit.arguments import integer, logprob_array, real_array
-from rlbandit.oracle import expected_reward
+from rlbandit.kernels import expected_reward
 
 __all__ = [
     "best_of_n",
