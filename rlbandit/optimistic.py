@@ -127,21 +127,20 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
     shared = _shared_directions(factor, rng, n_eigen_directions, n_random_directions)  # (S, C0, d)
     n_act = min(K, n_action_directions)
     C = (n_act if n_act < K else 2 * K) + 2 * min(d, _LOCAL) + shared.shape[1]
-    # Bytes per context: gaps and whitened gaps (3Kd), scores of all and of the fully searched
+    # Bytes per context: gaps, whitened gaps and their temporaries (5Kd), scores of all and the fully searched
     # directions ((C + M)K), candidates and their frontier (~16 each); once: blocks of tilted policies,
     # and all whitened gaps if they take at most half the budget (else recomputed per pass, same bits).
-    per_context = 8 * (3 * K * d + (C + min(C, n_full_directions) + 4) * K + 16 * C * (len(sizes) + 1))
+    per_context = 8 * (5 * K * d + (C + min(C, n_full_directions) + 4) * K + 16 * C * (len(sizes) + 1))
     keep_white = 16 * S * X * K * (d + 1) <= resolve_budget(memory_budget)
     fixed = 8 * 4 * _BLOCK + (8 * S * X * K * (d + 1) if keep_white else 0)
     step = chunk_size(per_context, S * X, memory_budget, fixed_bytes=fixed, on_exceed=on_exceed,
                       what=f"optimistic_search (S·X = {S}·{X} contexts × {C} directions × {len(sizes)} tilt sizes "
                            f"× K = {K} actions, d = {d})")
 
-    # Contexts flattened to N = S·X; each chunk is whitened afresh, w(x,a) = L⁻¹(φ(x,a) − φ(x,π¹)),
-    # so that ‖Σ_a π′(a) w(x,a)‖₂ = ‖g_x(π′)‖_{Σ⁻¹}; a whitened direction u tilts by h = ⟨u, w⟩.
+    # Contexts flattened to N = S·X; whitened gaps w(x,a) = L⁻¹(φ(x,a) − φ(x,π¹)) give ‖Σ_a π′(a) w(x,a)‖₂
+    # = ‖g_x(π′)‖_{Σ⁻¹}; a whitened direction u tilts by h = ⟨u, w⟩.
     inverse = np.linalg.solve(factor, np.broadcast_to(np.eye(d), factor.shape))
-    flat_features, flat_main = features.reshape(S * X, K, d), main.reshape(S * X, K)
-    seed = np.repeat(np.arange(S), X)
+    flat_features, flat_main, seed = features.reshape(S * X, K, d), main.reshape(S * X, K), np.repeat(np.arange(S), X)
     flat_beta = beta[seed]
     parts, whitened = chunks(S * X, step), {}
 
@@ -149,10 +148,11 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         phi, lp = flat_features[part], flat_main[part]
         white = whitened.get(part.start)
         if white is None:
-            gaps = phi - geometry.policy_features(lp, phi)[:, None, :]
-            # w(x,a) with a trailing 1, so one product gives Σ_a e_a w(x,a) and Σ_a e_a together.
-            white = np.ones((len(lp), K, d + 1))
-            white[..., :d] = np.matmul(gaps, np.swapaxes(inverse[seed[part]], -1, -2))
+            # w(x,a) = L⁻¹φ(x,a) − L⁻¹φ(x,π¹), then 1: one product gives Σ e·w and Σ e.
+            white, transform = np.empty((len(lp), K, d + 1)), np.swapaxes(inverse[seed[part]], -1, -2)
+            white[..., d] = 1.0
+            np.matmul(phi, transform, out=white[..., :d])
+            white[..., :d] -= np.matmul(geometry.policy_features(lp, phi)[:, None, :], transform)
             if keep_white:
                 whitened[part.start] = white
         return white, lp, np.isfinite(lp), flat_beta[part]
@@ -163,7 +163,7 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         for part in parts:
             white, lp, support, b = chunk(part)
             if round_ == 0:
-                dirs = _first_directions(white[..., :d], lp, support, b, eta, shared[seed[part]], n_act)
+                dirs = _first_directions(white[..., :d].copy(), lp, support, b, eta, shared[seed[part]], n_act)
             else:  # fixed point u ← g(π′) (whitened) from the chosen candidate and from each start
                 picks = [(chosen[0][part], chosen[1][part])] + [(starts[0][part, j], starts[1][part, j])
                                                                   for j in range(_STARTS)]
@@ -268,7 +268,7 @@ def _local_directions(white, lp, k: int = _LOCAL, iterations: int = 16) -> np.nd
     """The top-k eigenvectors of the context's covariance C = Σ_a π¹(a) w(a)w(a)ᵀ (block power
     iteration from C's columns of largest diagonal): (n, k, d). Small tilts along u give
     U ≈ s‖Cu‖ and KL ≈ s²uᵀCu/2, so the boundary value 2β‖Cu‖²/(η uᵀCu) peaks at C's top eigenvector."""
-    cov, k = np.matmul(np.swapaxes(white, -1, -2), white * np.exp(lp)[..., None]), min(k, white.shape[-1])
+    cov, k = np.einsum("nkd,nke->nde", white * np.exp(lp)[..., None], white, optimize=True), min(k, white.shape[-1])
     start = np.argsort(-np.diagonal(cov, axis1=-2, axis2=-1), axis=-1, kind="stable")[:, :k]
     basis = np.take_along_axis(cov, start[:, None, :], axis=-1)  # (n, d, k)
     for _ in range(iterations):
