@@ -205,7 +205,8 @@ def token_soup_logits(logits_k, weights):
     for wi, logits in zip(w, logits_k):
         if wi == 0:
             continue
-        term = float(wi) * torch.log_softmax(logits.float(), dim=-1)
+        # float64: a weight below float32's range (1e-136) would round to 0 and make 0·(−inf) = NaN
+        term = float(wi) * torch.log_softmax(logits.double(), dim=-1)
         total = term if total is None else total + term
     if not torch.isfinite(total).any(dim=-1).all():
         raise ValueError("logits_k: the soup has no allowed token at some position (supports are disjoint)")
