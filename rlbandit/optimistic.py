@@ -11,7 +11,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import geometry
-from rlbandit._checks import as_float_array, check_eta, check_finite, check_int
+from rlbandit._checks import check_context_probs, check_eta, check_int
+from rlbandit.arguments import logprob_array, real_array
 from rlbandit.budget import ON_EXCEED, chunk_size, chunks
 from rlbandit.budget import memory_budget as resolve_budget
 
@@ -97,18 +98,17 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         log π′, shape (S, X, K), feasible. ValueError for invalid inputs, and when one context's
         work alone exceeds the budget.
     """
-    features = as_float_array(features, "features", min_ndim=2)
-    check_finite(features, "features")
-    if features.ndim != 4:
-        raise ValueError(f"features: expected shape (S, X, K, d), got {features.shape}")
+    features = real_array(features, "features", ndim=4)
     S, X, K, d = features.shape
-    main = as_float_array(main_logprobs, "main_logprobs")
+    main = logprob_array(main_logprobs, "main_logprobs")
     if main.shape != (S, X, K):
         raise ValueError(f"main_logprobs: expected shape {(S, X, K)}, got {main.shape}")
-    factor = as_float_array(factor, "factor")
+    factor = real_array(factor, "factor")
     if factor.shape != (S, d, d):
         raise ValueError(f"factor: expected shape {(S, d, d)}, got {factor.shape}")
-    beta = np.broadcast_to(as_float_array(beta, "beta"), (S,))
+    beta = np.broadcast_to(real_array(beta, "beta", finite=False), (S,))
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy Generator, got {type(rng).__name__}")
     if not np.all(np.isfinite(beta)) or (beta < 0).any():
         raise ValueError("beta: must be finite and >= 0")
     eta = check_eta(eta)
@@ -121,7 +121,12 @@ def optimistic_search(features, main_logprobs, factor, beta, eta, context_probs,
         check_int(value, name, minimum=low, allow_bool=False)
     if on_exceed not in ON_EXCEED:
         raise ValueError(f"on_exceed: must be one of {ON_EXCEED}, got {on_exceed!r}")
-    probs = np.broadcast_to(np.asarray(context_probs, dtype=np.float64), (S, X))
+    if context_probs is None:
+        raise ValueError("context_probs: expected d0, shape (X,) or (S, X), got None")
+    probs = check_context_probs(context_probs, X)
+    if probs.shape not in ((X,), (S, X)):
+        raise ValueError(f"context_probs: expected shape ({X},) or {(S, X)}, got {probs.shape}")
+    probs = np.broadcast_to(probs, (S, X))
 
     sizes = np.concatenate([[0.0], np.geomspace(1e-2, 1e3, n_tilts)])
     shared = _shared_directions(factor, rng, n_eigen_directions, n_random_directions)  # (S, C0, d)

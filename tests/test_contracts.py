@@ -8,9 +8,9 @@ required in scalars; … Each one must raise a ValueError/TypeError naming the a
 the case lists the value as legitimate (−inf log-probabilities are zero mass) — return a result
 without NaN. Never a silent NaN, never a bare numpy/BLAS error.
 
-Known failures in modules other sessions own are listed in :data:`KNOWN_FAILURES` and marked
-``xfail(strict=True)``: fixing one makes its test XPASS, which fails the suite until the entry is
-removed here.
+The only exemption is declared in the registry: a case marked ``unchecked`` (a kernel for arrays
+validated at its callers' boundary) runs its valid call but not the bad inputs, and its docstring
+must say "unchecked".
 """
 
 from __future__ import annotations
@@ -21,27 +21,10 @@ import pytest
 from rlbandit.contracts import (CASES, CONTRACT_MODULES, GOOD_OUTCOMES, KINDS, allowed, bad_inputs, probe,
                                 probe_one, probe_plan, public_functions, summary)
 
-_OPTIMISTIC = ("rlbandit/optimistic.py (re-exported by rlbandit.online): optimistic_search does not fully validate "
-               "its arguments (NaN/inf log-probs and factor, context_probs, rng, a string beta)")
-_ALL_ARRAY = ("nan", "+inf", "-inf", "complex", "rank", "empty", "string", "none")
-
-#: (function, argument) → (bad inputs that still fail, why): modules owned elsewhere, or kernels.
-KNOWN_FAILURES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
-    **{("rlbandit.online.optimistic_search", argument): (kinds, _OPTIMISTIC) for argument, kinds in (
-        ("features", ("empty",)), ("main_logprobs", ("nan", "+inf")), ("factor", ("nan", "+inf", "-inf")),
-        ("beta", ("string",)), ("context_probs", _ALL_ARRAY), ("rng", ("string", "fractional")))},
-}
-
-_KNOWN = {(f, a, kind): why for (f, a), (kinds, why) in KNOWN_FAILURES.items() for kind in kinds}
-
 
 def _params():
     for function, argument, kind in probe_plan():
-        marks = ()
-        if (function, argument, kind) in _KNOWN:
-            marks = (pytest.mark.xfail(strict=True, reason=_KNOWN[function, argument, kind]),)
-        yield pytest.param(function, argument, kind, id=f"{function.removeprefix('rlbandit.')}-{argument}-{kind}",
-                           marks=marks)
+        yield pytest.param(function, argument, kind, id=f"{function.removeprefix('rlbandit.')}-{argument}-{kind}")
 
 
 def test_every_public_function_of_the_core_modules_has_a_contract_case():
@@ -53,18 +36,14 @@ def test_every_public_function_of_the_core_modules_has_a_contract_case():
     assert len(CONTRACT_MODULES) >= 10 and len(functions) >= 60
 
 
-def test_the_known_failures_name_real_cases():
-    planned = set(probe_plan())
-    assert set(_KNOWN) <= planned, sorted(set(_KNOWN) - planned)
-
-
 def test_unchecked_kernels_say_so():
     """A function exempt from the bad inputs is a kernel whose docstring tells its users it does not validate."""
     functions = public_functions()
     unchecked = [name for name, case in CASES.items() if case.unchecked]
     assert unchecked, "the exemption is used (else drop it)"
     for name in unchecked:
-        assert "unchecked" in (functions[name].__doc__ or "").lower(), f"{name}: exempt but its docstring does not say so"
+        doc = (functions[name].__doc__ or "").lower()
+        assert "unchecked" in doc, f"{name}: exempt but its docstring does not say so"
 
 
 @pytest.mark.parametrize("function", sorted(CASES), ids=lambda f: f.removeprefix("rlbandit."))
