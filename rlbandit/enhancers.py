@@ -28,8 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from rlbandit import kernels
-from rlbandit._checks import check_int, same_callable
+from rlbandit import budget, kernels
+from rlbandit._checks import check_choice, check_int, same_callable
 from rlbandit.optimistic import CONSTRAINTS, optimistic_search
 from rlbandit.preferences import sample_actions
 from rlbandit.sampling_oracles import best_of_n
@@ -48,6 +48,10 @@ class EnhancerOptions:
         n_refine: fixed-point refinement rounds of the ``optimistic`` search (v ← Σ⁻¹ g(π′)).
         constraint: ``"expected"`` — β E_x‖g_x‖ ≥ η E_x KL_x, as in Xiong et al. — or
             ``"per_context"`` — β‖g_x‖ ≥ η KL_x for every context (stricter).
+        memory_budget: bytes the ``optimistic`` search may hold at once (None: the default of
+            :mod:`rlbandit.budget`, 1 GiB or ``$RLBANDIT_MEMORY_BUDGET``; "512M" etc. accepted).
+        on_exceed: ``"chunk"`` — contexts searched in chunks that fit the budget — or ``"raise"``
+            — a ValueError naming the sizes and the budget when the whole search does not fit.
     """
 
     n_draws: int = 8
@@ -55,12 +59,17 @@ class EnhancerOptions:
     n_tilts: int = 24
     n_refine: int = 2
     constraint: str = "expected"
+    memory_budget: int | float | str | None = None
+    on_exceed: str = "chunk"
 
     def __post_init__(self):
         for name, low in (("n_draws", 2), ("n_random_directions", 0), ("n_tilts", 1), ("n_refine", 0)):
             check_int(getattr(self, name), name, minimum=low)
         if self.constraint not in CONSTRAINTS:
             raise ValueError(f"constraint: must be one of {CONSTRAINTS}, got {self.constraint!r}")
+        if self.memory_budget is not None:
+            budget.parse_bytes(self.memory_budget, "memory_budget")
+        check_choice(self.on_exceed, "on_exceed", budget.ON_EXCEED)
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +162,8 @@ def _optimistic(state: EnhancerInput, options: EnhancerOptions, rng) -> Enhancem
                          "this world has none (use 'ucb' or 'uncertainty')")
     result = optimistic_search(state.features, state.main_logprobs, state.factor, state.beta, state.eta,
                                state.context_probs, rng, n_random_directions=options.n_random_directions,
-                               n_tilts=options.n_tilts, n_refine=options.n_refine, constraint=options.constraint)
+                               n_tilts=options.n_tilts, n_refine=options.n_refine, constraint=options.constraint,
+                               memory_budget=options.memory_budget, on_exceed=options.on_exceed)
     return Enhancement(state.main_logprobs, result)
 
 

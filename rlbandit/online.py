@@ -73,7 +73,8 @@ def theory_beta(dim: int, T: int, m: int, reg: float, reward_bound: float, delta
 @dataclass(frozen=True)
 class OnlineOptions(EnhancerOptions):
     """Options of :func:`iterate`: the enhancers' (:class:`~rlbandit.enhancers.EnhancerOptions`:
-    ``n_draws``, ``n_random_directions``, ``n_tilts``, ``n_refine``, ``constraint``) plus
+    ``n_draws``, ``n_random_directions``, ``n_tilts``, ``n_refine``, ``constraint``, ``memory_budget``,
+    ``on_exceed``) plus
 
     Attributes:
         reg: λ > 0 — the MLE's ridge and Σ_t = λI + (1/m)Σ zzᵀ.
@@ -250,8 +251,8 @@ class GibbsWorld:
 def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.random.Generator,
             beta=None, offline_data: PreferenceData | None = None, *, reg: float = 1.0, delta: float = 0.1,
             reward_bound: float | None = None, n_draws: int = 8, n_random_directions: int = 8, n_tilts: int = 24,
-            n_refine: int = 2, constraint: str = "expected", progress: bool = False,
-            heldout_data: PreferenceData | None = None) -> pd.DataFrame:
+            n_refine: int = 2, constraint: str = "expected", memory_budget=None, on_exceed: str = "chunk",
+            progress: bool = False, heldout_data: PreferenceData | None = None) -> pd.DataFrame:
     """Online iterative RLHF (Xiong et al. 2024, Algorithm 2) with an enhancer, batched over seeds.
 
     Args:
@@ -264,7 +265,7 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
             :func:`theory_beta` with d, T, m, λ = ``reg``, B = ``reward_bound`` (default ‖θ*‖), δ = ``delta``.
         offline_data: D_off (PreferenceData with the problem's batch shape) or None (pure online).
         reg, delta, reward_bound, n_draws, n_random_directions, n_tilts, n_refine, constraint,
-        progress: see :class:`OnlineOptions` (validated there).
+        memory_budget, on_exceed, progress: see :class:`OnlineOptions` (validated there).
         heldout_data: comparisons kept out of D (PreferenceData with the problem's batch shape), or None.
             When given, the frame gains ``heldout_loglik`` (of θ̂_t, :func:`heldout_loglik`) and
             ``heldout_suboptimality`` (the practical output rule :func:`select_by_heldout`).
@@ -287,8 +288,8 @@ def iterate(problem: LinearBandit, eta, enhancer: str, T: int, m: int, rng: np.r
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     opts = OnlineOptions(n_draws=n_draws, n_random_directions=n_random_directions, n_tilts=n_tilts,
-                         n_refine=n_refine, constraint=constraint, reg=reg, delta=delta, reward_bound=reward_bound,
-                         progress=progress)
+                         n_refine=n_refine, constraint=constraint, memory_budget=memory_budget, on_exceed=on_exceed,
+                         reg=reg, delta=delta, reward_bound=reward_bound, progress=progress)
     S, d = problem.batch_shape[0], problem.dim
     if beta is None:
         bound = opts.reward_bound if opts.reward_bound is not None else float(np.linalg.norm(problem.theta, axis=-1).max())

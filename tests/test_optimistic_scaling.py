@@ -14,11 +14,13 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlbandit import budget
+import rlbandit as rb
+from rlbandit import budget, online
 from rlbandit.oracle import normalize_logits
 from rlbandit.optimistic import optimistic_search
 from rlbandit.reward import cholesky
@@ -241,3 +243,18 @@ def test_chunks_validates():
     with pytest.raises(ValueError, match="n_items"):
         budget.chunks(-1, 3)
     assert budget.chunks(0, 4) == []
+
+
+def test_iterate_passes_the_memory_budget_to_the_optimistic_search():
+    """The budget is an option of `online.iterate`: a budget that one context cannot fit in fails at
+    once naming the budget; a bad budget is a named error before any work."""
+    problem = rb.make_problems(rb.ProblemConfig(scenario="random", n_contexts=4, n_actions=6, dim=3), seeds=[0])
+    with pytest.raises(ValueError, match="budget"):
+        online.iterate(problem, 1.0, "optimistic", T=1, m=20, rng=np.random.default_rng(0), memory_budget=64)
+    with pytest.raises(ValueError, match="memory_budget"):
+        online.iterate(problem, 1.0, "optimistic", T=1, m=20, rng=np.random.default_rng(0), memory_budget="lots")
+    with pytest.raises(ValueError, match="on_exceed"):
+        online.iterate(problem, 1.0, "optimistic", T=1, m=20, rng=np.random.default_rng(0), on_exceed="swap")
+    small = online.iterate(problem, 1.0, "optimistic", T=2, m=20, rng=np.random.default_rng(0), memory_budget="64M")
+    default = online.iterate(problem, 1.0, "optimistic", T=2, m=20, rng=np.random.default_rng(0))
+    pd.testing.assert_frame_equal(small, default)
