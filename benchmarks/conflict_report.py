@@ -351,7 +351,8 @@ def _pessimism_paragraph(table: pd.DataFrame) -> str:
         betas = ", ".join(f"{b:g}" for b in sorted(hurts["beta"].unique()))
         gain = f" (by up to {-helps['change (mean %)'].min():.1f} %)" if len(helps) else ""
         sentences.append(
-            f"In d = {dim}, its best β at n = {n_min} gives {cells}; of {len(lcb)} η × n × β cells it lowers the "
+            f"In d = {dim}, the β with the lowest true regret at n = {n_min} (an oracle choice: β picked by the "
+            f"true regret, not from data) gives {cells}; of {len(lcb)} η × n × β cells it lowers the "
             f"regret by more than its 95 % CI in {len(helps)}{gain} and raises it in {len(hurts)}"
             + (f" (β ∈ {{{betas}}})" if len(hurts) else "") + f", and at n = {n_max} the changes range from "
             f"{lcb.loc[lcb['n per attribute'] == n_max, 'change (mean %)'].min():+.1f} % to "
