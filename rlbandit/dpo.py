@@ -30,10 +30,17 @@ import pandas as pd
 import torch
 
 from rlbandit import kernels
-from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
+from rlbandit._checks import (
+    check_choice,
+    check_eta,
+    check_int,
+    check_positive_float,
+    check_positive_ints,
+    logprob_array,
+    tensor_argument,
+)
 from rlbandit.losses import LOSSES, preference_loss
 from rlbandit.policies import LogLinearPolicy, TabularPolicy
-from rlbandit.arguments import logprob_array, tensor_argument
 from rlbandit.preferences import PreferenceData
 
 __all__ = ["DPOConfig", "OnlineDPOConfig", "DPOResult", "train_dpo", "policy_logprobs", "online_dpo", "dpo_objective",

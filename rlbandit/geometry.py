@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlbandit._checks import as_float_array, check_finite, check_logprobs, check_positive_float
-from rlbandit.arguments import real_array
+from rlbandit._checks import as_float_array, check_finite, check_logprobs, check_positive_float, real_array
 
 __all__ = [
     "cholesky",

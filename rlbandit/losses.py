@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from rlbandit.arguments import real_number, tensor_argument
+from rlbandit._checks import real_number, tensor_argument
 
 __all__ = ["LOSSES", "preference_loss", "kl_estimate", "KL_ESTIMATORS", "PairTerms"]
 

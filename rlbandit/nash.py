@@ -32,13 +32,7 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import kernels
-from rlbandit._checks import (
-    check_choice,
-    check_eta,
-    check_int,
-    same_callable,
-)
-from rlbandit.arguments import logprob_array, real_array, real_number
+from rlbandit._checks import check_choice, check_eta, check_int, logprob_array, real_array, real_number, same_callable
 from rlbandit.kernels import normalize_logits
 from rlbandit.preference_models import (
     check_preference,

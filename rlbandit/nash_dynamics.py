@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlbandit._checks import as_float_array, check_eta, check_int, check_logprobs
-from rlbandit.arguments import integer, logprob_array, real_number
+from rlbandit._checks import as_float_array, check_eta, check_int, check_logprobs, integer, logprob_array, real_number
 from rlbandit.kernels import normalize_logits
 from rlbandit.preference_models import check_preference
 

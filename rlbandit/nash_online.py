@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from rlbandit import kernels
-from rlbandit._checks import check_choice, check_eta, check_int, check_positive_float, check_positive_ints
-from rlbandit.arguments import logprob_array, real_array
+from rlbandit._checks import (
+    check_choice,
+    check_eta,
+    check_int,
+    check_positive_float,
+    check_positive_ints,
+    logprob_array,
+    real_array,
+)
 from rlbandit.enhancers import ENHANCERS, EnhancerInput, EnhancerOptions
 from rlbandit.geometry import covariance, mahalanobis_norm
 from rlbandit.iterative import run_rounds

@@ -15,8 +15,16 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import geometry, radii
-from rlbandit._checks import as_float_array, check_choice, check_eta, check_logprobs, check_positive_float
-from rlbandit.arguments import integer, real_array, real_number
+from rlbandit._checks import (
+    as_float_array,
+    check_choice,
+    check_eta,
+    check_logprobs,
+    check_positive_float,
+    integer,
+    real_array,
+    real_number,
+)
 from rlbandit.geometry import cholesky, covariance
 from rlbandit.pessimism import uncertainty
 from rlbandit.preferences import PreferenceData

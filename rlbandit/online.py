@@ -26,8 +26,17 @@ import numpy as np
 import pandas as pd
 
 from rlbandit import geometry, kernels, radii
-from rlbandit._checks import as_float_array, check_broadcast, check_choice, check_eta, check_int, check_positive_float
-from rlbandit.arguments import logprob_array, real_array, real_number
+from rlbandit._checks import (
+    as_float_array,
+    check_broadcast,
+    check_choice,
+    check_eta,
+    check_int,
+    check_positive_float,
+    logprob_array,
+    real_array,
+    real_number,
+)
 from rlbandit.enhancers import ENHANCERS, Enhancement, EnhancerInput, EnhancerOptions
 from rlbandit.geometry import cholesky, covariance, gap_norms, policy_gap_norms, ucb_bonus
 from rlbandit.iterative import run_rounds

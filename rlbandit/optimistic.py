@@ -11,8 +11,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import geometry
-from rlbandit._checks import check_context_probs, check_eta, check_int
-from rlbandit.arguments import logprob_array, real_array
+from rlbandit._checks import check_context_probs, check_eta, check_int, logprob_array, real_array
 from rlbandit.budget import ON_EXCEED, chunk_size, chunks
 from rlbandit.budget import memory_budget as resolve_budget
 

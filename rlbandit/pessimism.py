@@ -26,8 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import geometry, kernels
-from rlbandit._checks import as_float_array, check_choice, check_context_probs, check_eta
-from rlbandit.arguments import logprob_array, real_array
+from rlbandit._checks import as_float_array, check_choice, check_context_probs, check_eta, logprob_array, real_array
 from rlbandit.geometry import cholesky
 from rlbandit.kernels import normalize_logits
 

@@ -31,8 +31,7 @@ from typing import Callable
 import numpy as np
 
 from rlbandit import kernels
-from rlbandit._checks import check_broadcast, check_eta
-from rlbandit.arguments import integer, logprob_array, real_array
+from rlbandit._checks import check_broadcast, check_eta, integer, logprob_array, real_array
 
 __all__ = ["fixed_point", "forward_kl_policy", "grpo_fixed_point", "FIXED_POINTS"]
 

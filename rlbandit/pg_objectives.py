@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rlbandit.arguments import integer, real_number, tensor_argument
+from rlbandit._checks import integer, real_number, tensor_argument
 
 __all__ = [
     "LOSS_AGGREGATIONS",

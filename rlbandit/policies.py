@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rlbandit.arguments import real_array, real_number
+from rlbandit._checks import real_array, real_number
 
 __all__ = ["TabularPolicy", "LogLinearPolicy", "POLICIES", "make_policy", "as_tensor"]
 

@@ -47,8 +47,15 @@ import pandas as pd
 import torch
 
 from rlbandit import kernels
-from rlbandit._checks import check_choice, check_context_probs, check_eta, check_positive_float, check_positive_ints
-from rlbandit.arguments import logprob_array, real_array
+from rlbandit._checks import (
+    check_choice,
+    check_context_probs,
+    check_eta,
+    check_positive_float,
+    check_positive_ints,
+    logprob_array,
+    real_array,
+)
 from rlbandit.losses import KL_ESTIMATORS, kl_estimate
 from rlbandit.kernels import expected_reward
 from rlbandit.pg_fixed_points import FIXED_POINTS, fixed_point, forward_kl_policy, grpo_fixed_point

@@ -46,8 +46,10 @@ from rlbandit._checks import (
     check_finite,
     check_int,
     check_logprobs,
+    integer,
+    real_array,
+    real_number,
 )
-from rlbandit.arguments import integer, real_array, real_number
 from rlbandit.preferences import PreferenceData, sample_actions, sample_categorical
 from rlbandit.reward import fit_bt
 

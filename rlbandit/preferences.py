@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from rlbandit.arguments import real_array
+from rlbandit._checks import real_array
 
 __all__ = ["PreferenceData", "sample_categorical", "sample_actions", "sample_bt_labels"]
 

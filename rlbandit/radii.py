@@ -33,8 +33,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from rlbandit._checks import check_int, check_positive_float
-from rlbandit.arguments import real_array
+from rlbandit._checks import check_int, check_positive_float, real_array
 from rlbandit.geometry import covariance
 
 __all__ = ["RADII", "curvature", "self_normalized_radius", "xiong2024_radius", "zhu2023_radius"]

@@ -25,8 +25,15 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import kernels
-from rlbandit._checks import as_float_array, check_broadcast, check_finite, check_logprobs
-from rlbandit.arguments import integer, logprob_array, real_array
+from rlbandit._checks import (
+    as_float_array,
+    check_broadcast,
+    check_finite,
+    check_logprobs,
+    integer,
+    logprob_array,
+    real_array,
+)
 from rlbandit.kernels import expected_reward
 
 __all__ = [

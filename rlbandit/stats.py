@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlbandit.arguments import real_array, real_number
+from rlbandit._checks import real_array, real_number
 
 __all__ = ["mean_se", "t_interval", "format_mean_se", "geometric_mean", "log_mean_band", "loglog_slope",
            "bootstrap_means", "bootstrap_ci", "percentile_interval"]
