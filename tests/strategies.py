@@ -21,6 +21,8 @@ from hypothesis.extra import numpy as hnp
 from scipy.special import logsumexp
 
 __all__ = [
+    "optimistic_instance",
+    "optimistic_objective_and_kl",
     "etas",
     "moderate_etas",
     "extreme_etas",
@@ -229,3 +231,35 @@ def bt_datasets(draw, *, max_n: int = 200, max_dim: int = 5, batch: bool = False
     labels = (rng.random(lead + (n,)) < 1.0 / (1.0 + np.exp(-logits))).astype(np.int64)
     weights = rng.integers(0, 4, size=lead + (n,)).astype(np.float64) if weighted else None
     return diffs, labels, weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Instances of Option I's search (tests/test_online.py, tests/test_optimistic_scaling.py)
+# ---------------------------------------------------------------------------------------------
+
+def optimistic_instance(seed, S=2, X=3, K=5, d=3):
+    """A random input of :func:`rlbandit.optimistic.optimistic_search`: ``(rng, φ (S, X, K, d) in the
+    unit ball, log π¹, Σ = I + Σ zzᵀ from 0–14 comparisons, β (S,), η, d0)``."""
+    from rlbandit.oracle import normalize_logits
+
+    rng = np.random.default_rng(seed)
+    phi = rng.standard_normal((S, X, K, d))
+    phi /= np.maximum(1.0, np.linalg.norm(phi, axis=-1, keepdims=True))
+    main = normalize_logits(1.5 * rng.standard_normal((S, X, K)))
+    z = 0.5 * rng.standard_normal((S, int(rng.integers(0, 15)), d))
+    cov = np.eye(d) + np.swapaxes(z, -1, -2) @ z
+    beta = rng.uniform(0.3, 5.0, S)
+    eta = float(rng.uniform(0.1, 2.0))
+    probs = rng.dirichlet(np.ones(X))
+    return rng, phi, main, cov, beta, eta, probs
+
+
+def optimistic_objective_and_kl(logprobs, phi, main, cov):
+    """Independent computation of Option I's objective and KL: explicit Σ⁻¹, per context (S, X)
+    norms ‖φ(x,π′) − φ(x,π¹)‖_{Σ⁻¹} and KL(π′‖π¹)."""
+    p, q = np.exp(logprobs), np.exp(main)
+    g = np.einsum("sxk,sxkd->sxd", p - q, phi)
+    u = np.sqrt(np.einsum("sxd,sde,sxe->sx", g, np.linalg.inv(cov), g))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * (np.log(p) - main), 0.0).sum(-1)
+    return u, kl

@@ -33,32 +33,11 @@ from rlbandit.online import (
     ucb_bonus,
 )
 from rlbandit.reward import cholesky
+from tests.strategies import optimistic_instance, optimistic_objective_and_kl
 
 FAST = settings(max_examples=12, deadline=None)
 
 
-def _random_instance(seed, S=2, X=3, K=5, d=3):
-    rng = np.random.default_rng(seed)
-    phi = rng.standard_normal((S, X, K, d))
-    phi /= np.maximum(1.0, np.linalg.norm(phi, axis=-1, keepdims=True))
-    main = normalize_logits(1.5 * rng.standard_normal((S, X, K)))
-    z = 0.5 * rng.standard_normal((S, int(rng.integers(0, 15)), d))
-    cov = np.eye(d) + np.swapaxes(z, -1, -2) @ z
-    beta = rng.uniform(0.3, 5.0, S)
-    eta = float(rng.uniform(0.1, 2.0))
-    probs = rng.dirichlet(np.ones(X))
-    return rng, phi, main, cov, beta, eta, probs
-
-
-def _objective_and_kl(logprobs, phi, main, cov):
-    """Independent computation: explicit Σ⁻¹, per context (S, X) norms and KLs."""
-    p, q = np.exp(logprobs), np.exp(main)
-    g = np.einsum("sxk,sxkd->sxd", p - q, phi)
-    inv = np.linalg.inv(cov)
-    u = np.sqrt(np.einsum("sxd,sde,sxe->sx", g, inv, g))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl = np.where(p > 0, p * (np.log(p) - main), 0.0).sum(-1)
-    return u, kl
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,9 +47,9 @@ def _objective_and_kl(logprobs, phi, main, cov):
 @FAST
 @given(seed=st.integers(0, 10_000), constraint=st.sampled_from(["expected", "per_context"]))
 def test_optimistic_feasible_and_beats_random_feasible(seed, constraint):
-    rng, phi, main, cov, beta, eta, probs = _random_instance(seed)
+    rng, phi, main, cov, beta, eta, probs = optimistic_instance(seed)
     lp = optimistic_search(phi, main, cholesky(cov), beta, eta, probs, rng, constraint=constraint)
-    u, kl = _objective_and_kl(lp, phi, main, cov)
+    u, kl = optimistic_objective_and_kl(lp, phi, main, cov)
     slack = beta[:, None] * u - eta * kl
     if constraint == "expected":
         assert np.all((probs * slack).sum(-1) >= -1e-10)
@@ -84,7 +63,7 @@ def test_optimistic_feasible_and_beats_random_feasible(seed, constraint):
         other = rng.dirichlet(np.full(K, rng.choice([0.2, 1.0, 5.0])), size=(S, X))
         for alpha in (1.0, 0.5, 0.25, 0.1, 0.05, 0.02):
             cand = np.log((1 - alpha) * np.exp(main) + alpha * other)
-            cu, ckl = _objective_and_kl(cand, phi, main, cov)
+            cu, ckl = optimistic_objective_and_kl(cand, phi, main, cov)
             cs = beta[:, None] * cu - eta * ckl
             ok = (probs * cs).sum(-1) >= 0 if constraint == "expected" else (cs >= 0).all(-1)
             best_random = np.where(ok, np.maximum(best_random, (probs * cu).sum(-1)), best_random)
@@ -99,9 +78,9 @@ def test_optimistic_near_brute_force():
     keep = i + j <= step
     grid = np.stack([i[keep], j[keep], step - i[keep] - j[keep]], 1) / step
     for seed in range(12):
-        rng, phi, main, cov, beta, eta, probs = _random_instance(seed, S=1, X=1, K=3)
+        rng, phi, main, cov, beta, eta, probs = optimistic_instance(seed, S=1, X=1, K=3)
         lp = optimistic_search(phi, main, cholesky(cov), beta, eta, np.ones(1), rng)
-        u, _ = _objective_and_kl(lp, phi, main, cov)
+        u, _ = optimistic_objective_and_kl(lp, phi, main, cov)
         g = (grid - np.exp(main[0, 0])) @ phi[0, 0]
         gu = np.sqrt(np.einsum("nd,de,ne->n", g, np.linalg.inv(cov[0]), g))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -115,10 +94,10 @@ def test_optimistic_near_brute_force():
 def test_tilt_dominates_at_equal_kl(seed):
     """For any π′ with g = φ(π′) − φ(π¹), the tilt π¹·exp(s⟨Σ⁻¹g, φ⟩) with the same KL has
     ‖g_tilt‖_{Σ⁻¹} ≥ ‖g‖_{Σ⁻¹} (the fact behind searching over tilts only)."""
-    rng, phi, main, cov, beta, eta, probs = _random_instance(seed, S=1, X=1, K=6)
+    rng, phi, main, cov, beta, eta, probs = optimistic_instance(seed, S=1, X=1, K=6)
     other = np.log(rng.dirichlet(np.ones(6)))[None, None]
     cand = np.log(0.5 * np.exp(main) + 0.5 * np.exp(other))
-    u, kl = _objective_and_kl(cand, phi, main, cov)
+    u, kl = optimistic_objective_and_kl(cand, phi, main, cov)
     g = (np.exp(cand[0, 0]) - np.exp(main[0, 0])) @ phi[0, 0]
     score = phi[0, 0] @ np.linalg.solve(cov[0], g)
 
@@ -126,12 +105,12 @@ def test_tilt_dominates_at_equal_kl(seed):
         return normalize_logits(main + s * score)
 
     lo, hi = 0.0, 1.0
-    while _objective_and_kl(tilt(hi), phi, main, cov)[1][0, 0] < kl[0, 0]:
+    while optimistic_objective_and_kl(tilt(hi), phi, main, cov)[1][0, 0] < kl[0, 0]:
         hi *= 2
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _objective_and_kl(tilt(mid), phi, main, cov)[1][0, 0] < kl[0, 0] else (lo, mid)
-    tu, tkl = _objective_and_kl(tilt(hi), phi, main, cov)
+        lo, hi = (mid, hi) if optimistic_objective_and_kl(tilt(mid), phi, main, cov)[1][0, 0] < kl[0, 0] else (lo, mid)
+    tu, tkl = optimistic_objective_and_kl(tilt(hi), phi, main, cov)
     assert abs(tkl[0, 0] - kl[0, 0]) < 1e-8
     assert tu[0, 0] >= u[0, 0] - 1e-9
 
@@ -143,7 +122,7 @@ def test_tilt_dominates_at_equal_kl(seed):
 @FAST
 @given(seed=st.integers(0, 10_000))
 def test_gap_norms_match_explicit_inverse(seed):
-    rng, phi, main, cov, beta, eta, probs = _random_instance(seed)
+    rng, phi, main, cov, beta, eta, probs = optimistic_instance(seed)
     anchor = np.einsum("sxk,sxkd->sxd", np.exp(main), phi)
     expected = np.sqrt(np.einsum("sxkd,sde,sxke->sxk", phi - anchor[:, :, None], np.linalg.inv(cov), phi - anchor[:, :, None]))
     np.testing.assert_allclose(gap_norms(phi, anchor, cov), expected, rtol=1e-10, atol=1e-12)

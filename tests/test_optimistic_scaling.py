@@ -24,32 +24,14 @@ from rlbandit import budget, online
 from rlbandit.oracle import normalize_logits
 from rlbandit.optimistic import optimistic_search
 from rlbandit.reward import cholesky
+from tests.strategies import optimistic_instance, optimistic_objective_and_kl
 
 FAST = settings(max_examples=8, deadline=None)
 MiB = 1 << 20
 
 
 def _instance(seed, S=2, X=4, K=40, d=4):
-    rng = np.random.default_rng(seed)
-    phi = rng.standard_normal((S, X, K, d))
-    phi /= np.maximum(1.0, np.linalg.norm(phi, axis=-1, keepdims=True))
-    main = normalize_logits(1.5 * rng.standard_normal((S, X, K)))
-    z = 0.5 * rng.standard_normal((S, int(rng.integers(0, 15)), d))
-    cov = np.eye(d) + np.swapaxes(z, -1, -2) @ z
-    beta = rng.uniform(0.3, 5.0, S)
-    eta = float(rng.uniform(0.1, 2.0))
-    probs = rng.dirichlet(np.ones(X))
-    return phi, main, cov, beta, eta, probs
-
-
-def _objective_and_kl(logprobs, phi, main, cov):
-    """Independent computation: explicit Σ⁻¹, per-context (S, X) norms and KLs."""
-    p, q = np.exp(logprobs), np.exp(main)
-    g = np.einsum("sxk,sxkd->sxd", p - q, phi)
-    u = np.sqrt(np.einsum("sxd,sde,sxe->sx", g, np.linalg.inv(cov), g))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl = np.where(p > 0, p * (np.log(p) - main), 0.0).sum(-1)
-    return u, kl
+    return optimistic_instance(seed, S, X, K, d)[1:]
 
 
 def _search(phi, main, cov, beta, eta, probs, seed, **kw):
@@ -99,7 +81,7 @@ def test_peak_memory_stays_near_the_budget():
     finally:
         tracemalloc.stop()
     assert peak <= limit + 2 * MiB, peak / MiB
-    u, kl = _objective_and_kl(out, phi, main, np.eye(d)[None] * 2.0)
+    u, kl = optimistic_objective_and_kl(out, phi, main, np.eye(d)[None] * 2.0)
     assert ((u * 2.0 - kl).mean() >= -1e-10) and u.mean() > 0
 
 
@@ -126,12 +108,12 @@ def _best_single_action_mixture(phi, main, cov, beta, eta, steps=60):
             mid = 0.5 * (lo + hi)
             with np.errstate(divide="ignore"):
                 mix = np.log((1 - mid[..., None]) * p + mid[..., None] * eye[a])
-            u, kl = _objective_and_kl(mix, phi, main, cov)
+            u, kl = optimistic_objective_and_kl(mix, phi, main, cov)
             ok = beta[:, None] * u - eta * kl >= 0
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
         with np.errstate(divide="ignore"):
             mix = np.log((1 - lo[..., None]) * p + lo[..., None] * eye[a])
-        u, _ = _objective_and_kl(mix, phi, main, cov)
+        u, _ = optimistic_objective_and_kl(mix, phi, main, cov)
         best = np.maximum(best, u)
     return best
 
@@ -141,7 +123,7 @@ def _best_single_action_mixture(phi, main, cov, beta, eta, steps=60):
 def test_feasible_when_pruned(seed, constraint):
     phi, main, cov, beta, eta, probs = _instance(seed, K=48, d=5)
     lp = _search(phi, main, cov, beta, eta, probs, seed, constraint=constraint, n_action_directions=8)
-    u, kl = _objective_and_kl(lp, phi, main, cov)
+    u, kl = optimistic_objective_and_kl(lp, phi, main, cov)
     slack = beta[:, None] * u - eta * kl
     if constraint == "expected":
         assert np.all((probs * slack).sum(-1) >= -1e-10)
@@ -157,7 +139,7 @@ def test_beats_best_single_action_mixture(seed):
     feasible mixture of π¹ with one action (the tilt along that action's gap dominates it)."""
     phi, main, cov, beta, eta, probs = _instance(seed, X=3, K=30, d=4)
     lp = _search(phi, main, cov, beta, eta, probs, seed, constraint="per_context", n_action_directions=6)
-    u, _ = _objective_and_kl(lp, phi, main, cov)
+    u, _ = optimistic_objective_and_kl(lp, phi, main, cov)
     assert np.all(u >= _best_single_action_mixture(phi, main, cov, beta, eta) * (1 - 1e-6))
 
 
