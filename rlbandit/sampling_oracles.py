@@ -178,6 +178,22 @@ def best_of_n_win_rate(rewards, ref_logprobs, n) -> np.ndarray:
     return expected_reward(logp, score)
 
 
+def _kl_search_inputs(rewards, ref_logprobs, target_kl, iterations, event_ndim: int):
+    """Validated inputs of the bisections on η: rewards and log π0 with ``event_ndim`` trailing axes
+    (K, or X and K) at least, their broadcast shape, the targets (finite, ≥ 0) broadcast to the
+    leading axes, and the iteration count."""
+    rewards = as_float_array(rewards, "rewards", min_ndim=event_ndim)
+    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=event_ndim)
+    check_finite(rewards, "rewards")
+    check_logprobs(ref_logprobs, "ref_logprobs")
+    shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
+    iterations = integer(iterations, "iterations")
+    target = np.broadcast_to(real_array(target_kl, "target_kl", finite=False), shape[:-event_ndim])
+    if (target < 0).any() or not np.isfinite(target).all():
+        raise ValueError("target_kl: must be finite and >= 0")
+    return rewards, ref_logprobs, shape, target, iterations
+
+
 def gibbs_matching_kl(rewards, ref_logprobs, target_kl, *, iterations: int = 100):
     """The Gibbs policy O(r, η, π0) whose KL(·‖π0) equals ``target_kl``, per row.
 
@@ -188,16 +204,9 @@ def gibbs_matching_kl(rewards, ref_logprobs, target_kl, *, iterations: int = 100
     Returns:
         (log-probs (..., K), η (...,)).
     """
-    rewards = as_float_array(rewards, "rewards", min_ndim=1)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
-    check_finite(rewards, "rewards")
-    check_logprobs(ref_logprobs, "ref_logprobs")
-    shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
+    rewards, ref_logprobs, shape, target, iterations = _kl_search_inputs(rewards, ref_logprobs, target_kl,
+                                                                         iterations, 1)
     rewards, ref_logprobs = np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
-    iterations = integer(iterations, "iterations")
-    target = np.broadcast_to(real_array(target_kl, "target_kl", finite=False), shape[:-1])
-    if (target < 0).any() or not np.isfinite(target).all():
-        raise ValueError("target_kl: must be finite and >= 0")
     support = np.isfinite(ref_logprobs)
     masked = np.where(support, rewards, np.nan)
     top = np.nanmax(masked, axis=-1, keepdims=True)
@@ -241,15 +250,8 @@ def gibbs_at_average_kl(rewards, ref_logprobs, target_kl, context_probs=None, *,
     Returns:
         (log-probs (..., X, K), η (...,)); a target beyond the greedy limit returns the smallest η.
     """
-    rewards = as_float_array(rewards, "rewards", min_ndim=2)
-    ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=2)
-    check_finite(rewards, "rewards")
-    check_logprobs(ref_logprobs, "ref_logprobs")
-    shape = check_broadcast(rewards.shape, ref_logprobs.shape, "rewards", "ref_logprobs")
-    iterations = integer(iterations, "iterations")
-    target = np.broadcast_to(real_array(target_kl, "target_kl", finite=False), shape[:-2])
-    if (target < 0).any() or not np.isfinite(target).all():
-        raise ValueError("target_kl: must be finite and >= 0")
+    rewards, ref_logprobs, shape, target, iterations = _kl_search_inputs(rewards, ref_logprobs, target_kl,
+                                                                         iterations, 2)
     support = np.isfinite(ref_logprobs)
     masked = np.where(support, rewards, np.nan)
     spread = np.nanmax(masked, axis=(-2, -1)) - np.nanmin(masked, axis=(-2, -1))
