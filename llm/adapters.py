@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llm.models import LanguageModel
-from rlbandit._checks import check_choice, check_int, check_positive_float
+from rlbandit._checks import check_choice, check_instance, check_int, check_positive_float
 
 __all__ = ["ADAPTATIONS", "Adaptation", "adapt", "trainable_parameter_count"]
 
@@ -107,10 +107,8 @@ ADAPTATIONS: dict[str, Callable] = {"full": _full, "lora": _lora, "top": _top}
 def adapt(lm: LanguageModel, adaptation: Adaptation) -> LanguageModel:
     """A new LanguageModel (deep copy of ``lm.model``, same tokenizer) training only the weights of
     ``adaptation.mode``; ``lm`` itself is left unchanged. The training/eval mode is kept."""
-    if not isinstance(lm, LanguageModel):
-        raise ValueError(f"lm: expected a LanguageModel, got {type(lm).__name__}")
-    if not isinstance(adaptation, Adaptation):
-        raise ValueError(f"adaptation: expected an Adaptation, got {type(adaptation).__name__}")
+    check_instance(lm, LanguageModel, "lm")
+    check_instance(adaptation, Adaptation, "adaptation")
     training = lm.model.training
     model = ADAPTATIONS[adaptation.mode](copy.deepcopy(lm.model), adaptation)
     model.train(training)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from llm.models import LanguageModel, cache_dir, load_model, place
-from rlbandit._checks import check_int, check_positive_float, check_positive_ints
+from rlbandit._checks import check_instance, check_int, check_positive_float, check_positive_ints
 
 __all__ = ["TinyLMConfig", "build_model", "build_tokenizer", "default_model", "pretrain"]
 
@@ -130,8 +130,7 @@ def default_model(config: TinyLMConfig | None = None, *, device=None, cache: boo
         cache: read/write ``cache_dir()/tiny-lm-<hash>``; False builds in memory only.
     """
     config = TinyLMConfig() if config is None else config
-    if not isinstance(config, TinyLMConfig):
-        raise ValueError(f"config: expected a TinyLMConfig, got {type(config).__name__}")
+    check_instance(config, TinyLMConfig, "config")
     folder = cache_dir() / f"tiny-lm-{config.key()}"
     if cache and (folder / "done").exists():
         return load_model(str(folder), device=device)

@@ -140,6 +140,16 @@ def check_positive_float(value, name: str, *, allow_zero: bool = False, finite: 
     return value
 
 
+def check_instance(value, cls: type, name: str):
+    """``value`` itself when it is a ``cls``; else a ValueError "name: expected a(n) Cls, got Type"."""
+    if not isinstance(value, cls):
+        title = cls.__name__
+        initialism = title[:2].isupper() and title[0] in "FHLMNRSX"  # "an RSConfig"
+        article = "an" if title[0] in "AEIOU" or initialism else "a"
+        raise ValueError(f"{name}: expected {article} {title}, got {type(value).__name__}")
+    return value
+
+
 def check_choice(value, name: str, choices, *, kind: str | None = None):
     """``value`` is a key of ``choices`` (a registry dict or a collection of names)."""
     if value not in choices:

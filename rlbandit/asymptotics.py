@@ -30,15 +30,14 @@ import numpy as np
 from scipy.special import expit
 
 from rlbandit import kernels
-from rlbandit._checks import as_float_array, check_eta, check_logprobs
+from rlbandit._checks import as_float_array, check_eta, check_instance, check_logprobs
 from rlbandit.problem import LinearBandit
 
 __all__ = ["bt_fisher_information", "feature_covariance", "subopt_constant", "local_sample_size"]
 
 
 def _check_problem(problem) -> LinearBandit:
-    if not isinstance(problem, LinearBandit):
-        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    check_instance(problem, LinearBandit, "problem")
     return problem
 
 

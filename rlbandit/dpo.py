@@ -31,6 +31,7 @@ import torch
 
 from rlbandit import kernels
 from rlbandit._checks import (
+    check_instance,
     check_choice,
     check_eta,
     check_int,
@@ -111,11 +112,6 @@ def _pair_logps(lp: torch.Tensor, data: PreferenceData):
     return lp[rows, ctx, chosen], lp[rows, ctx, rejected]
 
 
-def _check_instance(value, cls, name: str) -> None:
-    if not isinstance(value, cls):
-        raise ValueError(f"{name}: expected a {cls.__name__}, got {type(value).__name__}")
-
-
 def _check_policy(policy) -> None:
     if not callable(getattr(policy, "logprobs", None)):
         raise ValueError(f"policy: expected a torch policy with .logprobs() (TabularPolicy, LogLinearPolicy), "
@@ -125,7 +121,7 @@ def _check_policy(policy) -> None:
 def _check_problem(problem) -> None:
     from rlbandit.problem import LinearBandit
 
-    _check_instance(problem, LinearBandit, "problem")
+    check_instance(problem, LinearBandit, "problem")
 
 
 def dpo_objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, config: DPOConfig,
@@ -133,8 +129,8 @@ def dpo_objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, conf
     """The DPO objective (module docstring) summed over seeds; ``explore`` = (contexts, actions)
     (S, n') of XPO's reference samples, whose α·Σ log π is added (also divided by n)."""
     _check_policy(policy)
-    _check_instance(data, PreferenceData, "data")
-    _check_instance(config, DPOConfig, "config")
+    check_instance(data, PreferenceData, "data")
+    check_instance(config, DPOConfig, "config")
     lp = policy.logprobs()
     ref_logprobs = tensor_argument(ref_logprobs, "ref_logprobs")
     if ref_logprobs.shape != lp.shape:
@@ -169,8 +165,8 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
     from rlbandit.problem import stack_problems
 
     _check_problem(problem)
-    _check_instance(config, DPOConfig, "config")
-    _check_instance(data, PreferenceData, "data")
+    check_instance(config, DPOConfig, "config")
+    check_instance(data, PreferenceData, "data")
     batched = bool(problem.batch_shape)
     if data.batch_shape != problem.batch_shape:
         raise ValueError(f"data: batch shape {data.batch_shape} differs from the problem's {problem.batch_shape}")
@@ -253,8 +249,7 @@ class OnlineDPOConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.dpo, DPOConfig):
-            raise ValueError(f"dpo: expected a DPOConfig, got {type(self.dpo).__name__}")
+        check_instance(self.dpo, DPOConfig, "dpo")
         check_positive_ints(self, ("iterations", "pairs_per_iteration"), numpy_ints=False, allow_bool=False)
         check_choice(self.sampler, "sampler", SAMPLERS)
         check_positive_float(self.xpo_alpha, "xpo_alpha", allow_zero=True, finite=False)
@@ -290,8 +285,7 @@ def online_dpo(problem, config: OnlineDPOConfig, *, progress: bool = False) -> D
     from rlbandit.problem import stack_problems
 
     _check_problem(problem)
-    if not isinstance(config, OnlineDPOConfig):
-        raise ValueError(f"config: expected an OnlineDPOConfig, got {type(config).__name__}")
+    check_instance(config, OnlineDPOConfig, "config")
     batched = bool(problem.batch_shape)
     prob = problem if batched else stack_problems([problem])
     rng = np.random.default_rng(config.seed)

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlbandit._checks import check_choice, check_positive_float, check_positive_ints
+from rlbandit._checks import check_choice, check_instance, check_positive_float, check_positive_ints
 from rlbandit.preference_models import (
     ANTISYMMETRY_TOL,
     PreferenceProblem,
@@ -197,8 +197,7 @@ PREFERENCE_SCENARIOS: dict[str, Callable[[PreferenceConfig, np.random.Generator]
 
 def make_preference_problem(config: PreferenceConfig) -> PreferenceProblem:
     """Build ``config.scenario`` from ``config.seed``; same config → same problem."""
-    if not isinstance(config, PreferenceConfig):
-        raise ValueError(f"config: expected a PreferenceConfig, got {type(config).__name__}")
+    check_instance(config, PreferenceConfig, "config")
     return PREFERENCE_SCENARIOS[config.scenario](config, np.random.default_rng(config.seed))
 
 
@@ -206,8 +205,7 @@ def make_preference_problems(config: PreferenceConfig, seeds) -> PreferenceProbl
     """One problem per seed, stacked on a leading axis (true A, θ stacked when every problem has them)."""
     from dataclasses import replace
 
-    if not isinstance(config, PreferenceConfig):
-        raise ValueError(f"config: expected a PreferenceConfig, got {type(config).__name__}")
+    check_instance(config, PreferenceConfig, "config")
     if seeds is None or isinstance(seeds, (str, bytes)):
         raise ValueError(f"seeds: expected a sequence of integer seeds, got {seeds!r}")
     values = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from rlbandit import kernels
 from rlbandit._checks import (
+    check_instance,
     check_choice,
     check_eta,
     check_int,
@@ -60,8 +61,7 @@ def bt_rlhf_policy(features, data, ref_logprobs, eta, reg: float) -> np.ndarray:
 def _check_learning(features, data, ref_logprobs) -> tuple[np.ndarray, np.ndarray]:
     """φ (..., X, K, d) finite, D a PreferenceData, log π0 with φ's (X, K)."""
     features = real_array(features, "features", min_ndim=3)
-    if not isinstance(data, PreferenceData):
-        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    check_instance(data, PreferenceData, "data")
     ref_logprobs = logprob_array(ref_logprobs, "ref_logprobs", min_ndim=2)
     if ref_logprobs.shape[-2:] != features.shape[-3:-1]:
         raise ValueError(f"ref_logprobs: expected shape (..., {features.shape[-3]}, {features.shape[-2]}) to match "
@@ -145,8 +145,7 @@ class OnlineNashConfig:
 
 def policy_metrics(problem: PreferenceProblem, logprobs, eta, *, nash, bt) -> dict[str, np.ndarray]:
     """Exact metrics of a policy under the true P (each of shape batch_shape)."""
-    if not isinstance(problem, PreferenceProblem):
-        raise ValueError(f"problem: expected a PreferenceProblem, got {type(problem).__name__}")
+    check_instance(problem, PreferenceProblem, "problem")
     pref, ref, probs = problem.pref, problem.ref_logprobs, problem.context_probs
     eta = check_eta(eta)
     shape = ref.shape
@@ -251,10 +250,8 @@ def run_online_nash(problem: PreferenceProblem, config: OnlineNashConfig, *, pro
         win_rate_vs_ref, win_rate_vs_bt, payoff_vs_bt, win_rate_vs_nash, win_rate_vs_best_response,
         worst_case_win_rate, kl_to_ref, kl_nash_to_policy, bt_exploitability, enhancer_kl_to_main.
     """
-    if not isinstance(problem, PreferenceProblem):
-        raise ValueError(f"problem: expected a PreferenceProblem, got {type(problem).__name__}")
-    if not isinstance(config, OnlineNashConfig):
-        raise ValueError(f"config: expected an OnlineNashConfig, got {type(config).__name__}")
+    check_instance(problem, PreferenceProblem, "problem")
+    check_instance(config, OnlineNashConfig, "config")
     if len(problem.batch_shape) > 1:
         raise ValueError(f"problem: expected at most one batch (seed) axis, got batch shape {problem.batch_shape}")
     from rlbandit.preferences import PreferenceData

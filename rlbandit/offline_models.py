@@ -16,6 +16,7 @@ import numpy as np
 
 from rlbandit import geometry, radii
 from rlbandit._checks import (
+    check_instance,
     as_float_array,
     check_choice,
     check_eta,
@@ -54,16 +55,13 @@ class RewardModel:
 
 
 def _check_problem(problem) -> None:
-    if not isinstance(problem, LinearBandit):
-        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    check_instance(problem, LinearBandit, "problem")
 
 
 def check_data(problem, data):
     """D matches the problem: PreferenceData with the problem's batch shape, indices in range."""
-    if not isinstance(problem, LinearBandit):
-        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
-    if not isinstance(data, PreferenceData):
-        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    check_instance(problem, LinearBandit, "problem")
+    check_instance(data, PreferenceData, "data")
     if data.batch_shape != problem.batch_shape:
         raise ValueError(f"data: batch shape {data.batch_shape} differs from the problem's {problem.batch_shape}")
     if data.n == 0:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from rlbandit import geometry, kernels, radii
 from rlbandit._checks import (
+    check_instance,
     as_float_array,
     check_broadcast,
     check_choice,
@@ -162,8 +163,7 @@ def select_by_heldout(loglik, values) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def _as_batch(problem: LinearBandit) -> LinearBandit:
-    if not isinstance(problem, LinearBandit):
-        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    check_instance(problem, LinearBandit, "problem")
     if len(problem.batch_shape) == 0:
         return stack_problems([problem])
     if len(problem.batch_shape) != 1:

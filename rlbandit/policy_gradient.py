@@ -48,6 +48,7 @@ import torch
 
 from rlbandit import kernels
 from rlbandit._checks import (
+    check_instance,
     check_choice,
     check_context_probs,
     check_eta,
@@ -378,12 +379,10 @@ def train_policy_gradient(problem, config: PGConfig, rewards=None, *, progress: 
     """
     if on_batch is not None and not callable(on_batch):
         raise ValueError(f"on_batch: expected a callable or None, got {on_batch!r}")
-    if not isinstance(config, PGConfig):
-        raise ValueError(f"config: expected a PGConfig, got {type(config).__name__}")
+    check_instance(config, PGConfig, "config")
     from rlbandit.problem import LinearBandit, stack_problems
 
-    if not isinstance(problem, LinearBandit):
-        raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
+    check_instance(problem, LinearBandit, "problem")
     batched = bool(problem.batch_shape)
     prob = problem if batched else stack_problems([problem])
     if len(prob.batch_shape) != 1:

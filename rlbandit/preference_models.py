@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import expit
 
 from rlbandit._checks import (
+    check_instance,
     as_float_array,
     check_context_probs,
     check_finite,
@@ -289,8 +290,7 @@ def pair_features(features, data: PreferenceData) -> np.ndarray:
 
 
 def _check_data(data) -> None:
-    if not isinstance(data, PreferenceData):
-        raise ValueError(f"data: expected a PreferenceData, got {type(data).__name__}")
+    check_instance(data, PreferenceData, "data")
 
 
 def _gather_phi(features: np.ndarray, contexts: np.ndarray, actions: np.ndarray) -> np.ndarray:

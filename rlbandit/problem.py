@@ -15,6 +15,7 @@ import numpy as np
 
 from rlbandit import kernels
 from rlbandit._checks import (
+    check_instance,
     as_float_array,
     check_broadcast,
     check_choice,
@@ -341,8 +342,7 @@ SCENARIOS: dict[str, Callable[[ProblemConfig, np.random.Generator], LinearBandit
 
 def make_problem(config: ProblemConfig) -> LinearBandit:
     """Build the scenario ``config.scenario`` from ``config.seed``; same config → same problem."""
-    if not isinstance(config, ProblemConfig):
-        raise ValueError(f"config: expected a ProblemConfig, got {type(config).__name__}")
+    check_instance(config, ProblemConfig, "config")
     return SCENARIOS[config.scenario](config, np.random.default_rng(config.seed))
 
 
@@ -350,8 +350,7 @@ def make_problems(config: ProblemConfig, seeds) -> LinearBandit:
     """One problem per seed (``config`` with ``seed`` replaced), stacked on a leading axis."""
     from dataclasses import replace
 
-    if not isinstance(config, ProblemConfig):
-        raise ValueError(f"config: expected a ProblemConfig, got {type(config).__name__}")
+    check_instance(config, ProblemConfig, "config")
     if seeds is None or isinstance(seeds, (str, bytes)):
         raise ValueError(f"seeds: expected a sequence of integer seeds, got {seeds!r}")
     values = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)

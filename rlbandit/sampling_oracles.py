@@ -26,6 +26,7 @@ from scipy.special import logsumexp
 
 from rlbandit import kernels
 from rlbandit._checks import (
+    check_instance,
     as_float_array,
     check_broadcast,
     check_finite,
@@ -426,8 +427,7 @@ def rejection_sampling_finetune(problem, config: RSConfig, rewards=None, logprob
     """
     import pandas as pd
 
-    if not isinstance(config, RSConfig):
-        raise ValueError(f"config: expected an RSConfig, got {type(config).__name__}")
+    check_instance(config, RSConfig, "config")
     if not all(hasattr(problem, name) for name in ("batch_shape", "rewards", "ref_logprobs", "features")):
         raise ValueError(f"problem: expected a LinearBandit, got {type(problem).__name__}")
     if rewards is not None:
