@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.conflict_llm import METHODS
+from rlbandit.stats import t_interval
 from rlbandit.study import ReportContent, ReportFigure
 
 __all__ = ["report", "world_table", "fit_table", "regret_table", "front_table", "COLORS_BY_METHOD"]
@@ -18,9 +19,9 @@ COLORS_BY_METHOD = {"front": "#949494", "reference": "#ca9161", "conditioned": "
 
 
 def _ci(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return float(values.mean()), float(half)
+    """Mean over seeds and the half-width of its Student-t 95 % interval (``stats.t_interval``; NaN for one seed)."""
+    mean, low, high = t_interval(values)
+    return mean, (high - low) / 2
 
 
 def _fmt(values) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from benchmarks.conflict_learning import HEADS
 from rlbandit.palette import COLORS, register_color
-from rlbandit.stats import loglog_slope
+from rlbandit.stats import loglog_slope, t_interval
 from rlbandit.study import ReportContent, ReportFigure
 
 __all__ = ["report", "soup_table", "sharing_table", "annotator_table", "gate_table", "gate_rates", "nash_table",
@@ -24,10 +24,14 @@ for _name, _color in (("front", "#949494"), ("geometric", "#029e73"), ("arithmet
     register_color(_name, _color)
 
 
+def _ci_half(values) -> float:
+    """Half-width of the Student-t 95 % interval of the mean over seeds (``stats.t_interval``; NaN for one seed)."""
+    _, low, high = t_interval(values)
+    return (high - low) / 2
+
+
 def _mean_ci(values) -> str:
-    values = np.asarray(values, dtype=float)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():.3g} ± {half:.2g}"
+    return f"{np.mean(values):.3g} ± {_ci_half(values):.2g}"
 
 
 def soup_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,8 +281,7 @@ def pessimism_table(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({"d": int(dim), "psi": psi, "eta": eta, "n per attribute": int(n), "beta": beta,
                      "regret": _mean_ci(g["regret"]), "change vs MLE (%)": _mean_ci(change),
                      "change (mean %)": float(change.mean()),
-                     "change CI half (%)": float(1.96 * change.std(ddof=1) / np.sqrt(len(change)))
-                     if len(change) > 1 else 0.0})
+                     "change CI half (%)": _ci_half(change)})
     return pd.DataFrame(rows)
 
 
