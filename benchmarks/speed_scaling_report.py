@@ -377,7 +377,9 @@ def report(frame: pd.DataFrame) -> ReportContent:
     figures = (
         _figure(med, "time_s", "median time per call (s)", "time",
                 "Median time per call against the size of each axis (log–log; one panel per axis, the other axes "
-                "at base size; colour = method, line style = family). Only measured sizes are drawn."),
+                "at base size; colour = method, line style = family; medians, no bands). Only measured sizes are drawn: "
+                "a line ends where the next size was capped (a call past the per-call cap), failed or skipped for "
+                "memory (stopped-series table)."),
         _figure(med.assign(peak_mib=med["peak_bytes"] / 2 ** 20), "peak_mib", "peak traced memory (MiB)", "memory",
                 "Peak traced memory per call (tracemalloc) against the size of each axis (log–log, as above)."),
     )
