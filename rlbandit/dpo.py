@@ -136,6 +136,12 @@ def dpo_objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, conf
     if ref_logprobs.shape != lp.shape:
         raise ValueError(f"ref_logprobs: expected the policy's shape {tuple(lp.shape)}, got {tuple(ref_logprobs.shape)}")
     logprob_array(ref_logprobs.detach().cpu().numpy(), "ref_logprobs")
+    return _objective(policy, ref_logprobs, data, config, explore, alpha)
+
+
+def _objective(policy, ref_logprobs: torch.Tensor, data: PreferenceData, config: DPOConfig, explore, alpha):
+    """:func:`dpo_objective` on validated inputs: the training loop calls it every step."""
+    lp = policy.logprobs()
     pc, pr = _pair_logps(lp, data)
     rc, rr = _pair_logps(ref_logprobs, data)
     losses = preference_loss(pc, pr, rc, rr, config.beta, config.loss_type, config.label_smoothing)
@@ -186,7 +192,7 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
 
         def closure():
             opt.zero_grad()
-            loss = dpo_objective(policy, ref, data, config, explore, alpha)
+            loss = _objective(policy, ref, data, config, explore, alpha)
             loss.backward()
             return loss
 
@@ -195,7 +201,7 @@ def train_dpo(problem, data: PreferenceData, config: DPOConfig, *, init=None, ex
         opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
         for _ in range(config.steps):
             opt.zero_grad()
-            dpo_objective(policy, ref, data, config, explore, alpha).backward()
+            _objective(policy, ref, data, config, explore, alpha).backward()
             opt.step()
     policy.batched = batched
     return policy
