@@ -5,7 +5,7 @@ these; algorithms that already hold validated arrays (every module of the toolki
 call them directly. Nothing here validates shapes or values beyond what the equation needs —
 pass normalised log-probabilities (−inf = no mass) and a positive η.
 
-    gibbs(r, log π0, η)          log O(r, η, π0) = log π0 + r/η − log Z            (blocked, fast)
+    gibbs(r, log π0, η)          log O(r, η, π0) = log π0 + r/η − log Z      (compiled, one pass)
     gibbs_reference(r, log π0, η) the same equation in three lines (tested equal to ``gibbs``)
     log_partition(r, log π0, η)   η log Z(x) = η log Σ_a π0(a|x) exp(r(x,a)/η)
     kl(log p, log q)              KL(p‖q) per row, without cancellation
@@ -16,11 +16,10 @@ pass normalised log-probabilities (−inf = no mass) and a positive η.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.special import logsumexp
 
+from rlbandit import compiled
 from rlbandit._checks import NORMALISATION_TOL, check_context_probs, check_finite, check_logprobs
 
 __all__ = [
@@ -40,8 +39,8 @@ __all__ = [
 def gibbs_reference(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
     """log O(r, η, π0) = log π0 + r/η − logsumexp(log π0 + r/η): the headline equation as written.
 
-    Exact for moderate r/η; :func:`gibbs` computes the same numbers (tested to 1e-12) block by
-    block in cache with one exp pass, and falls back to a max-shifted form where r/η overflows.
+    Exact for moderate r/η; :func:`gibbs` computes the same numbers (tested to 1e-12) in one
+    compiled pass, and falls back to a max-shifted form where r/η overflows.
     """
     logits = np.where(np.isfinite(ref_logprobs), ref_logprobs + np.asarray(rewards) / eta, -np.inf)
     return logits - logsumexp(logits, axis=-1, keepdims=True)
@@ -54,16 +53,6 @@ def normalize_logits(logits: np.ndarray) -> np.ndarray:
     """
     logits = np.asarray(logits, dtype=np.float64)
     return logits - logsumexp(logits, axis=-1, keepdims=True)
-
-
-#: Rows per block of the Gibbs kernel are chosen so one block of float64 holds about this many
-#: entries (512 KiB): every pass over a block then runs in L2 cache, and memory is read once.
-_BLOCK_ENTRIES = 1 << 16
-#: Smallest partition sum the fast path accepts; below it (or on overflow) the row is recomputed
-#: by the exact shifted path, so no entry with non-negligible mass is ever a denormal.
-_TINY_MASS = 1e-280
-#: Largest r/η the fast path exponentiates (exp(700) ≈ 1e304 < float64 max).
-_MAX_EXPONENT = 700.0
 
 
 def gibbs_exact_rows(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) -> np.ndarray:
@@ -86,97 +75,59 @@ def gibbs_exact_rows(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float) 
     return z
 
 
-def _gibbs_blocks(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, check: bool) -> np.ndarray:
-    """The Gibbs kernel on C-contiguous (N, K) float64 rows, block by block (see _BLOCK_ENTRIES).
-
-    Fast path per block: z = r/η + log π0, e = exp(z), log O = z − log Σe — one exp pass. Rows
-    whose Σe overflows or is below _TINY_MASS (extreme η, or all of π0's mass on low rewards) are
-    recomputed by :func:`gibbs_exact_rows`. Where the fast path is kept, |z| ≲ 700 on the entries
-    that carry mass, so the log-probabilities are within ~1e-13 of the shifted computation.
-
-    With ``check`` the inputs are validated inside the same blocks (finite rewards; log π0 ≤ 0,
-    no NaN, rows normalised within NORMALISATION_TOL), raising ValueError.
-    """
-    n_rows, k = rewards.shape
-    out = np.empty((n_rows, k))
-    step = max(1, _BLOCK_ENTRIES // max(k, 1))
-    scratch = np.empty((min(step, n_rows), k))
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        inv = 1.0 / eta  # inf for η < 1/DBL_MAX: then every block takes the exact path
-        for start in range(0, n_rows, step):
-            _gibbs_block(rewards, ref_logprobs, out, scratch, start, step, eta, inv, check)
-    return out
-
-
-def _gibbs_block(rewards, ref_logprobs, out, scratch, start, step, eta, inv, check) -> None:
-    """One block of :func:`_gibbs_blocks` (rows start … start + step), written into ``out``.
-
-    Every decision is per row, so a row's result never depends on the rows batched with it: the
-    block-wide tests below (max r/η ≤ _MAX_EXPONENT, every Σe in range) only shortcut the case
-    where every row passes its own test, which is the common one and costs two reductions.
-    """
-    r = rewards[start:start + step]
-    ref = ref_logprobs[start:start + step]
-    z = out[start:start + step]
-    e = scratch[: r.shape[0]]
-    top = r.max()
-    if check:
-        _check_block(r, top, ref, e, start)
-    if top * inv <= _MAX_EXPONENT:  # no row's exp(r/η) can overflow (False for a NaN top)
-        fits = None
-    else:
-        fits = r.max(axis=-1) * inv <= _MAX_EXPONENT
-        if not fits.any():  # extreme η: straight to the shifted path
-            z[...] = gibbs_exact_rows(r, ref, eta)
-            return
-    if inv == 1.0:  # r·1 = r exactly: one pass fewer
-        np.add(r, ref, out=z)
-    else:
-        np.multiply(r, inv, out=z)
-        z += ref
-    np.exp(z, out=e)
-    mass = e.sum(axis=-1)
-    if fits is None and mass.min() >= _TINY_MASS and mass.max() < np.inf:
-        z -= np.log(mass)[:, None]
-        return
-    ok = (mass >= _TINY_MASS) & (mass < np.inf)
-    if fits is not None:
-        ok &= fits
-    z[ok] -= np.log(mass[ok])[:, None]
-    z[~ok] = gibbs_exact_rows(r[~ok], ref[~ok], eta)
-
-
-def _check_block(rewards: np.ndarray, top: float, ref_logprobs: np.ndarray, scratch: np.ndarray, start: int) -> None:
-    """Validation of one block for :func:`_gibbs_blocks` (``top`` = rewards.max()) in one more
-    reduction, one exp and one row sum: min/max are NaN-propagating, so a finite min and max mean
-    every reward is finite; and a row of log π0 whose Σ exp is within NORMALISATION_TOL of 1 has
-    no NaN and no entry above NORMALISATION_TOL (exp of it alone would exceed 1 + tol). Only a
-    failing block is examined further, for the message. ``scratch`` (float64, the block's shape)
-    is overwritten."""
-    if not (math.isfinite(top) and math.isfinite(rewards.min())):  # math: no ufunc overhead on scalars
-        check_finite(rewards, "rewards")
-    np.exp(ref_logprobs, out=scratch)
-    mass = scratch.sum(axis=-1)
-    if mass.min() >= 1.0 - NORMALISATION_TOL and mass.max() <= 1.0 + NORMALISATION_TOL:  # NaN fails
-        return
-    check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)  # NaN, positive entries: their own message
-    row = int(np.flatnonzero(~(np.abs(mass - 1.0) <= NORMALISATION_TOL))[0])
-    raise ValueError(
-        f"ref_logprobs: rows must be normalised log-probabilities; row {start + row} (flattened over the "
-        f"leading axes) has total probability {float(mass[row]):.8g}"
-    )
-
-
 def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: bool = False) -> np.ndarray:
-    """log O(r, η, π0) for broadcastable (..., K) arrays; validation only with ``check``."""
-    shape = np.shape(rewards)
-    if shape != np.shape(ref_logprobs):  # (equal shapes skip broadcasting: µs on small inputs)
-        shape = np.broadcast_shapes(shape, np.shape(ref_logprobs))
-        rewards, ref_logprobs = np.broadcast_to(rewards, shape), np.broadcast_to(ref_logprobs, shape)
-    k = shape[-1]
-    rows = np.ascontiguousarray(rewards, dtype=np.float64).reshape(-1, k)
-    refs = np.ascontiguousarray(ref_logprobs, dtype=np.float64).reshape(-1, k)
-    return _gibbs_blocks(rows, refs, eta, check).reshape(shape)
+    """log O(r, η, π0) for broadcastable (..., K) arrays; validation only with ``check``.
+
+    One compiled pass (:func:`rlbandit.compiled.gibbs_rows`): z = r/η + log π0, Σ e^z per row and
+    z − log Σ e^z, with ``check`` the inputs validated in the same pass. Rows whose Σ e^z falls
+    outside [1e-280, 1e300) (extreme η, or all of π0's mass on rewards far below the rest) are
+    recomputed by :func:`gibbs_exact_rows`; elsewhere every z with mass is below ~690 in size, so
+    the result is within ~1e-13 of the shifted computation (tested). With ``check`` an invalid
+    input raises ValueError: non-finite rewards; log π0 with NaN, a positive entry or a row
+    whose probabilities do not sum to 1 within NORMALISATION_TOL.
+    """
+    if type(rewards) is np.ndarray and type(ref_logprobs) is np.ndarray and rewards.shape == ref_logprobs.shape:
+        shape = rewards.shape  # (the common case, without broadcasting's µs on small inputs)
+    else:
+        rewards, ref_logprobs = np.broadcast_arrays(rewards, ref_logprobs)
+        shape = rewards.shape
+    rows = np.ascontiguousarray(rewards, dtype=np.float64).reshape(-1)
+    refs = np.ascontiguousarray(ref_logprobs, dtype=np.float64).reshape(-1)
+    out = np.empty(rows.shape[0])
+    if rows.shape[0] == 0:
+        return out.reshape(shape)
+    exact = np.empty(rows.shape[0] // shape[-1], dtype=bool)
+    if eta >= _SMALLEST_ETA:
+        flagged = compiled.gibbs_rows(rows, refs, 1.0 / eta, check, out, exact)
+    else:  # 1/η overflows: no fast path (every row takes the exact one, checked here)
+        exact[:] = True
+        flagged = -1 if check else exact.size
+    if flagged == -1:  # an invalid entry (or a row at the edge of the float32 mass check)
+        check_finite(rows, "rewards")
+        _check_ref_rows(refs.reshape(exact.size, -1), shape)
+        flagged = int(exact.sum())
+    if flagged:
+        k = shape[-1]
+        out = out.reshape(-1, k)
+        out[exact] = gibbs_exact_rows(rows.reshape(-1, k)[exact], refs.reshape(-1, k)[exact], eta)
+    return out.reshape(shape)
+
+
+#: Below this η, 1/η overflows float64.
+_SMALLEST_ETA = 1.0 / np.finfo(np.float64).max
+
+
+def _check_ref_rows(ref_logprobs: np.ndarray, shape) -> None:
+    """The messages for log π0 rows (N, K) that :func:`rlbandit.compiled.gibbs_rows` rejected."""
+    check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)  # NaN, positive entries: their own message
+    mass = np.exp(ref_logprobs).sum(axis=-1)
+    bad = np.flatnonzero(~(np.abs(mass - 1.0) <= NORMALISATION_TOL))
+    if bad.size:
+        index = np.unravel_index(int(bad[0]), shape[:-1]) if len(shape) > 1 else ()
+        raise ValueError(
+            f"ref_logprobs: rows must be normalised log-probabilities; row {tuple(int(i) for i in index)} "
+            f"has total probability {float(mass[bad[0]]):.8g}"
+        )
 
 
 def renormalise(logprobs: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ is the Gibbs equation as written, beside the blocked fast kernel).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rlbandit import kernels
@@ -49,6 +51,12 @@ def gibbs(rewards, ref_logprobs, eta) -> np.ndarray:
         in log space, −inf exactly where π0 has no mass. As η → 0 the mass goes to the maximisers
         of r over π0's support (weighted by π0); as η → ∞ the result tends to log π0.
     """
+    if (
+        type(rewards) is np.ndarray and type(ref_logprobs) is np.ndarray and type(eta) is float
+        and rewards.dtype == np.float64 and ref_logprobs.dtype == np.float64
+        and rewards.shape == ref_logprobs.shape and rewards.ndim and rewards.shape[-1] and 0.0 < eta < math.inf
+    ):  # already validated in form: only the values are left, and the kernel checks them in its one pass
+        return kernels.gibbs(rewards, ref_logprobs, eta, check=True)
     rewards = as_float_array(rewards, "rewards", min_ndim=1)
     ref_logprobs = as_float_array(ref_logprobs, "ref_logprobs", min_ndim=1)
     eta = check_eta(eta)
