@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 
 from rlbandit._checks import NORMALISATION_TOL
 
-__all__ = ["EXP_COEFFICIENTS", "exp64", "exp_coarse", "gibbs_rows"]
+__all__ = ["EXP_COEFFICIENTS", "exp64", "exp_coarse", "gibbs_rows", "tilt_weights"]
 
 #: reassoc lets LLVM vectorise the row sums (a different summation order, within 1 ulp per add);
 #: contract fuses a·b + c into one FMA. No flag that assumes finite inputs: −inf is zero mass.
@@ -244,3 +244,43 @@ def _short_rows(rewards, ref_logprobs, k, inv_eta, check, tol, out, exact):
                 for j in range(k):
                     z_row[j] -= log_mass
     return bad, flagged
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def tilt_weights(h, ref_logprobs, tilt, floor):
+    """Unnormalised tilted weights of the optimistic search, e = exp(t·h + log π¹ − peak).
+
+    Args:
+        h: tilt scores, float64 (N, C, K) C-ordered.
+        ref_logprobs: log π¹, float64 (N, K); −inf = no mass.
+        tilt: sizes t, float64 (N, C, G) C-ordered.
+        floor: exponents below it (relative to the peak, e.g. −300) are raised to it.
+
+    Returns:
+        e (N, C, G, K): exp(max(t·h + log π¹ − peak, floor)), exactly 0 off π¹'s support; the
+        peak max_a (t·h(a) + log π¹(a)) (N, C, G); and Σ_a e(a)·h(a) (N, C, G).
+    """
+    _wide_vectors()
+    n, c_count, k = h.shape
+    g_count = tilt.shape[2]
+    e = np.empty((n, c_count, g_count, k))
+    peak = np.empty((n, c_count, g_count))
+    eh = np.empty((n, c_count, g_count))
+    for i in range(n):
+        lp = ref_logprobs[i]
+        for c in range(c_count):
+            hc = h[i, c]
+            for g in range(g_count):
+                t = tilt[i, c, g]
+                top = -np.inf
+                for a in range(k):
+                    top = max(top, t * hc[a] + lp[a])
+                out = e[i, c, g]
+                total = 0.0
+                for a in range(k):
+                    w = exp64(max(t * hc[a] + lp[a] - top, floor)) if lp[a] > -np.inf else 0.0
+                    out[a] = w
+                    total += w * hc[a]
+                peak[i, c, g] = top
+                eh[i, c, g] = total
+    return e, peak, eh

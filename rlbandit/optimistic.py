@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from rlbandit import geometry
+from rlbandit import compiled, geometry
 from rlbandit._checks import check_context_probs, check_eta, check_int, logprob_array, real_array
 from rlbandit.budget import ON_EXCEED, chunk_size, chunks
 from rlbandit.budget import memory_budget as resolve_budget
@@ -307,19 +307,13 @@ def _evaluate(h, lp, white, tilt):
     sum's resolution, and exp and the products stay off the 20–100× slower subnormal paths.
     Actions off π¹'s support keep weight exactly 0."""
     n, C, K = h.shape
-    tilt = np.broadcast_to(tilt, (n, C, np.shape(tilt)[-1]))
-    e = np.multiply(tilt[..., None], h[:, :, None, :])
-    e += lp[:, None, None, :]
-    peak = e.max(axis=-1, keepdims=True)
-    e -= peak
-    np.maximum(e, _MIN_EXPONENT, out=e)
-    np.exp(e, out=e)
-    if not np.isfinite(lp).all():
-        e *= np.isfinite(lp)[:, None, None, :]
+    tilt = np.ascontiguousarray(np.broadcast_to(tilt, (n, C, np.shape(tilt)[-1])), dtype=np.float64)
+    # One compiled pass per (context, direction, size): the peak, e and Σ e·h (rlbandit.compiled).
+    e, peak, eh = compiled.tilt_weights(np.ascontiguousarray(h), np.ascontiguousarray(lp), tilt, _MIN_EXPONENT)
     g = np.matmul(e.reshape(n, -1, K), white).reshape(tilt.shape + (white.shape[-1],))
     mass, g = g[..., -1], g[..., :-1]
     u = np.sqrt(np.einsum("...d,...d->...", g, g)) / mass
-    kl = tilt * np.matmul(e, h[..., None])[..., 0] / mass - (peak[..., 0] + np.log(mass))
+    kl = tilt * eh / mass - (peak + np.log(mass))
     # Size 0 is π¹ itself: U = KL = 0 exactly (round-off would make its slack ±1e-17).
     still = tilt == 0
     return np.where(still, 0.0, u), np.where(still, 0.0, np.maximum(kl, 0.0))

@@ -117,3 +117,23 @@ def test_unchecked_kernel_on_broadcast_and_empty_inputs():
     ref = np.log(rng.dirichlet(np.ones(6), size=4))
     np.testing.assert_allclose(kernels.gibbs(rewards, ref, 0.7), kernels.gibbs_reference(rewards, ref, 0.7), atol=1e-12)
     assert kernels.gibbs(np.empty((0, 6)), np.empty((0, 6)), 1.0).shape == (0, 6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.sampled_from([2, 9, 300]), st.data())
+def test_tilt_weights_match_the_numpy_expression(n, c, g, k, data):
+    """e = exp(max(t·h + log π¹ − peak, −300)) (0 off the support), the peak and Σ e·h, against the
+    same expression in NumPy (the optimistic search's tilted policies)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    h = rng.uniform(-1.0, 1.0, (n, c, k))
+    ref = data.draw(logprob_arrays((n, k)))
+    tilt = np.concatenate([np.zeros((n, c, 1)), rng.choice(np.geomspace(1e-2, 1e3, 24), (n, c, g))], axis=-1)
+    e, peak, eh = compiled.tilt_weights(h, ref, tilt, -300.0)
+    with np.errstate(invalid="ignore"):
+        z = tilt[..., None] * h[:, :, None, :] + ref[:, None, None, :]
+    want_peak = z.max(axis=-1)
+    want = np.where(np.isfinite(ref)[:, None, None, :], np.exp(np.maximum(z - want_peak[..., None], -300.0)), 0.0)
+    np.testing.assert_allclose(peak, want_peak, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(e, want, rtol=1e-11, atol=1e-300)
+    assert (e[np.broadcast_to(np.isneginf(ref)[:, None, None, :], e.shape)] == 0.0).all()  # no mass stays exactly 0
+    np.testing.assert_allclose(eh, (want * h[:, :, None, :]).sum(axis=-1), rtol=1e-11, atol=1e-12 * k)
