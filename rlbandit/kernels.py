@@ -91,11 +91,13 @@ def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: b
     else:
         rewards, ref_logprobs = np.broadcast_arrays(rewards, ref_logprobs)
         shape = rewards.shape
-    rows = np.ascontiguousarray(rewards, dtype=np.float64).reshape(-1)
-    refs = np.ascontiguousarray(ref_logprobs, dtype=np.float64).reshape(-1)
-    out = np.empty(rows.shape[0])
+    # ravel: a view of C-ordered input, else a C-ordered copy (what the compiled pass reads)
+    rows = (rewards if rewards.dtype == np.float64 else rewards.astype(np.float64)).ravel()
+    refs = (ref_logprobs if ref_logprobs.dtype == np.float64 else ref_logprobs.astype(np.float64)).ravel()
+    result = np.empty(shape)
     if rows.shape[0] == 0:
-        return out.reshape(shape)
+        return result
+    out = result.ravel()
     exact = np.empty(rows.shape[0] // shape[-1], dtype=bool)
     if eta >= _SMALLEST_ETA:
         flagged = compiled.gibbs_rows(rows, refs, 1.0 / eta, check, out, exact)
@@ -108,9 +110,8 @@ def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: b
         flagged = int(exact.sum())
     if flagged:
         k = shape[-1]
-        out = out.reshape(-1, k)
-        out[exact] = gibbs_exact_rows(rows.reshape(-1, k)[exact], refs.reshape(-1, k)[exact], eta)
-    return out.reshape(shape)
+        out.reshape(-1, k)[exact] = gibbs_exact_rows(rows.reshape(-1, k)[exact], refs.reshape(-1, k)[exact], eta)
+    return result
 
 
 #: Below this η, 1/η overflows float64.
