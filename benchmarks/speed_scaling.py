@@ -298,6 +298,18 @@ def _interrupt(signum, frame):
     raise _OverCap
 
 
+def _stopped_by_cap(error: BaseException) -> bool:
+    """Whether ``error`` wraps an _OverCap: the timer's exception, raised while compiled code had
+    called back into Python (numba boxing a result), comes back as a SystemError caused by it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _OverCap):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 @contextmanager
 def _limits(cap_s: float | None, guard_bytes: int):
     """Stop the call after ``cap_s`` seconds (SIGALRM; only in the main thread, where the runner's
@@ -339,7 +351,12 @@ def _timed(call, cap_s: float, guard_bytes: int, traced: bool = False) -> tuple[
     try:
         with _limits(cap_s, guard_bytes):
             start = time.perf_counter()
-            result = call()
+            try:
+                result = call()
+            except Exception as error:
+                if _stopped_by_cap(error):
+                    raise _OverCap from error
+                raise
             seconds = time.perf_counter() - start
         peak = float(tracemalloc.get_traced_memory()[1]) if traced else float("nan")
     finally:

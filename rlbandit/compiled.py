@@ -1,8 +1,11 @@
-"""Compiled (numba) loops behind :mod:`rlbandit.kernels` where NumPy's per-call overhead dominates.
+"""Compiled (numba) loops where NumPy's passes over memory and per-call overhead dominate.
 
-A NumPy expression of the Gibbs policy costs about a dozen ufunc calls, each with 1–2 µs of fixed
-overhead; on 10⁴ entries that is 4× the time of the one ``np.exp`` the equation needs. The loop
-here reads r and log π0 once, validates them in the same pass and writes log O(r, η, π0).
+* :func:`gibbs_rows`, behind :func:`rlbandit.kernels.gibbs`: a NumPy expression of the Gibbs
+  policy costs about a dozen ufunc calls, each with 1–2 µs of fixed overhead; on 10⁴ entries that
+  is 4× the time of the one ``np.exp`` the equation needs. The loop reads r and log π0 once,
+  validates them in the same pass and writes log O(r, η, π0).
+* :func:`tilt_weights`, behind :mod:`rlbandit.optimistic`: the tilted weights of every
+  (context, direction, size) with their peak and Σ e·h, one pass instead of seven.
 
 Two pieces make it fast, and both are local to this module:
 
@@ -12,7 +15,8 @@ Two pieces make it fast, and both are local to this module:
 * the loops are compiled for 512-bit vectors where the CPU has them (LLVM prefers 256-bit ones
   on AVX-512 machines unless a function asks otherwise; numba has no option for it).
 
-Every function here is unchecked: :func:`rlbandit.kernels.gibbs` is the interface.
+Every function here is unchecked: their callers validate (:func:`rlbandit.kernels.gibbs` is the
+Gibbs kernel's interface).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rlbandit._checks import NORMALISATION_TOL
 
 __all__ = ["EXP_COEFFICIENTS", "exp64", "exp_coarse", "gibbs_rows", "tilt_weights"]
 
-#: reassoc lets LLVM vectorise the row sums (a different summation order, within 1 ulp per add);
+#: reassoc lets LLVM vectorise the sums (in a different order: the same sum up to rounding);
 #: contract fuses a·b + c into one FMA. No flag that assumes finite inputs: −inf is zero mass.
 _FASTMATH = {"contract", "reassoc"}
 
@@ -64,8 +68,12 @@ def _wide_vectors(typingctx):
 
     def codegen(context, builder, signature, args):
         # llvmlite validates attribute names against a fixed list without string attributes;
-        # the set itself serialises any name verbatim.
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        # the set itself serialises any name verbatim. A speed hint only: if a later llvmlite
+        # stores attributes otherwise, the loops keep LLVM's default width.
+        try:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except TypeError:
+            pass
         return context.get_dummy_value()
 
     return types.none(), codegen

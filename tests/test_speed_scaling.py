@@ -183,6 +183,22 @@ def test_measure_marks_capped_and_failed_calls():
     assert ok["status"] == "ok" and len(ok["times"]) == 3 == len(ok["refs"]) and ok["peak_bytes"] >= 8000
 
 
+def test_a_cap_that_lands_inside_compiled_code_is_capped_not_failed():
+    """The timer's exception raised while numba code calls back into Python (boxing its result)
+    comes back wrapped in a SystemError; it is still the cap."""
+    def wrapped():
+        try:
+            time.sleep(1.0)
+        except BaseException as error:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from error
+
+    capped = ss.measure(wrapped, repeats=2, budget_s=1.0, cap_s=0.05, guard_bytes=2 ** 30)
+    assert capped["status"] == "capped" and capped["times"] == []
+    with pytest.raises(SystemError):  # a SystemError of its own is not the cap
+        ss.measure(lambda: (_ for _ in ()).throw(SystemError("boom")), repeats=1, budget_s=1.0, cap_s=1.0,
+                   guard_bytes=2 ** 30)
+
+
 def _explode_above(limit):
     """A family whose call raises MemoryError above ``limit`` contexts (like the optimistic search did)."""
     def prepare(method, sizes, config):
