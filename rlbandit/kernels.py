@@ -104,7 +104,7 @@ def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: b
     else:  # 1/η overflows: no fast path (every row takes the exact one, checked here)
         exact[:] = True
         flagged = -1 if check else exact.size
-    if flagged == -1:  # an invalid entry (or a row at the edge of the float32 mass check)
+    if flagged == -1:  # an invalid entry (or a row at the edge of the approximate mass check)
         check_finite(rows, "rewards")
         _check_ref_rows(refs.reshape(exact.size, -1), shape)
         flagged = int(exact.sum())

@@ -9,7 +9,7 @@ Leading axes are batch axes (contexts, seeds, …) and broadcast.
 
 Public functions validate their inputs at the boundary and call the unchecked kernels of
 :mod:`rlbandit.kernels` (the one home of each equation; :func:`rlbandit.kernels.gibbs_reference`
-is the Gibbs equation as written, beside the blocked fast kernel).
+is the Gibbs equation as written, beside the compiled one-pass kernel).
 """
 
 from __future__ import annotations
