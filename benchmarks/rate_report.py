@@ -34,21 +34,45 @@ def _per_seed(group: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _interval_text(interval) -> str:
-    low, high = interval
-    return f"[{low:.2f}, {high:.2f}]"
+    """"[low, high]", with "(k of n_boot dropped)" for a slope interval whose resamples had curves
+    without a slope, and "—" when fewer than two resamples had one."""
+    low, high = interval[:2]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "—"
+    text = f"[{low:.2f}, {high:.2f}]"
+    if len(interval) > 2 and interval[2]:
+        text += f" ({interval[2]} of {interval[3]} dropped)"
+    return text
+
+
+def _slopes(x, values) -> np.ndarray:
+    """``loglog_slope`` per curve (last axis), NaN for a curve with a value ≤ 0: at tiny η the plug-in
+    policy often equals π* to round-off, and SubOpt is then 0 or −4e-16, which has no logarithm."""
+    values = np.asarray(values, dtype=float)
+    positive = (values > 0).all(axis=-1)
+    return np.where(positive, loglog_slope(x, np.where(positive[..., None], values, 1.0)), np.nan)
+
+
+def _slope_interval(slopes: np.ndarray) -> tuple:
+    """(low, high, dropped, n_boot): the 95 % percentile interval of the bootstrap slopes that
+    exist (resamples with a curve at or below 0 somewhere have none, and are counted)."""
+    finite = slopes[np.isfinite(slopes)]
+    low, high = percentile_interval(finite) if finite.size >= 2 else (float("nan"), float("nan"))
+    return low, high, slopes.size - finite.size, slopes.size
 
 
 def _slope_ci(n, curves, rng, n_boot):
-    return bootstrap_ci(curves, rng, statistic=lambda m: loglog_slope(n, m), n_boot=n_boot)
+    return _slope_interval(_slopes(n, bootstrap_means(curves, rng, n_boot)))
 
 
 def _median_slope(n, curves) -> float:
-    median = np.median(curves, axis=0)
-    return float(loglog_slope(n, median)) if (median > 0).all() else float("nan")
+    return float(_slopes(n, np.median(curves, axis=0)))
 
 
 def _verdict(interval) -> str:
     lo, hi = float(interval[0]), float(interval[1])
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "undetermined (SubOpt at round-off)"
     if lo <= -1.0 and -0.5 <= hi:
         return "undetermined (CI covers both)"
     if lo <= -1.0 <= hi or (hi < -0.75):
@@ -61,7 +85,7 @@ def _verdict(interval) -> str:
 def _window_slopes(n, curves, window: int):
     means = curves.mean(0)
     centres = [geometric_mean(n[i:i + window]) for i in range(len(n) - window + 1)]
-    slopes = [float(loglog_slope(n[i:i + window], means[i:i + window])) for i in range(len(n) - window + 1)]
+    slopes = [float(_slopes(n[i:i + window], means[i:i + window])) for i in range(len(n) - window + 1)]
     return np.array(centres), np.array(slopes)
 
 
@@ -78,9 +102,9 @@ def slope_table(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
         below = np.flatnonzero(local <= -0.75)
         rows.append({
             "scenario": scenario, "d": int(dim), "eta": float(eta),
-            "slope small n": float(loglog_slope(n[:w], curves[:, :w].mean(0))),
+            "slope small n": float(_slopes(n[:w], curves[:, :w].mean(0))),
             "CI small n": _interval_text(_slope_ci(n[:w], curves[:, :w], rng, n_boot)),
-            "slope large n": float(loglog_slope(n[-w:], curves[:, -w:].mean(0))),
+            "slope large n": float(_slopes(n[-w:], curves[:, -w:].mean(0))),
             "CI large n": _interval_text(large),
             "median-curve slope large n": _median_slope(n[-w:], curves[:, -w:]),
             "large-n rate": _verdict(large),
@@ -119,17 +143,10 @@ def constant_table(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
 
 def _median_ci(values: np.ndarray, dims: np.ndarray, rng, n_boot: int) -> str:
     """Percentile bootstrap (seeds resampled) of the slope of the seed-median against d. Resamples
-    whose median is 0 at some d (SubOpt below float resolution) have no slope and are dropped; the
+    whose median is ≤ 0 at some d (SubOpt below float resolution) have no slope and are dropped; the
     text then says how many."""
     index = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-    medians = np.median(values[index], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = loglog_slope(dims, medians)
-    finite = slopes[np.isfinite(slopes)]
-    if finite.size < 2:
-        return "—"
-    text = _interval_text(percentile_interval(finite))
-    return text if finite.size == n_boot else f"{text} ({n_boot - finite.size} of {n_boot} dropped)"
+    return _interval_text(_slope_interval(_slopes(dims, np.median(values[index], axis=1))))
 
 
 def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
@@ -144,9 +161,9 @@ def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
             continue
         predicted = last.groupby("dim")["predicted"].mean().sort_index().to_numpy(float)
         rows.append({"scenario": scenario, "eta": float(eta), "n": int(last["n"].iloc[0]),
-                     "mean exponent": float(loglog_slope(dims, values.mean(0))),
+                     "mean exponent": float(_slopes(dims, values.mean(0))),
                      "CI mean": _interval_text(_slope_ci(dims, values, rng, n_boot)),
-                     "median exponent": float(loglog_slope(dims, np.median(values, 0))),
+                     "median exponent": float(_slopes(dims, np.median(values, 0))),
                      "CI median": _median_ci(values, dims, rng, n_boot),
                      "predicted exponent": float(loglog_slope(dims, predicted)),
                      "mean/median SubOpt (max over d)": float(np.max(values.mean(0) / np.median(values, 0)))})
@@ -155,7 +172,8 @@ def d_exponent(frame: pd.DataFrame, *, n_boot: int = 1000) -> pd.DataFrame:
 
 def local_slopes(frame: pd.DataFrame, *, window: int = 3, n_boot: int = 200) -> pd.DataFrame:
     """Local log–log slopes of the seed-mean SubOpt over ``window`` consecutive sizes, per bootstrap
-    resample of the seeds (column ``boot``), tidy for a percentile band."""
+    resample of the seeds (column ``boot``), tidy for a percentile band; a resample whose mean is at
+    or below 0 there (SubOpt at round-off) has no slope and no row."""
     rows, rng = [], np.random.default_rng(1)
     for (scenario, dim, eta), group in frame.groupby(["scenario", "dim", "eta"], sort=True):
         n, curves = _curves(group, "subopt")
@@ -163,8 +181,8 @@ def local_slopes(frame: pd.DataFrame, *, window: int = 3, n_boot: int = 200) -> 
         for i in range(len(n) - window + 1):
             rows.append(pd.DataFrame({"scenario": scenario, "dim": dim, "eta": eta,
                                       "n": geometric_mean(n[i:i + window]), "boot": np.arange(n_boot),
-                                      "local_slope": loglog_slope(n[i:i + window], means[:, i:i + window])}))
-    return pd.concat(rows, ignore_index=True)
+                                      "local_slope": _slopes(n[i:i + window], means[:, i:i + window])}))
+    return pd.concat(rows, ignore_index=True).dropna(subset=["local_slope"]).reset_index(drop=True)
 
 
 def ratio_curves(frame: pd.DataFrame, *, n_boot: int = 200) -> pd.DataFrame:
@@ -199,7 +217,7 @@ def _subopt_figure(frame: pd.DataFrame, scenario: str, slopes: pd.DataFrame) -> 
                           reference_slopes=(-0.5, -1.0),
                           slope_labels=(r"$\propto 1/\sqrt{n}$ (bounds' shape)", r"$\propto 1/n$ (fast rate)"),
                           ncols=min(4, part["dim"].nunique()), title=f"SubOpt of Gibbs(MLE), data from π0 — {scenario}")
-    geo = pd.Series({key: float(loglog_slope(*_tail(g, "subopt"))) for key, g in part.groupby(["dim", "eta"])})
+    geo = pd.Series({key: float(_slopes(*_tail(g, "subopt"))) for key, g in part.groupby(["dim", "eta"])})
     steep_d, steep_eta = geo.idxmin()
     mine = slopes[slopes["scenario"] == scenario]
     return ReportFigure(f"subopt_vs_n_{scenario}", fig,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -56,6 +57,28 @@ def test_rate_smoke_end_to_end(tmp_path):
     again = CliRunner().invoke(app, ["run", "rate", "--smoke", "--out", str(tmp_path / "results"),
                                      "--backend", "serial"])
     assert again.exit_code == 0 and "2 already done, 0 finished" in again.output
+
+
+def test_rate_report_survives_subopt_at_round_off(tmp_path):
+    """At η = 0.001 the plug-in policy often equals π* to round-off and SubOpt is 0 or −4e-16: curves
+    without a logarithm get no slope (NaN, "—", resamples dropped and counted) instead of crashing
+    the report (as `rlbandit report rate` on the full sweep did)."""
+    from benchmarks import rate_report
+
+    frame, _ = _run_and_report("rate", tmp_path)
+    low = frame["eta"] == frame["eta"].min()
+    largest = frame["n"] == frame["n"].max()
+    frame.loc[low & largest & (frame["seed"] % 2 == 0), "subopt"] = 0.0
+    frame.loc[low & largest & (frame["seed"] % 2 == 1), "subopt"] = -4.4e-16
+    content = rate_report.report(frame)
+    assert content.summary
+    slopes = rate_report.slope_table(frame, n_boot=50)
+    row = slopes[slopes["eta"] == frame["eta"].min()].iloc[0]
+    assert np.isnan(row["slope large n"]) and row["CI large n"] == "—"
+    assert row["large-n rate"] == "undetermined (SubOpt at round-off)"
+    curves = np.array([[1.0, 0.5, 0.25], [1.0, 0.0, 0.25], [1.0, -1e-16, 0.25]])
+    np.testing.assert_allclose(rate_report._slopes(np.array([1.0, 2.0, 4.0]), curves), [-1.0, np.nan, np.nan])
+    assert rate_report._interval_text((-1.1, -0.9, 3, 50)) == "[-1.10, -0.90] (3 of 50 dropped)"
 
 
 def test_frontier_smoke_end_to_end(tmp_path):
