@@ -298,10 +298,13 @@ def _theta_error_figure(frame: pd.DataFrame) -> ReportFigure:
 
 def _tail(group: pd.DataFrame, y: str):
     """The last WINDOW sizes and the geometric mean over seeds there (what a log-y line plot draws;
-    zeros are dropped, as it drops them)."""
+    values ≤ 0 are dropped, as it drops them; NaN at a size where every seed is ≤ 0)."""
     n, curves = _curves(group, y)
-    tail = np.where(curves[:, -WINDOW:] > 0, curves[:, -WINDOW:], np.nan)
-    return n[-WINDOW:], np.exp(np.nanmean(np.log(tail), axis=0))
+    tail = curves[:, -WINDOW:]
+    positive = tail > 0
+    logs = np.log(np.where(positive, tail, 1.0)) * positive
+    with np.errstate(invalid="ignore"):  # 0 / 0 = NaN where no seed is positive
+        return n[-WINDOW:], np.exp(logs.sum(axis=0) / positive.sum(axis=0))
 
 
 # ---------------------------------------------------------------------------------------------

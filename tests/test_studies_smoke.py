@@ -81,6 +81,21 @@ def test_rate_report_survives_subopt_at_round_off(tmp_path):
     assert rate_report._interval_text((-1.1, -0.9, 3, 50)) == "[-1.10, -0.90] (3 of 50 dropped)"
 
 
+@pytest.mark.slow
+def test_readme_main_job_runs_and_reports_the_full_rate_study(tmp_path):
+    """The README's first command past setup, `rlbandit run rate && rlbandit report rate`, on the full
+    (not smoke) sweep: CI runs only the tests, and this job once landed broken (a report crash
+    at η = 0.001 that the smoke sweep does not reach). About 40 s."""
+    results, report = tmp_path / "results", tmp_path / "report"
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", "rate", "--out", str(results), "--backend", "serial"])
+    assert ran.exit_code == 0, ran.output
+    reported = runner.invoke(app, ["report", "rate", "--results", str(results), "--out", str(report)])
+    assert reported.exit_code == 0, reported.output
+    text = (report / "README.md").read_text()
+    assert "## Findings" in text and "## Missing runs" not in text  # every declared run finished
+
+
 def test_frontier_smoke_end_to_end(tmp_path):
     frame, text = _run_and_report("frontier", tmp_path)
     gibbs = frame[frame["kind"] == "gibbs"]
