@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rlbandit import compiled
-from rlbandit._checks import NORMALISATION_TOL, check_context_probs, check_finite, check_logprobs
+from rlbandit._checks import check_context_probs, check_finite, check_logprobs
 
 __all__ = [
     "expected_reward",
@@ -106,7 +106,7 @@ def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: b
         flagged = -1 if check else exact.size
     if flagged == -1:  # an invalid entry (or a row at the edge of the approximate mass check)
         check_finite(rows, "rewards")
-        _check_ref_rows(refs.reshape(exact.size, -1), shape)
+        check_logprobs(refs.reshape(shape), "ref_logprobs")  # the messages: NaN, > 0, or the row's mass
         flagged = int(exact.sum())
     if flagged:
         k = shape[-1]
@@ -116,19 +116,6 @@ def gibbs(rewards: np.ndarray, ref_logprobs: np.ndarray, eta: float, *, check: b
 
 #: Below this η, 1/η overflows float64.
 _SMALLEST_ETA = 1.0 / np.finfo(np.float64).max
-
-
-def _check_ref_rows(ref_logprobs: np.ndarray, shape) -> None:
-    """The messages for log π0 rows (N, K) that :func:`rlbandit.compiled.gibbs_rows` rejected."""
-    check_logprobs(ref_logprobs, "ref_logprobs", normalised=False)  # NaN, positive entries: their own message
-    mass = np.exp(ref_logprobs).sum(axis=-1)
-    bad = np.flatnonzero(~(np.abs(mass - 1.0) <= NORMALISATION_TOL))
-    if bad.size:
-        index = np.unravel_index(int(bad[0]), shape[:-1]) if len(shape) > 1 else ()
-        raise ValueError(
-            f"ref_logprobs: rows must be normalised log-probabilities; row {tuple(int(i) for i in index)} "
-            f"has total probability {float(mass[bad[0]]):.8g}"
-        )
 
 
 def renormalise(logprobs: np.ndarray) -> np.ndarray:
