@@ -263,3 +263,15 @@ def optimistic_objective_and_kl(logprobs, phi, main, cov):
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(p > 0, p * (np.log(p) - main), 0.0).sum(-1)
     return u, kl
+
+
+def assert_optimistic_feasible(logprobs, phi, main, cov, beta, eta, probs, constraint):
+    """Option I's constraint β U ≥ η KL holds for ``logprobs`` (in d0-expectation, or per context for
+    ``constraint="per_context"``) up to round-off; returns the objective U per context (S, X)."""
+    u, kl = optimistic_objective_and_kl(logprobs, phi, main, cov)
+    slack = beta[:, None] * u - eta * kl
+    if constraint == "expected":
+        assert np.all((probs * slack).sum(-1) >= -1e-10)
+    else:
+        assert np.all(slack >= -1e-10)
+    return u
