@@ -274,7 +274,7 @@ def _figure(med: pd.DataFrame, y: str, ylabel: str, name: str, caption: str) -> 
 
 
 def _summary(exps: pd.DataFrame, stopped: pd.DataFrame, med: pd.DataFrame) -> str:
-    lines = []
+    lines, flat_capped = [], []
     fits = exps[exps["points"] >= 3].dropna(subset=["time exponent"])
     for axis in AXES:
         part = fits[fits["axis"] == axis]
@@ -283,9 +283,16 @@ def _summary(exps: pd.DataFrame, stopped: pd.DataFrame, med: pd.DataFrame) -> st
         top = part.loc[part["time exponent"].idxmax()]
         low = part.loc[part["time exponent"].idxmin()]
         lines.append(f"- Against {axis}: the steepest time growth is `{top['family']}/{top['method']}` "
-                     f"(exponent {top['time exponent']:.2f} ± {top['± se']:.2f}), the flattest "
-                     f"`{low['family']}/{low['method']}` ({low['time exponent']:.2f} ± {low['± se']:.2f}); "
+                     f"(exponent {top['time exponent']:.2f} ± {top['± se']:.2f}, {axis} = {top['sizes measured']}), "
+                     f"the flattest `{low['family']}/{low['method']}` ({low['time exponent']:.2f} ± "
+                     f"{low['± se']:.2f}, {axis} = {low['sizes measured']}); "
                      f"{len(part)} series fitted (growth-exponent table).")
+        if low["stopped"]:
+            flat_capped.append(f"`{low['method']}` in {axis} ({low['stopped']}, "
+                               f"{low['time at largest (s)']:.2g} s at the largest measured size)")
+    if flat_capped:
+        lines.append("- A flattest series that stopped before the end of its grid was fitted below the cap only, "
+                     "where per-call overhead can still dominate (Notes): " + "; ".join(flat_capped) + ".")
     pair = exps[(exps["family"] == "online") & exps["method"].isin(["optimistic", "ucb"])]
     if set(pair["method"]) == {"optimistic", "ucb"}:
         reach = pair.pivot(index="axis", columns="method", values="sizes measured")
@@ -377,9 +384,9 @@ def report(frame: pd.DataFrame) -> ReportContent:
     figures = (
         _figure(med, "time_s", "median time per call (s)", "time",
                 "Median time per call against the size of each axis (log–log; one panel per axis, the other axes "
-                "at base size; colour = method, line style = family; medians, no bands). Only measured sizes are drawn: "
-                "a line ends where the next size was capped (a call past the per-call cap), failed or skipped for "
-                "memory (stopped-series table)."),
+                "at base size; colour = method, line style = family; medians, no bands). Only measured sizes are "
+                "drawn: a line ends where the next size was capped (a call past the per-call cap), failed or "
+                "skipped for memory (stopped-series table)."),
         _figure(med.assign(peak_mib=med["peak_bytes"] / 2 ** 20), "peak_mib", "peak traced memory (MiB)", "memory",
                 "Peak traced memory per call (tracemalloc) against the size of each axis (log–log, as above)."),
     )
